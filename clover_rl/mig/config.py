@@ -1,0 +1,119 @@
+"""Configurations: a partition plus a model variant per slice, in the paper's graph form.
+
+The canonical identity of a configuration is its bipartite graph (variants x slice
+profiles, edge weight = count), i.e. the multiset of (profile, variant) pairs. Two
+configurations that differ only in slot order or placement are the same action.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations_with_replacement, product
+from typing import Iterable, Sequence
+
+import numpy as np
+import yaml
+
+from clover_rl.errors import ConfigError
+from clover_rl.mig.catalog import GpuModel
+from clover_rl.mig.partition import Partition, _profile_sort_key, place, slice_multisets
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One GPU's slices and variants, canonically ordered (largest slice first)."""
+
+    gpu: str
+    pairs: tuple[tuple[str, str], ...]  # (profile name, variant), canonical order
+
+    @staticmethod
+    def of(gpu: GpuModel, pairs: Iterable[tuple[str, str]]) -> "Configuration":
+        full = [(gpu.profile(p).name, v) for p, v in pairs]
+        full.sort(key=lambda pv: (_profile_sort_key(pv[0]), pv[1]))
+        return Configuration(gpu.name, tuple(full))
+
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        return tuple(p for p, _ in self.pairs)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return tuple(v for _, v in self.pairs)
+
+    def label(self) -> str:
+        """Short form used on the command line: ``4g:b7,3g:b5``."""
+        return ",".join(f"{p.split('.')[0]}:{v}" for p, v in self.pairs)
+
+    def __str__(self) -> str:
+        return self.label()
+
+    def partition(self, gpu: GpuModel) -> Partition:
+        return place(gpu, list(self.profiles))
+
+    def graph(self, variants: Sequence[str], profiles: Sequence[str]) -> np.ndarray:
+        """Edge counts, shape (len(variants), len(profiles))."""
+        g = np.zeros((len(variants), len(profiles)), dtype=np.int64)
+        vi = {v: i for i, v in enumerate(variants)}
+        pi = {p: i for i, p in enumerate(profiles)}
+        for p, v in self.pairs:
+            g[vi[v], pi[p]] += 1
+        return g
+
+    def variant_counts(self) -> Counter[str]:
+        return Counter(self.variants)
+
+
+def parse_configuration(text: str, gpu: GpuModel, variants: Sequence[str]) -> Configuration:
+    """Parse ``4g:b7,3g:b5`` and check it against the GPU's placement rules and the variants."""
+    if not text or not text.strip():
+        raise ConfigError("empty configuration; expected e.g. 4g:b7,3g:b5")
+    pairs = []
+    for item in text.split(","):
+        item = item.strip()
+        if item.count(":") != 1:
+            raise ConfigError(f"bad configuration item {item!r} in {text!r}; expected PROFILE:VARIANT")
+        prof, var = (x.strip() for x in item.split(":"))
+        gpu.profile(prof)
+        if var not in variants:
+            raise ConfigError(f"unknown variant {var!r} in {text!r} (known: {', '.join(variants)})")
+        pairs.append((prof, var))
+    cfg = Configuration.of(gpu, pairs)
+    cfg.partition(gpu)  # raises on placement violations
+    return cfg
+
+
+@lru_cache(maxsize=None)
+def enumerate_configurations(gpu: GpuModel, variants: tuple[str, ...], extended: bool = False) -> tuple[Configuration, ...]:
+    """All unique configurations of the maximal partitions (1282 on A100-40GB with 4 variants)."""
+    out: list[Configuration] = []
+    for multiset in slice_multisets(gpu, extended):
+        counts = Counter(multiset)
+        groups = sorted(counts.items(), key=lambda kv: _profile_sort_key(kv[0]))
+        per_group = [
+            [tuple((prof, v) for v in combo) for combo in combinations_with_replacement(variants, n)]
+            for prof, n in groups
+        ]
+        for choice in product(*per_group):
+            out.append(Configuration.of(gpu, [pv for grp in choice for pv in grp]))
+    return tuple(out)
+
+
+def base_configuration(gpu: GpuModel, variants: Sequence[str]) -> Configuration:
+    """The paper's BASE: the largest (last-listed) variant on the whole GPU."""
+    return Configuration.of(gpu, [(gpu.whole.name, variants[-1])])
+
+
+def to_mig_parted(configs: dict[str, Configuration], gpu: GpuModel, devices: str | list[int] = "all") -> str:
+    """NVIDIA mig-parted config YAML; one named entry per configuration."""
+    mig_configs = {}
+    for name, cfg in configs.items():
+        counts = Counter(cfg.profiles)
+        mig_configs[name] = [
+            {
+                "devices": devices,
+                "mig-enabled": True,
+                "mig-devices": {p: counts[p] for p in sorted(counts, key=_profile_sort_key)},
+            }
+        ]
+    return yaml.safe_dump({"version": "v1", "mig-configs": mig_configs}, sort_keys=False)
