@@ -1,0 +1,23 @@
+"""CLI command groups. Each module exposes ``register(app)``; add yours to ``_MODULES``."""
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+_MODULES = [
+    "clover_rl.commands.mig",
+    "clover_rl.commands.simulate",
+    "clover_rl.commands.traces",
+]
+
+
+def register_all(app: typer.Typer) -> None:
+    for name in _MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # command group not written yet
+                continue
+            raise
+        mod.register(app)
