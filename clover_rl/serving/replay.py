@@ -1,0 +1,225 @@
+"""``ReplayBackend``: the Backend protocol served by the profile-driven simulator.
+
+Instant and seeded: the same backend seed and the same call sequence give the same metrics.
+
+Reconfiguration downtime (paid at the start of the next :meth:`ReplayBackend.run`):
+
+* a slice whose (profile, placement) is new pays ``partition_change_s + model_load_s[variant]``;
+* a slice whose placement is unchanged but whose variant changed pays ``model_load_s[variant]``;
+* an unchanged slice pays nothing; neither does the first ``apply`` (the service is assumed
+  deployed before the first interval, as in the paper's experiments, where the initial
+  deployment is not part of any measured hour).
+
+Variants are assigned to slices so that unchanged placements keep their loaded variant when
+the new configuration still uses it there (see :func:`slot_assignment`). Applying twice
+without a run adds the downtimes per slice id (the reconfigurations happen one after
+another); downtime longer than an interval carries its remainder into the next run.
+
+Modes: ``"steady"`` answers a run without pending downtime from the cached steady state
+(microseconds, expected values, no sampling noise) when the load is below
+``STEADY_MAX_RHO`` of capacity, and otherwise runs the exact simulation from an empty queue;
+``"exact"`` always simulates. Exact runs report ``duration_s`` as the drained span (see
+:mod:`clover_rl.serving.simulator`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from clover_rl.errors import BackendError, ConfigError
+from clover_rl.mig.catalog import GpuModel, get_gpu
+from clover_rl.mig.config import Configuration
+from clover_rl.mig.partition import Slice
+from clover_rl.serving.backend import ReconfigReport
+from clover_rl.serving.metrics import IntervalMetrics
+from clover_rl.serving.profile import Profile, load_default_profile, load_profile
+from clover_rl.serving.simulator import (
+    DEFAULT_TIMEOUT_S,
+    Servers,
+    SteadyState,
+    _check_positive,
+    build_servers,
+    simulate,
+    slice_id,
+    slot_assignment,
+    steady_state_servers,
+)
+from clover_rl.services import ServiceSpec, load_service
+
+Assignment = tuple[tuple[Slice, str], ...]
+
+
+class ReplayBackend:
+    """Profile + simulator backend for ``n_gpus`` identical GPUs sharing one configuration."""
+
+    name = "replay"
+
+    def __init__(
+        self,
+        service: ServiceSpec | str,
+        profile: Profile | str | Path | None,
+        gpu: GpuModel | str,
+        n_gpus: int = 1,
+        seed: int | None = 0,
+        *,
+        mode: Literal["steady", "exact"] = "steady",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.service = service if isinstance(service, ServiceSpec) else load_service(service)
+        self.gpu = gpu if isinstance(gpu, GpuModel) else get_gpu(gpu)
+        if profile is None:
+            profile = load_default_profile(self.service.name, self.gpu.name)
+        elif not isinstance(profile, Profile):
+            profile = load_profile(profile)
+        self.profile = profile
+        if profile.gpu != self.gpu.name:
+            raise ConfigError(f"profile is for GPU {profile.gpu!r}, backend for {self.gpu.name!r}")
+        if profile.service != self.service.name:
+            raise ConfigError(f"profile is for service {profile.service!r}, backend for {self.service.name!r}")
+        if isinstance(n_gpus, bool) or not isinstance(n_gpus, (int, np.integer)) or n_gpus < 1:
+            raise ConfigError(f"n_gpus must be a positive integer, got {n_gpus!r}")
+        if mode not in ("steady", "exact"):
+            raise ConfigError(f"replay mode must be 'steady' or 'exact', got {mode!r}")
+        self.n_gpus = int(n_gpus)
+        self.mode = mode
+        self.timeout_s = _check_positive("timeout_s", timeout_s)
+        self._rng = np.random.default_rng(seed)
+        self._config: Configuration | None = None
+        self._assignment: Assignment = ()
+        self._servers: Servers | None = None
+        self._pending: dict[str, float] = {}
+        self._servers_cache: dict[Assignment, Servers] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def configuration(self) -> Configuration | None:
+        return self._config
+
+    @property
+    def pending_downtime_s(self) -> dict[str, float]:
+        """Downtime per slice id that the next run will pay."""
+        return dict(self._pending)
+
+    def _check_config(self, config: Configuration) -> None:
+        if not isinstance(config, Configuration):
+            raise ConfigError(f"expected a Configuration, got {type(config).__name__}")
+        if config.gpu != self.gpu.name:
+            raise ConfigError(f"configuration {config.label()} is for GPU {config.gpu!r}, backend for {self.gpu.name!r}")
+
+    def _servers_for(self, config: Configuration, assignment: Assignment) -> Servers:
+        s = self._servers_cache.get(assignment)
+        if s is None:
+            s = build_servers(config, self.profile, self.service, self.n_gpus, assignment=assignment)
+            self._servers_cache[assignment] = s
+        return s
+
+    def _load_s(self, variant: str) -> float:
+        try:
+            return float(self.profile.model_load_s[variant])
+        except KeyError:
+            raise ConfigError(f"profile has no model_load_s for variant {variant!r}") from None
+
+    def _alive(self) -> None:
+        if self._closed:
+            raise BackendError("replay backend is closed")
+
+    # ------------------------------------------------------------------ protocol
+
+    def apply(self, configuration: Configuration) -> ReconfigReport:
+        """Switch every GPU to ``configuration``; downtime is charged in the next run."""
+        self._alive()
+        self._check_config(configuration)
+        previous = {(s.profile, s.start): v for s, v in self._assignment}
+        assignment = slot_assignment(configuration, self.gpu, previous)
+        servers = self._servers_for(configuration, assignment)  # validates (slice, variant)
+        first = self._config is None
+        cost: dict[Slice, float] = {}
+        for slc, variant in assignment:
+            old = previous.get((slc.profile, slc.start))
+            if first or old == variant:
+                cost[slc] = 0.0
+            elif old is None:
+                cost[slc] = self.profile.partition_change_s + self._load_s(variant)
+            else:
+                cost[slc] = self._load_s(variant)
+        pending: dict[str, float] = {}
+        downtime: dict[str, float] = {}
+        for g in range(self.n_gpus):
+            for slc, _ in assignment:
+                sid = slice_id(g, slc)
+                # pending keys are previous slice ids: only a kept placement inherits its debt
+                d = cost[slc] + self._pending.get(sid, 0.0)
+                downtime[sid] = d
+                if d > 0:
+                    pending[sid] = d
+        changed_slices = sum(1 for c in cost.values() if c > 0) * self.n_gpus
+        prev_config = self._config
+        self._config, self._assignment, self._servers, self._pending = configuration, assignment, servers, pending
+        worst = max(downtime.values(), default=0.0)
+        return ReconfigReport(
+            changed=prev_config != configuration,
+            previous=prev_config,
+            current=configuration,
+            downtime_s=downtime,
+            slices_changed=changed_slices,
+            ok=True,
+            message=(f"{changed_slices} slice(s) reconfigured, up to {worst:.1f} s downtime"
+                     if changed_slices else "no slice changed"),
+        )
+
+    def run(self, seconds: float, rate_rps: float) -> IntervalMetrics:
+        """Serve the current configuration for ``seconds`` at ``rate_rps`` Poisson arrivals."""
+        self._alive()
+        if self._servers is None:
+            raise BackendError("no configuration applied to the replay backend; call apply() first")
+        seconds = _check_positive("seconds", seconds)
+        rate = _check_positive("rate_rps", rate_rps)
+        sub_seed = int(self._rng.integers(2**63 - 1))  # drawn every run: run k <-> sub-seed k
+        if self.mode == "steady" and not self._pending:
+            st = steady_state_servers(self._servers, rate, timeout_s=self.timeout_s)
+            if st.trusted:
+                return st.interval(seconds)
+        metrics = simulate(
+            self._config, self.profile, self.service, self.n_gpus, rate, seconds, sub_seed,  # type: ignore[arg-type]
+            downtime_s=self._pending, timeout_s=self.timeout_s, servers=self._servers,
+        )
+        self._pending = {sid: d - seconds for sid, d in self._pending.items() if d > seconds}
+        return metrics
+
+    def probe(self, configuration: Configuration, seconds: float, rate_rps: float) -> IntervalMetrics:
+        """Apply ``configuration`` (it stays applied) and serve a short window."""
+        self.apply(configuration)
+        return self.run(seconds, rate_rps)
+
+    def close(self) -> None:
+        self._closed = True
+        self._servers_cache.clear()
+
+    # ------------------------------------------------------------------ extras for env/agents
+
+    def servers(self, configuration: Configuration | None = None) -> Servers:
+        """Resolved servers of ``configuration`` (default: the current one)."""
+        if configuration is None:
+            if self._servers is None:
+                raise BackendError("no configuration applied to the replay backend; call apply() first")
+            return self._servers
+        self._check_config(configuration)
+        return self._servers_for(configuration, slot_assignment(configuration, self.gpu))
+
+    def capacity_rps(self, configuration: Configuration | None = None) -> float:
+        """Saturation throughput of all GPUs: sum over slices of 1 / mean service time."""
+        return self.servers(configuration).capacity_rps
+
+    def steady_state(self, rate_rps: float, configuration: Configuration | None = None) -> SteadyState:
+        """Cached long-run behaviour of ``configuration`` (default: current) at ``rate_rps``."""
+        return steady_state_servers(self.servers(configuration), rate_rps, timeout_s=self.timeout_s)
+
+    def __enter__(self) -> "ReplayBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

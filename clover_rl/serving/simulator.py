@@ -1,0 +1,664 @@
+"""Discrete-event simulation of one configuration replicated on N GPUs: the replay engine.
+
+Model (the paper's serving plane):
+
+* Servers are every MIG slice of every GPU. A server's service time is drawn from the
+  profile's quantiles by inverse-CDF sampling with linear interpolation (draw u ~ U(0,1),
+  interpolate ``QUANTILE_LEVELS -> service_ms``), so the simulated mean equals
+  :attr:`ProfileEntry.mean_ms` exactly.
+* Requests wait in ONE central FIFO queue; the head of the queue goes to whichever server is
+  free. **Tie rule**: when several servers are idle the fastest one (lowest mean service time)
+  takes the request; equal means go to the lower GPU index, then the lower placement start.
+  When none is idle the request takes the server that frees first (same tie rule on equal
+  free times). Servers are stored in this priority order, so "lowest index" is the rule.
+* A server may start unavailable (``available_at``: reconfiguration downtime); requests queue
+  meanwhile.
+* A request whose queueing wait would exceed ``timeout_s`` leaves the queue unserved and is
+  counted in ``dropped`` (it consumes no service). Strictly greater drops: a wait equal to
+  the timeout is served.
+* Requests still queued when the interval ends are served (drain) so the latency of
+  congestion shows up in the interval that caused it. Energy, utilisation and throughput are
+  accounted over ``max(interval, last completion)``, reported as ``duration_s``: all of those
+  figures then describe the same span, and the energy of the drained work is not lost.
+* Energy J = idle power x GPUs x span + sum over served requests of slice active power x
+  service time.
+
+The per-request loop is a numba kernel on plain arrays (two binary heaps: idle servers by
+priority, busy servers by free time), so it costs O(log servers) per request.
+
+:func:`steady_state` runs one long seeded simulation per (servers, rate grid point) and caches
+the result, so an interval's metrics under constant load cost microseconds; see
+:class:`SteadyState` for when that shortcut is not valid.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+from numba import njit
+
+from clover_rl.errors import ConfigError
+from clover_rl.mig.catalog import GpuModel, get_gpu
+from clover_rl.mig.config import Configuration
+from clover_rl.mig.partition import Slice
+from clover_rl.serving.metrics import IntervalMetrics
+from clover_rl.serving.profile import QUANTILE_LEVELS, Profile
+from clover_rl.services import ServiceSpec
+
+DEFAULT_TIMEOUT_S = 30.0
+LEVELS = np.asarray(QUANTILE_LEVELS, dtype=np.float64)
+
+# Steady-state shortcut: rate grid spacing (relative), length of the cached simulation,
+# share of it discarded as the empty-start transient, and the utilisation above which the
+# shortcut is not trusted (latency there depends on the interval length / history).
+STEADY_GRID_REL = 0.01
+STEADY_REQUESTS = 100_000
+STEADY_WARMUP = 0.05
+STEADY_MAX_RHO = 0.95
+STEADY_SEED = 20231112
+_STEADY_CACHE_MAX = 20_000
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def slice_id(gpu_index: int, slc: Slice) -> str:
+    """Stable per-slice key used in utilisation and downtime maps: ``gpu0/3g.20gb@4``."""
+    return f"gpu{gpu_index}/{slc.profile}@{slc.start}"
+
+
+def slot_assignment(
+    config: Configuration,
+    gpu: GpuModel | None = None,
+    previous: Mapping[tuple[str, int], str] | None = None,
+) -> tuple[tuple[Slice, str], ...]:
+    """Which variant runs on which placed slice of one GPU (every GPU gets the same).
+
+    A configuration names (profile, variant) pairs but not which slice of a profile holds
+    which variant. Slices whose (profile, start) existed in ``previous`` keep their old
+    variant when the new configuration still needs it there (no needless model reload);
+    the rest take the remaining variants in canonical order, slices in start order.
+    """
+    gpu = gpu or get_gpu(config.gpu)
+    part = config.partition(gpu)
+    remaining: dict[str, list[str]] = {}
+    for p, v in config.pairs:
+        remaining.setdefault(p, []).append(v)
+    chosen: dict[int, str] = {}
+    if previous:
+        for s in part.slices:
+            old = previous.get((s.profile, s.start))
+            if old is not None and old in remaining[s.profile]:
+                remaining[s.profile].remove(old)
+                chosen[s.start] = old
+    out = []
+    for s in part.slices:
+        v = chosen.get(s.start)
+        if v is None:
+            v = remaining[s.profile].pop(0)
+        out.append((s, v))
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
+class Servers:
+    """All slices of a configuration on N GPUs, in dispatch-priority order (fastest first)."""
+
+    ids: tuple[str, ...]
+    variants: tuple[str, ...]
+    gpu_index: np.ndarray  # int64 (S,)
+    quantiles_s: np.ndarray  # float64 (S, len(QUANTILE_LEVELS)), seconds
+    mean_s: np.ndarray  # float64 (S,)
+    active_power_w: np.ndarray  # float64 (S,)
+    accuracy: np.ndarray  # float64 (S,), variant accuracy
+    idle_power_w: float  # all GPUs together
+    n_gpus: int
+    estimated: bool
+    key: tuple = field(repr=False)  # hashable fingerprint for caches
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def capacity_rps(self) -> float:
+        """Saturation throughput: sum over servers of 1 / mean service time."""
+        return float(np.sum(1.0 / self.mean_s))
+
+    def available_at(self, downtime_s: Mapping[str, float] | None) -> np.ndarray:
+        """Per-server start-of-service times from a per-slice-id downtime map."""
+        out = np.zeros(len(self.ids))
+        if downtime_s:
+            index = {sid: i for i, sid in enumerate(self.ids)}
+            for sid, d in downtime_s.items():
+                if sid not in index:
+                    raise ConfigError(f"downtime given for unknown slice {sid!r} (known: {', '.join(self.ids)})")
+                d = float(d)
+                if not math.isfinite(d) or d < 0:
+                    raise ConfigError(f"downtime of slice {sid!r} must be a non-negative number, got {d!r}")
+                out[index[sid]] = d
+        return out
+
+
+def build_servers(
+    config: Configuration,
+    profile: Profile,
+    service: ServiceSpec,
+    n_gpus: int,
+    *,
+    assignment: Sequence[tuple[Slice, str]] | None = None,
+) -> Servers:
+    """Resolve a configuration against the profile and service into server arrays."""
+    if isinstance(n_gpus, bool) or not isinstance(n_gpus, (int, np.integer)) or n_gpus < 1:
+        raise ConfigError(f"n_gpus must be a positive integer, got {n_gpus!r}")
+    if profile.gpu != config.gpu:
+        raise ConfigError(f"profile is for GPU {profile.gpu!r} but configuration {config.label()} is for {config.gpu!r}")
+    if assignment is None:
+        assignment = slot_assignment(config)
+    rows = []
+    for slc, variant in assignment:
+        entry = profile.entry(slc.profile, variant)  # ConfigError naming (slice, variant)
+        acc = service.variant(variant).accuracy
+        rows.append((slc, variant, entry, acc))
+    servers = []
+    for g in range(int(n_gpus)):
+        for slc, variant, entry, acc in rows:
+            servers.append((entry.mean_ms / 1e3, g, slc.start, slice_id(g, slc), variant, entry, acc))
+    servers.sort(key=lambda r: (r[0], r[1], r[2]))  # the dispatch tie rule
+    q = np.array([[x / 1e3 for x in r[5].service_ms] for r in servers], dtype=np.float64)
+    if q.shape[1] != len(QUANTILE_LEVELS):
+        raise ConfigError(f"profile entries must list {len(QUANTILE_LEVELS)} service-time quantiles")
+    key = (
+        profile.idle_power_w,
+        int(n_gpus),
+        tuple((r[3], r[4], r[5].service_ms, r[5].active_power_w, r[6]) for r in servers),
+    )
+    return Servers(
+        ids=tuple(r[3] for r in servers),
+        variants=tuple(r[4] for r in servers),
+        gpu_index=np.array([r[1] for r in servers], dtype=np.int64),
+        quantiles_s=q,
+        mean_s=np.array([r[0] for r in servers], dtype=np.float64),
+        active_power_w=np.array([r[5].active_power_w for r in servers], dtype=np.float64),
+        accuracy=np.array([r[6] for r in servers], dtype=np.float64),
+        idle_power_w=float(profile.idle_power_w) * int(n_gpus),
+        n_gpus=int(n_gpus),
+        estimated=bool(profile.estimated),
+        key=key,
+    )
+
+
+# --------------------------------------------------------------------------- kernel
+
+
+@njit(cache=True, inline="always")
+def _busy_less(bt: np.ndarray, bs: np.ndarray, i: int, j: int) -> bool:
+    return bt[i] < bt[j] or (bt[i] == bt[j] and bs[i] < bs[j])
+
+
+@njit(cache=True)
+def _busy_sift_down(bt: np.ndarray, bs: np.ndarray, n: int, i: int) -> None:
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            return
+        if c + 1 < n and _busy_less(bt, bs, c + 1, c):
+            c += 1
+        if _busy_less(bt, bs, c, i):
+            bt[i], bt[c] = bt[c], bt[i]
+            bs[i], bs[c] = bs[c], bs[i]
+            i = c
+        else:
+            return
+
+
+@njit(cache=True)
+def _busy_push(bt: np.ndarray, bs: np.ndarray, n: int, t: float, s: int) -> None:
+    i = n
+    bt[i] = t
+    bs[i] = s
+    while i > 0:
+        p = (i - 1) // 2
+        if _busy_less(bt, bs, i, p):
+            bt[i], bt[p] = bt[p], bt[i]
+            bs[i], bs[p] = bs[p], bs[i]
+            i = p
+        else:
+            return
+
+
+@njit(cache=True)
+def _idle_push(h: np.ndarray, n: int, s: int) -> None:
+    i = n
+    h[i] = s
+    while i > 0:
+        p = (i - 1) // 2
+        if h[i] < h[p]:
+            h[i], h[p] = h[p], h[i]
+            i = p
+        else:
+            return
+
+
+@njit(cache=True)
+def _idle_pop(h: np.ndarray, n: int) -> int:
+    top = h[0]
+    n -= 1
+    h[0] = h[n]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and h[c + 1] < h[c]:
+            c += 1
+        if h[c] < h[i]:
+            h[i], h[c] = h[c], h[i]
+            i = c
+        else:
+            break
+    return top
+
+
+@njit(cache=True)
+def simulate_kernel(
+    arrivals: np.ndarray,
+    u: np.ndarray,
+    levels: np.ndarray,
+    quantiles: np.ndarray,
+    available_at: np.ndarray,
+    timeout_s: float,
+    latency: np.ndarray,
+    server: np.ndarray,
+    busy: np.ndarray,
+    count: np.ndarray,
+) -> float:
+    """FCFS multi-server queue; fills per-request ``latency`` (s, NaN if dropped) and
+    ``server`` (-1 if dropped), adds per-server ``busy`` seconds and ``count``; returns the
+    last completion time (0 if nothing served). Servers are indexed in priority order."""
+    n = arrivals.shape[0]
+    S = quantiles.shape[0]
+    L = levels.shape[0]
+    bt = np.empty(S)
+    bs = np.empty(S, dtype=np.int64)
+    idle = np.empty(S, dtype=np.int64)
+    nb = 0
+    ni = 0
+    for s in range(S):
+        _busy_push(bt, bs, nb, available_at[s], s)
+        nb += 1
+    last = 0.0
+    for i in range(n):
+        t = arrivals[i]
+        while nb > 0 and bt[0] <= t:  # servers free by now become idle
+            _idle_push(idle, ni, bs[0])
+            ni += 1
+            nb -= 1
+            bt[0] = bt[nb]
+            bs[0] = bs[nb]
+            _busy_sift_down(bt, bs, nb, 0)
+        # inverse CDF segment: independent of the server, so found once
+        x = u[i]
+        k = 0
+        while k < L - 2 and x >= levels[k + 1]:
+            k += 1
+        frac = (x - levels[k]) / (levels[k + 1] - levels[k])
+        if ni > 0:
+            s = _idle_pop(idle, ni)
+            ni -= 1
+            start = t
+            svc = quantiles[s, k] + frac * (quantiles[s, k + 1] - quantiles[s, k])
+            end = start + svc
+            _busy_push(bt, bs, nb, end, s)
+            nb += 1
+        else:
+            start = bt[0]
+            if start - t > timeout_s:
+                latency[i] = np.nan
+                server[i] = -1
+                continue
+            s = bs[0]
+            svc = quantiles[s, k] + frac * (quantiles[s, k + 1] - quantiles[s, k])
+            end = start + svc
+            bt[0] = end  # replace-top: the server stays busy with a later free time
+            _busy_sift_down(bt, bs, nb, 0)
+        latency[i] = end - t
+        server[i] = s
+        busy[s] += svc
+        count[s] += 1
+        if end > last:
+            last = end
+    return last
+
+
+# --------------------------------------------------------------------------- arrivals
+
+
+def poisson_arrivals(rng: np.random.Generator, rate_rps: float, duration_s: float) -> np.ndarray:
+    """Sorted Poisson arrival times in [0, duration) by cumulated exponential gaps (O(n))."""
+    mean_n = rate_rps * duration_s
+    size = int(mean_n + 6.0 * math.sqrt(mean_n) + 16)
+    t = np.cumsum(rng.exponential(1.0 / rate_rps, size))
+    while t[-1] < duration_s:  # vanishingly rare: extend
+        more = np.cumsum(rng.exponential(1.0 / rate_rps, size)) + t[-1]
+        t = np.concatenate([t, more])
+    return t[: np.searchsorted(t, duration_s, side="left")]
+
+
+def _check_positive(name: str, x: object) -> float:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a positive number, got {x!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {x!r}")
+    return v
+
+
+# --------------------------------------------------------------------------- exact path
+
+
+@dataclass(frozen=True, eq=False)
+class SimResult:
+    """Raw per-request output of one kernel run (latency s / NaN, server index / -1)."""
+
+    servers: Servers
+    arrivals: np.ndarray
+    latency_s: np.ndarray
+    server: np.ndarray
+    busy_s: np.ndarray
+    count: np.ndarray
+    last_completion_s: float
+    duration_s: float
+
+    def metrics(self, skip: int = 0) -> IntervalMetrics:
+        """Summarise (``skip`` drops the first requests from latency stats: warm-up)."""
+        sv = self.servers
+        served_mask = self.server >= 0
+        served = int(served_mask.sum())
+        arrived = int(self.arrivals.shape[0])
+        span = max(self.duration_s, self.last_completion_s)
+        lat = self.latency_s[skip:][served_mask[skip:]]
+        if lat.size:
+            p50, p95, p99 = np.percentile(lat, [50.0, 95.0, 99.0]) * 1e3
+            mean = float(lat.mean()) * 1e3
+        else:
+            p50 = p95 = p99 = mean = float("nan")
+        energy = sv.idle_power_w * span + float(np.dot(sv.active_power_w, self.busy_s))
+        acc = float(np.dot(sv.accuracy, self.count) / served) if served else float("nan")
+        util = {sid: float(b / span) for sid, b in zip(sv.ids, self.busy_s)} if span > 0 else {}
+        share: dict[str, float] = {}
+        if served:
+            for v, c in zip(sv.variants, self.count):
+                share[v] = share.get(v, 0.0) + float(c) / served
+        return IntervalMetrics(
+            duration_s=float(span),
+            arrived=arrived,
+            served=served,
+            dropped=arrived - served,
+            p50_ms=float(p50),
+            p95_ms=float(p95),
+            p99_ms=float(p99),
+            mean_ms=float(mean),
+            throughput_rps=served / span if span > 0 else 0.0,
+            energy_j=float(energy),
+            accuracy=acc,
+            utilization=util,
+            variant_share=dict(sorted(share.items())),
+            estimated=sv.estimated,
+            backend="replay",
+        )
+
+
+def simulate_arrays(
+    servers: Servers,
+    arrivals: np.ndarray,
+    u: np.ndarray,
+    duration_s: float,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    available_at: np.ndarray | None = None,
+) -> SimResult:
+    """Run the kernel on given arrival times and uniform draws (one draw per request)."""
+    arrivals = np.ascontiguousarray(arrivals, dtype=np.float64)
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    if u.shape != arrivals.shape:
+        raise ConfigError(f"need one uniform draw per arrival ({u.shape} vs {arrivals.shape})")
+    n = arrivals.shape[0]
+    avail = np.zeros(len(servers)) if available_at is None else np.ascontiguousarray(available_at, dtype=np.float64)
+    latency = np.empty(n)
+    server = np.empty(n, dtype=np.int64)
+    busy = np.zeros(len(servers))
+    count = np.zeros(len(servers), dtype=np.int64)
+    last = simulate_kernel(arrivals, u, LEVELS, servers.quantiles_s, avail, float(timeout_s),
+                           latency, server, busy, count)
+    return SimResult(servers, arrivals, latency, server, busy, count, float(last), float(duration_s))
+
+
+def _check_arrivals(arrivals: object, duration_s: float) -> np.ndarray:
+    a = np.asarray(arrivals, dtype=np.float64)
+    if a.ndim != 1:
+        raise ConfigError("arrivals must be a 1-D array of times in seconds")
+    if a.size:
+        if not np.all(np.isfinite(a)) or a[0] < 0 or a[-1] >= duration_s:
+            raise ConfigError(f"arrivals must lie in [0, {duration_s}) seconds")
+        if np.any(np.diff(a) < 0):
+            raise ConfigError("arrivals must be sorted in increasing time")
+    return a
+
+
+def simulate(
+    config: Configuration,
+    profile: Profile,
+    service: ServiceSpec,
+    n_gpus: int,
+    rate_rps: float | None,
+    duration_s: float,
+    seed: int | np.random.Generator | None = 0,
+    *,
+    downtime_s: Mapping[str, float] | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    arrivals: np.ndarray | None = None,
+    servers: Servers | None = None,
+) -> IntervalMetrics:
+    """Exact simulation of one interval from an empty queue.
+
+    ``arrivals`` (sorted seconds in [0, duration)) replaces the Poisson process, and then
+    ``rate_rps`` may be None. ``downtime_s`` maps slice ids (``gpu0/3g.20gb@4``) to the time
+    each slice is unavailable from the interval start. ``servers`` skips resolving the
+    configuration again (it must come from the same arguments).
+    """
+    duration_s = _check_positive("duration_s", duration_s)
+    timeout_s = _check_positive("timeout_s", timeout_s)
+    if servers is None:
+        servers = build_servers(config, profile, service, n_gpus)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if arrivals is None:
+        rate = _check_positive("rate_rps", rate_rps)
+        arr = poisson_arrivals(rng, rate, duration_s)
+    else:
+        arr = _check_arrivals(arrivals, duration_s)
+    u = rng.random(arr.shape[0])
+    res = simulate_arrays(servers, arr, u, duration_s, timeout_s=timeout_s,
+                          available_at=servers.available_at(downtime_s))
+    return res.metrics()
+
+
+# --------------------------------------------------------------------------- steady state
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """Long-run behaviour of a configuration under constant Poisson load.
+
+    ``saturated`` means rate >= capacity: no steady state without timeouts, and latency
+    grows with the interval length. ``trusted`` (rho < ``STEADY_MAX_RHO``) tells whether the
+    figures describe an interval of any length; callers fall back to :func:`simulate`
+    otherwise (and for intervals that start with reconfiguration downtime).
+    """
+
+    rate_rps: float
+    capacity_rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    drop_fraction: float
+    active_j_per_request: float  # active energy per served request
+    idle_power_w: float  # all GPUs
+    accuracy: float
+    utilization: dict[str, float]
+    variant_share: dict[str, float]
+    estimated: bool
+    n_requests: int
+
+    @property
+    def rho(self) -> float:
+        return self.rate_rps / self.capacity_rps
+
+    @property
+    def saturated(self) -> bool:
+        return self.rho >= 1.0
+
+    @property
+    def trusted(self) -> bool:
+        return self.rho < STEADY_MAX_RHO
+
+    @property
+    def power_w(self) -> float:
+        """Mean power of all GPUs (idle + active), i.e. the energy rate per second."""
+        return self.idle_power_w + self.active_j_per_request * self.rate_rps * (1.0 - self.drop_fraction)
+
+    def interval(self, seconds: float) -> IntervalMetrics:
+        """An interval's metrics as expected values (deterministic, no sampling noise)."""
+        arrived = int(round(self.rate_rps * seconds))
+        dropped = int(round(arrived * self.drop_fraction))
+        served = arrived - dropped
+        return IntervalMetrics(
+            duration_s=float(seconds),
+            arrived=arrived,
+            served=served,
+            dropped=dropped,
+            p50_ms=self.p50_ms,
+            p95_ms=self.p95_ms,
+            p99_ms=self.p99_ms,
+            mean_ms=self.mean_ms,
+            throughput_rps=served / seconds,
+            energy_j=self.idle_power_w * seconds + self.active_j_per_request * served,
+            accuracy=self.accuracy,
+            utilization=dict(self.utilization),
+            variant_share=dict(self.variant_share),
+            estimated=self.estimated,
+            backend="replay",
+        )
+
+
+_STEADY_CACHE: OrderedDict[tuple, SteadyState] = OrderedDict()
+
+
+def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int, seed: int,
+               grid_index: int) -> SteadyState:
+    key = (servers.key, rate, timeout_s, n_requests, seed)
+    hit = _STEADY_CACHE.get(key)
+    if hit is not None:
+        _STEADY_CACHE.move_to_end(key)
+        return hit
+    # Common random numbers per grid point: every configuration sees the same workload.
+    rng = np.random.default_rng([seed, grid_index + (1 << 20)])
+    horizon = n_requests / rate
+    arr = poisson_arrivals(rng, rate, horizon)
+    u = rng.random(arr.shape[0])
+    res = simulate_arrays(servers, arr, u, horizon, timeout_s=timeout_s)
+    skip = int(arr.shape[0] * STEADY_WARMUP)
+    m = res.metrics(skip=skip)
+    # Rates over the arrival horizon (not the drained span): the long-run shares.
+    n = max(arr.shape[0], 1)
+    served = m.served
+    st = SteadyState(
+        rate_rps=rate,
+        capacity_rps=servers.capacity_rps,
+        p50_ms=m.p50_ms, p95_ms=m.p95_ms, p99_ms=m.p99_ms, mean_ms=m.mean_ms,
+        drop_fraction=m.dropped / n,
+        active_j_per_request=float(np.dot(servers.active_power_w, res.busy_s) / served) if served else 0.0,
+        idle_power_w=servers.idle_power_w,
+        accuracy=m.accuracy,
+        utilization={sid: min(1.0, float(b / horizon)) for sid, b in zip(servers.ids, res.busy_s)},
+        variant_share=m.variant_share,
+        estimated=servers.estimated,
+        n_requests=int(arr.shape[0]),
+    )
+    _STEADY_CACHE[key] = st
+    if len(_STEADY_CACHE) > _STEADY_CACHE_MAX:
+        _STEADY_CACHE.popitem(last=False)
+    return st
+
+
+def _mix(a: float, b: float, w: float) -> float:
+    return a + w * (b - a)
+
+
+def _mix_dict(a: dict[str, float], b: dict[str, float], w: float) -> dict[str, float]:
+    return {k: _mix(a.get(k, 0.0), b.get(k, 0.0), w) for k in sorted(a.keys() | b.keys())}
+
+
+def steady_state_servers(
+    servers: Servers,
+    rate_rps: float,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    n_requests: int = STEADY_REQUESTS,
+    seed: int = STEADY_SEED,
+) -> SteadyState:
+    """Steady state at ``rate_rps``: linear interpolation between the two cached simulations
+    on the log-spaced rate grid (1% apart) that bracket it."""
+    rate = _check_positive("rate_rps", rate_rps)
+    timeout_s = _check_positive("timeout_s", timeout_s)
+    if n_requests < 1000:
+        raise ConfigError(f"n_requests for the steady state must be >= 1000, got {n_requests}")
+    step = math.log1p(STEADY_GRID_REL)
+    lo = math.floor(math.log(rate) / step)
+    r_lo = math.exp(lo * step)
+    r_hi = math.exp((lo + 1) * step)
+    a = _steady_at(servers, r_lo, timeout_s, n_requests, seed, lo)
+    w = (rate - r_lo) / (r_hi - r_lo)
+    if w <= 1e-12:
+        return a
+    b = _steady_at(servers, r_hi, timeout_s, n_requests, seed, lo + 1)
+    return SteadyState(
+        rate_rps=rate,
+        capacity_rps=a.capacity_rps,
+        p50_ms=_mix(a.p50_ms, b.p50_ms, w),
+        p95_ms=_mix(a.p95_ms, b.p95_ms, w),
+        p99_ms=_mix(a.p99_ms, b.p99_ms, w),
+        mean_ms=_mix(a.mean_ms, b.mean_ms, w),
+        drop_fraction=_mix(a.drop_fraction, b.drop_fraction, w),
+        active_j_per_request=_mix(a.active_j_per_request, b.active_j_per_request, w),
+        idle_power_w=a.idle_power_w,
+        accuracy=_mix(a.accuracy, b.accuracy, w),
+        utilization=_mix_dict(a.utilization, b.utilization, w),
+        variant_share=_mix_dict(a.variant_share, b.variant_share, w),
+        estimated=a.estimated,
+        n_requests=min(a.n_requests, b.n_requests),
+    )
+
+
+def steady_state(
+    config: Configuration,
+    profile: Profile,
+    service: ServiceSpec,
+    n_gpus: int,
+    rate_rps: float,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    n_requests: int = STEADY_REQUESTS,
+    seed: int = STEADY_SEED,
+) -> SteadyState:
+    """Cached steady state of a configuration (see :func:`steady_state_servers`)."""
+    servers = build_servers(config, profile, service, n_gpus)
+    return steady_state_servers(servers, rate_rps, timeout_s=timeout_s, n_requests=n_requests, seed=seed)
+
+
+def clear_steady_cache() -> None:
+    _STEADY_CACHE.clear()
