@@ -1,0 +1,67 @@
+"""The observation vector: one layout shared by training (replay) and deployment (live).
+
+Kept as a pure function of readings so the live controller builds exactly what the policy
+was trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    forecast_hours: int
+    variants: tuple[str, ...]
+    profiles: tuple[str, ...]
+
+    @property
+    def names(self) -> list[str]:
+        n = ["ci_now"] + [f"ci_forecast_{h + 1}h" for h in range(self.forecast_hours)]
+        n += ["request_rate", "p95_over_sla", "accuracy_over_base", "energy_over_base"]
+        n += [f"graph[{v},{p}]" for v in self.variants for p in self.profiles]
+        n += ["hour_sin", "hour_cos"]
+        return n
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        low = np.zeros(self.size, dtype=np.float32)
+        high = np.full(self.size, 10.0, dtype=np.float32)
+        low[-2:] = -1.0
+        high[-2:] = 1.0
+        g0 = 1 + self.forecast_hours + 4
+        high[g0:g0 + len(self.variants) * len(self.profiles)] = 1.0
+        return low, high
+
+
+def build_observation(
+    layout: ObservationLayout,
+    *,
+    ci_now: float,
+    forecast: np.ndarray,
+    rate_ratio: float,
+    p95_over_sla: float,
+    accuracy_over_base: float,
+    energy_over_base: float,
+    graph: np.ndarray,
+    hour_of_day: float,
+) -> np.ndarray:
+    """``ci_*`` are CI x PUE divided by the reference (250 g/kWh x 1.5 by default)."""
+    fc = np.asarray(forecast, dtype=np.float32)[: layout.forecast_hours]
+    if len(fc) < layout.forecast_hours:  # hold the last known value
+        pad = fc[-1] if len(fc) else ci_now
+        fc = np.concatenate([fc, np.full(layout.forecast_hours - len(fc), pad, dtype=np.float32)])
+    angle = 2.0 * np.pi * (hour_of_day % 24.0) / 24.0
+    obs = np.concatenate([
+        np.array([ci_now], dtype=np.float32),
+        fc,
+        np.array([rate_ratio, p95_over_sla, accuracy_over_base, energy_over_base], dtype=np.float32),
+        np.asarray(graph, dtype=np.float32).ravel() / 7.0,
+        np.array([np.sin(angle), np.cos(angle)], dtype=np.float32),
+    ]).astype(np.float32)
+    low, high = layout.bounds()
+    return np.clip(np.nan_to_num(obs, nan=0.0, posinf=10.0), low, high)

@@ -1,0 +1,461 @@
+"""CloverServingEnv: carbon-aware MIG configuration of an inference service, one hour a step."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from clover_rl.carbon.base import CarbonTrace
+from clover_rl.carbon.resolve import resolve_trace
+from clover_rl.envs.actions import ActionCatalog
+from clover_rl.envs.observation import ObservationLayout, build_observation
+from clover_rl.errors import ConfigError
+from clover_rl.mig.config import Configuration
+from clover_rl.objective import ObjectiveReference, Score, carbon_g, score
+from clover_rl.scenario import Scenario, load_scenario
+from clover_rl.serving.backend import Backend
+from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
+
+
+@dataclass(frozen=True)
+class Randomization:
+    """Domain randomisation for training: which carbon traces episodes are drawn from, how often
+    a synthetic trace replaces them, and how far the load level moves."""
+
+    traces: tuple[str, ...] = ()  # shipped names / paths; empty = the scenario's own trace
+    period: str = "train"
+    synthetic_prob: float = 0.0
+    rate_scale: tuple[float, float] = (1.0, 1.0)
+
+    @staticmethod
+    def from_dict(d: dict | None) -> "Randomization | None":
+        if not d:
+            return None
+        allowed = {"traces", "period", "synthetic_prob", "rate_scale"}
+        bad = set(d) - allowed
+        if bad:
+            raise ConfigError(f"randomization: unknown field(s) {sorted(bad)} (allowed: {sorted(allowed)})")
+        rs = tuple(float(x) for x in d.get("rate_scale", (1.0, 1.0)))
+        if len(rs) != 2 or not 0 < rs[0] <= rs[1]:
+            raise ConfigError(f"randomization.rate_scale must be [low, high] with 0 < low <= high, got {rs}")
+        p = float(d.get("synthetic_prob", 0.0))
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"randomization.synthetic_prob must be in [0, 1], got {p}")
+        return Randomization(tuple(d.get("traces", ())), str(d.get("period", "train")), p, rs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ConfigTable:
+    """Steady-state figures of every configuration at one load (the replay model's hindsight)."""
+
+    rate_rps: float
+    energy_per_request_j: np.ndarray
+    accuracy: np.ndarray
+    p95_ms: np.ndarray
+    feasible: np.ndarray
+
+    def scores(self, intensity: float, pue: float, ref: ObjectiveReference) -> np.ndarray:
+        """The paper's score of every configuration at this intensity (-inf where infeasible)."""
+        cpr = self.energy_per_request_j / 3.6e6 * intensity * pue
+        dc = (ref.c_ref_g - cpr) / ref.c_ref_g
+        da = (ref.a_base - self.accuracy) / ref.a_base
+        raw = ref.lam * dc - (1 - ref.lam) * da
+        factor = np.where(self.p95_ms > ref.sla_ms, ref.sla_ms / np.maximum(self.p95_ms, 1e-9), 1.0)
+        return np.where(self.feasible, raw * factor, -np.inf)
+
+
+@dataclass
+class _Last:
+    p95_over_sla: float = 1.0
+    accuracy_over_base: float = 1.0
+    energy_over_base: float = 1.0
+    probes: list[IntervalMetrics] = field(default_factory=list)
+    probe_changes: int = 0
+
+
+class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
+    """
+    ## Description
+    An inference service (a `ServiceSpec`: EfficientNet, YOLOv5, ALBERT or your own) runs on
+    `gpus` NVIDIA GPUs split into MIG slices. Every control interval (default one hour) the
+    agent picks one configuration -- a MIG partition plus a model variant per slice, applied
+    to every GPU as in the Clover paper -- while the grid's carbon intensity follows a trace.
+    The backend serves the interval (trace replay: profile + simulator; live: real workers).
+
+    ## Action Space
+    `Discrete(n)` over the unique configurations of one GPU in the paper's canonical graph
+    form (1282 for A100-40GB with 4 variants). `action_masks()` marks the configurations
+    whose models fit their slices' memory. `step()` accepts any action: an infeasible one is
+    refused (no change, a penalty, `info["refused"] = True`).
+
+    ## Observation Space
+    A flat float32 `Box` (see `observation_names`): carbon intensity now and `forecast_hours`
+    ahead (CI x PUE over the reference 250 g/kWh x 1.5), request rate over the scenario's mean,
+    last p95 over the SLA, last accuracy over BASE's, last energy per request over BASE's, the
+    current configuration's graph edge counts / 7, and the hour of day as sin/cos.
+
+    ## Rewards
+    The paper's score `lambda*dC - (1-lambda)*dA` (x SLA/p95 when violated) for the interval
+    actually served (including any optimizer probes and the reconfiguration downtime, whose
+    queued requests are accounted), minus `penalties.sla * min(p95/SLA - 1, 10)` when the SLA
+    is violated, `penalties.infeasible` for a refused action and `penalties.reconfiguration`
+    per reconfiguration. Every component is in `info`.
+
+    ## Starting State
+    BASE (largest variant on whole GPUs) at a window start drawn from `self.np_random`
+    (or `options={"start": i}`), and a load scale drawn from the randomisation range.
+
+    ## Episode End
+    Never `terminated`; `truncated` after `episode_hours` intervals (the trace window ends).
+
+    ## Arguments
+    `scenario` (shipped name, YAML path or `Scenario`), `backend` ("replay" | "live" | a
+    `Backend`), `carbon_trace` (replaces the scenario's trace: shipped name, CSV path or
+    `CarbonTrace`), `trace_period` ("train" | "eval" | "all"), `episode_hours`,
+    `randomization` (dict, see `Randomization`), `backend_kwargs`, and scenario field overrides.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        scenario: str | Scenario = "efficientnet",
+        *,
+        backend: str | Backend = "replay",
+        carbon_trace: str | CarbonTrace | None = None,
+        trace_period: str | None = None,
+        episode_hours: int | None = None,
+        randomization: dict | Randomization | None = None,
+        backend_kwargs: dict | None = None,
+        render_mode: str | None = None,
+        device: str | None = None,
+        interval_s: float | None = None,
+        **overrides: Any,
+    ) -> None:
+        backend_kwargs = dict(backend_kwargs or {})
+        if device is not None:
+            backend_kwargs["device"] = device
+        if interval_s is not None:
+            overrides["control_interval_s"] = interval_s
+        if episode_hours is not None:
+            overrides["episode_hours"] = episode_hours
+        self.scenario = load_scenario(scenario, **overrides)
+        sc = self.scenario
+        self.service = sc.service_spec()
+        self.gpu = sc.gpu_model()
+        self.profile = sc.load_profile()
+        if self.profile.service != self.service.name or self.profile.gpu != self.gpu.name:
+            raise ConfigError(
+                f"profile {self.profile.path or ''} is for {self.profile.service} on {self.profile.gpu}, "
+                f"scenario {sc.name} needs {self.service.name} on {self.gpu.name}"
+            )
+        self.catalog = ActionCatalog(self.gpu, self.service)
+        self.randomization = (randomization if isinstance(randomization, Randomization)
+                              else Randomization.from_dict(randomization))
+        period = trace_period or sc.carbon.period
+        self._trace = resolve_trace(carbon_trace or sc.carbon.trace, period, sc.control_interval_s)
+        self._pool: list[CarbonTrace] = [self._trace]
+        if self.randomization and self.randomization.traces:
+            self._pool = [resolve_trace(t, self.randomization.period, sc.control_interval_s)
+                          for t in self.randomization.traces]
+        self.render_mode = render_mode
+
+        from clover_rl.serving.replay import ReplayBackend
+
+        # The replay model of the profile: references (SLA, C_ref) and hindsight tables.
+        self.model = ReplayBackend(self.service, self.profile, self.gpu, sc.gpus, seed=0,
+                                   timeout_s=sc.timeout_s)
+        self.backend: Backend = self._make_backend(backend, backend_kwargs)
+
+        self.mean_rate = sc.workload.mean_rate()
+        base_cfg = self.catalog.configs[self.catalog.base_index]
+        base = self.model.steady(base_cfg, self.mean_rate)
+        self.base_metrics = base
+        self.sla_ms = float(sc.sla_ms or base.p95_ms)
+        self.reference = ObjectiveReference.from_base(
+            base.energy_per_request_j, base.accuracy, self.sla_ms, sc.objective.lam,
+            sc.objective.reference_intensity, sc.objective.reference_pue,
+        )
+        self._ci_ref = sc.objective.reference_intensity * sc.objective.reference_pue
+
+        self.layout = ObservationLayout(sc.carbon.forecast_hours, self.catalog.variants, self.catalog.profiles)
+        low, high = self.layout.bounds()
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.action_space = spaces.Discrete(len(self.catalog))
+        self.observation_names = self.layout.names
+
+        self._episode_trace = self._trace
+        self._t0 = 0
+        self._t = 0
+        self._rate_scale = 1.0
+        self._current = self.catalog.base_index
+        self._last = _Last()
+        self._tables: dict[float, ConfigTable] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _make_backend(self, backend: str | Backend, kwargs: dict) -> Backend:
+        if not isinstance(backend, str):
+            return backend
+        if backend == "replay":
+            from clover_rl.serving.replay import ReplayBackend
+
+            return ReplayBackend(self.service, self.profile, self.gpu, self.scenario.gpus,
+                                 seed=int(kwargs.pop("seed", 0)), timeout_s=self.scenario.timeout_s, **kwargs)
+        if backend == "live":
+            from clover_rl.serving.live.backend import LiveBackend
+
+            return LiveBackend(self.service, self.gpu, self.scenario.gpus, **kwargs)
+        raise ConfigError(f"unknown backend {backend!r} (replay, live)")
+
+    @property
+    def steps_per_episode(self) -> int:
+        return self.scenario.steps_per_episode
+
+    @property
+    def configuration(self) -> Configuration:
+        return self.catalog.configs[self._current]
+
+    @property
+    def trace(self) -> CarbonTrace:
+        return self._episode_trace
+
+    def intensity(self, offset: int = 0) -> float:
+        """Grid intensity (g/kWh, without PUE) at the current interval + ``offset``."""
+        vals = self._episode_trace.values
+        return float(vals[min(self._t + offset, len(vals) - 1)])
+
+    def rate(self, offset: int = 0) -> float:
+        w = self.scenario.workload
+        base = self.mean_rate
+        if w.kind == "diurnal" and w.amplitude > 0:
+            hour = self._hour(offset)
+            base = self.mean_rate * (1.0 + w.amplitude * math.cos(2 * math.pi * (hour - w.peak_hour) / 24.0))
+        return max(base * self._rate_scale, 1e-6)
+
+    def _hour(self, offset: int = 0) -> float:
+        times = self._episode_trace.times
+        ts = times[min(self._t + offset, len(times) - 1)]
+        return float((ts - ts.astype("datetime64[D]")) / np.timedelta64(1, "h"))
+
+    def config_table(self, rate_rps: float | None = None) -> ConfigTable:
+        """Steady-state energy/accuracy/p95 of every configuration (cached per load level).
+
+        Hindsight knowledge from the replay model: for the oracle and for analysis, never for
+        an online agent's decisions.
+        """
+        rate = float(rate_rps if rate_rps is not None else self.rate())
+        key = round(rate, 6)
+        if key not in self._tables:
+            n = len(self.catalog)
+            e = np.full(n, np.inf)
+            acc = np.zeros(n)
+            p95 = np.full(n, np.inf)
+            for i, cfg in enumerate(self.catalog.configs):
+                if not self.catalog.feasible[i]:
+                    continue
+                m = self.model.steady(cfg, rate)
+                e[i] = m.energy_per_request_j if m.served else np.inf
+                acc[i] = m.accuracy
+                p95[i] = m.p95_ms
+            self._tables[key] = ConfigTable(rate, e, acc, p95, self.catalog.feasible.copy())
+        return self._tables[key]
+
+    def action_masks(self) -> np.ndarray:
+        return self.catalog.feasible.copy()
+
+    def _obs(self) -> np.ndarray:
+        pue = self.scenario.carbon.pue
+        fh = self.scenario.carbon.forecast_hours
+        vals = self._episode_trace.values
+        fc = vals[self._t + 1: self._t + 1 + fh] * pue / self._ci_ref
+        return build_observation(
+            self.layout,
+            ci_now=self.intensity() * pue / self._ci_ref,
+            forecast=fc,
+            rate_ratio=self.rate() / self.mean_rate,
+            p95_over_sla=self._last.p95_over_sla,
+            accuracy_over_base=self._last.accuracy_over_base,
+            energy_over_base=self._last.energy_over_base,
+            graph=self.catalog.graphs[self._current],
+            hour_of_day=self._hour(),
+        )
+
+    def _draw_trace(self, options: dict) -> CarbonTrace:
+        r = self.randomization
+        if "trace" in options:
+            return resolve_trace(options["trace"], "all", self.scenario.control_interval_s)
+        if r and r.synthetic_prob > 0 and self.np_random.random() < r.synthetic_prob:
+            from clover_rl.carbon.synth import synthesize
+
+            shape = str(self.np_random.choice(["solar", "wind", "mixed"]))
+            days = self.steps_per_episode // 24 + 2
+            return synthesize(shape, days, int(self.np_random.integers(2**31)))
+        return self._pool[int(self.np_random.integers(len(self._pool)))]
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        self._episode_trace = self._draw_trace(options)
+        n = len(self._episode_trace)
+        steps = self.steps_per_episode
+        if n < steps:
+            raise ConfigError(
+                f"carbon trace {self._episode_trace.name} has {n} intervals; an episode needs {steps} "
+                f"(lower episode_hours)"
+            )
+        if "start" in options:
+            start = int(options["start"])
+            if not 0 <= start <= n - steps:
+                raise ConfigError(f"reset option start={start} outside 0..{n - steps}")
+        else:
+            start = int(self.np_random.integers(0, n - steps + 1))
+        self._t0 = self._t = start
+        r = self.randomization
+        if "rate_scale" in options:
+            self._rate_scale = float(options["rate_scale"])
+        elif r and r.rate_scale[0] != r.rate_scale[1]:
+            self._rate_scale = float(self.np_random.uniform(*r.rate_scale))
+        else:
+            self._rate_scale = 1.0
+        if hasattr(self.backend, "reseed"):
+            self.backend.reseed(int(self.np_random.integers(2**31)))
+        start_cfg = options.get("config", self.catalog.base_index)
+        self._current = self.catalog.lookup(start_cfg)
+        self.backend.apply(self.configuration)
+        self._last = _Last()
+        return self._obs(), self._info_reset()
+
+    def _info_reset(self) -> dict:
+        return {
+            "config": self.configuration.label(),
+            "ci": self.intensity(),
+            "rate_rps": self.rate(),
+            "sla_ms": self.sla_ms,
+            "time": str(self._episode_trace.times[self._t]),
+            "action_mask": self.action_masks(),
+        }
+
+    def probe(self, action: int | str | Configuration) -> dict:
+        """Measure a candidate configuration on the backend for ``scenario.probe_s`` seconds.
+
+        This is an online optimizer's exploration: the window is served by the candidate and
+        counts in the current interval's results (carbon, accuracy, latency) at the next step.
+        Returns the window's metrics and its score at the current intensity.
+        """
+        idx = self.catalog.lookup(action)
+        if not self.catalog.feasible[idx]:
+            raise ConfigError(f"cannot probe {self.catalog.configs[idx].label()}: {self.catalog.why_infeasible(idx)}")
+        cfg = self.catalog.configs[idx]
+        used = sum(p.duration_s for p in self._last.probes)
+        if used + self.scenario.probe_s > self.scenario.control_interval_s:
+            raise ConfigError("probe budget exceeds the control interval")
+        before = self.backend.configuration
+        m = self.backend.probe(cfg, self.scenario.probe_s, self.rate())
+        changed = before != cfg
+        self._last.probes.append(m)
+        self._last.probe_changes += int(changed)
+        sc = self._score(m)
+        return {"metrics": m, "score": sc, "config": cfg.label(), "action": idx}
+
+    def _score(self, m: IntervalMetrics) -> Score:
+        pue = self.scenario.carbon.pue
+        cpr = carbon_g(m.energy_per_request_j if m.served else m.energy_j, self.intensity(), pue)
+        return score(cpr, m.accuracy if m.served else 0.0, m.p95_ms if m.served else 1e9, self.reference)
+
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict]:
+        a = int(action)
+        if not self.action_space.contains(a):
+            raise ConfigError(f"action {action!r} outside Discrete({self.action_space.n})")
+        sc = self.scenario
+        refused = not self.catalog.feasible[a]
+        target = self._current if refused else a
+        probes = self._last.probes
+        probe_time = sum(p.duration_s for p in probes)
+        reconfigs = self._last.probe_changes
+        report = None
+        if self.backend.configuration != self.catalog.configs[target]:
+            report = self.backend.apply(self.catalog.configs[target])
+            reconfigs += int(report.changed)
+        main = self.backend.run(max(sc.control_interval_s - probe_time, 1e-3), self.rate())
+        m = merge_metrics(list(probes) + [main])
+        self._current = target
+
+        pue = sc.carbon.pue
+        ci = self.intensity()
+        c_g = carbon_g(m.energy_j, ci, pue)
+        s = self._score(m)
+        viol = m.p95_ms > self.sla_ms
+        sla_pen = sc.penalties.sla * min(m.p95_ms / self.sla_ms - 1.0, 10.0) if viol else 0.0
+        inf_pen = sc.penalties.infeasible if refused else 0.0
+        rec_pen = sc.penalties.reconfiguration * reconfigs
+        reward = s.value - sla_pen - inf_pen - rec_pen
+
+        self._last = _Last(
+            p95_over_sla=m.p95_ms / self.sla_ms,
+            accuracy_over_base=m.accuracy / self.reference.a_base if m.served else 0.0,
+            energy_over_base=(m.energy_per_request_j / self.base_metrics.energy_per_request_j) if m.served else 10.0,
+        )
+        info = {
+            "time": str(self._episode_trace.times[self._t]),
+            "ci": ci,
+            "pue": pue,
+            "rate_rps": self.rate(),
+            "action": a,
+            "config": self.configuration.label(),
+            "refused": refused,
+            "refused_reason": self.catalog.why_infeasible(a) if refused else "",
+            "carbon_g": c_g,
+            "carbon_per_request_g": c_g / m.served if m.served else float("nan"),
+            "energy_j": m.energy_j,
+            "energy_per_request_j": m.energy_per_request_j,
+            "accuracy": m.accuracy,
+            "p50_ms": m.p50_ms,
+            "p95_ms": m.p95_ms,
+            "p99_ms": m.p99_ms,
+            "sla_ms": self.sla_ms,
+            "sla_violated": viol,
+            "served": m.served,
+            "dropped": m.dropped,
+            "arrived": m.arrived,
+            "probes": len(probes),
+            "probe_s": probe_time,
+            "reconfigurations": reconfigs,
+            "downtime_s": max(report.downtime_s.values(), default=0.0) if report else 0.0,
+            "variant_share": dict(m.variant_share),
+            "objective": s.value,
+            "delta_c": s.delta_c,
+            "delta_a": s.delta_a,
+            "sla_factor": s.sla_factor,
+            "reward_objective": s.value,
+            "reward_sla_penalty": -sla_pen,
+            "reward_infeasible_penalty": -inf_pen,
+            "reward_reconfig_penalty": -rec_pen,
+            "estimated": m.estimated,
+            "backend": m.backend,
+        }
+        self._t += 1
+        truncated = self._t - self._t0 >= self.steps_per_episode
+        if truncated:
+            self._t -= 1  # observation of the last interval; nothing follows
+        obs = self._obs()
+        info["action_mask"] = self.action_masks()
+        return obs, float(reward), False, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return (f"t={self._t - self._t0} ci={self.intensity():.0f} g/kWh "
+                    f"config={self.configuration.label()} last p95/SLA={self._last.p95_over_sla:.2f}")
+        return None
+
+    def close(self) -> None:
+        self.backend.close()
+        if self.model is not self.backend:
+            self.model.close()
