@@ -1,0 +1,140 @@
+"""Trace replay as a live source: ``file:PATH[,speed=N][,end=loop|hold]`` and ``trace:``.
+
+Lets the deployed controller run against a recorded trace (demos, soak tests, CPU
+emulation) with exactly the interface of a live API.
+
+Time mapping: the source starts at the trace's first sample when it is created (``start``,
+a wall-clock instant, defaults to ``clock()`` at construction). At wall time ``now`` the
+trace clock reads ``trace_start + (now - start) * speed``: at ``speed=60`` one trace hour
+passes in one wall minute. The value is the sample whose interval contains the trace clock;
+``forecast`` holds the trace's own values 1, 2, ... *trace* hours ahead (a perfect
+forecast, since the future is on file). ``reading.time`` is the timestamp of the sample
+being served, i.e. trace time, not wall time.
+
+End of the trace: ``end=loop`` (default) wraps around, so a long-running deployment keeps
+seeing a daily pattern; ``end=hold`` keeps serving the last sample, and says so in
+``message``. A replay never goes stale and never raises after construction.
+
+``clock`` is injectable so tests advance time without sleeping.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from clover_rl.carbon.base import CarbonReading, CarbonTrace, utcnow
+from clover_rl.carbon.providers.common import as_utc
+from clover_rl.errors import ConfigError
+
+END_MODES = ("loop", "hold")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def check_speed(speed: object, name: str = "file") -> float:
+    """A finite positive float, or a :class:`ConfigError` naming the bad value."""
+    try:
+        v = float(speed)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: speed must be a positive number, got {speed!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ConfigError(f"{name}: speed must be a positive number, got {speed!r}")
+    return v
+
+
+def _to_datetime(t: np.datetime64) -> datetime:
+    seconds = int(np.datetime64(t, "s").astype("int64"))
+    return _EPOCH + timedelta(seconds=seconds)
+
+
+class TraceSource:
+    """Replays an in-memory :class:`CarbonTrace` in real or accelerated wall-clock time."""
+
+    def __init__(self, trace: CarbonTrace, *, speed: float = 1.0, end: str = "loop",
+                 clock: Callable[[], datetime] = utcnow, start: datetime | None = None,
+                 name: str | None = None) -> None:
+        self.name = name or f"trace:{trace.name}"
+        if not isinstance(trace, CarbonTrace):
+            raise ConfigError(f"{self.name}: expected a CarbonTrace, got {type(trace).__name__}")
+        if len(trace) == 0:
+            raise ConfigError(f"{self.name}: trace {trace.name!r} is empty")
+        values = np.asarray(trace.values, dtype=np.float64)
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise ConfigError(f"{self.name}: trace {trace.name!r} has negative or non-finite "
+                              "values")
+        if end not in END_MODES:
+            raise ConfigError(f"{self.name}: end must be one of {', '.join(END_MODES)}, "
+                              f"got {end!r}")
+        self.trace = trace
+        self.speed = check_speed(speed, self.name)
+        self.end = end
+        self._clock = clock
+        self.start = as_utc(start) if start is not None else as_utc(clock())
+        times = np.asarray(trace.times).astype("datetime64[s]")
+        self._offsets = (times - times[0]).astype("int64").astype(np.float64)  # s from start
+        self._values = values
+        self._times = times
+        # a loop lasts until the end of the last sample's interval
+        self.duration_s = float(self._offsets[-1] + trace.resolution_s)
+
+    def trace_seconds(self, now: datetime | None = None) -> float:
+        """Trace seconds elapsed since the trace start at wall time ``now`` (unwrapped)."""
+        now = as_utc(now) if now is not None else as_utc(self._clock())
+        return max(0.0, (now - self.start).total_seconds() * self.speed)
+
+    def _index(self, elapsed: float) -> tuple[int, bool]:
+        """Sample index for ``elapsed`` trace seconds; second item: past the end (hold)."""
+        if self.end == "loop":
+            elapsed = elapsed % self.duration_s
+        elif elapsed >= self.duration_s:
+            return len(self._values) - 1, True
+        i = int(np.searchsorted(self._offsets, elapsed, side="right")) - 1
+        return max(i, 0), False
+
+    def read(self, now: datetime | None = None, horizon_h: int = 0) -> CarbonReading:
+        """The sample at the trace clock for ``now`` and the next ``horizon_h`` trace hours."""
+        elapsed = self.trace_seconds(now)
+        i, ended = self._index(elapsed)
+        forecast = tuple(float(self._values[self._index(elapsed + 3600.0 * k)[0]])
+                         for k in range(1, max(0, horizon_h) + 1))
+        message = ""
+        if ended:
+            message = (f"{self.name}: trace ended at {_to_datetime(self._times[-1]):%Y-%m-%dT%H:%MZ}"
+                       "; holding last value")
+        return CarbonReading(float(self._values[i]), _to_datetime(self._times[i]), self.name,
+                             stale=False, forecast=forecast, message=message)
+
+
+def resolve_trace_path(path: str) -> Path:
+    """``path`` as given, else a file of that name among the shipped traces."""
+    from clover_rl.paths import carbon_data_dir
+
+    p = Path(path).expanduser()
+    if p.exists():
+        return p
+    shipped = carbon_data_dir() / path
+    if shipped.exists():
+        return shipped
+    raise ConfigError(f"file: no such carbon trace file {path!r} (nor in {carbon_data_dir()})")
+
+
+class FileSource(TraceSource):
+    """A trace file replayed in real or accelerated time (see module doc)."""
+
+    def __init__(self, path: str, *, speed: float = 1.0, end: str = "loop",
+                 clock: Callable[[], datetime] = utcnow, start: datetime | None = None,
+                 name: str | None = None) -> None:
+        if not str(path).strip():
+            raise ConfigError("file: missing path (write file:PATH[,speed=N])")
+        name = name or f"file:{path}"
+        check_speed(speed, name)  # before touching the disk: cheap errors first
+        resolved = resolve_trace_path(str(path).strip())
+        # imported here: the trace loader pulls pandas and is not needed by API sources
+        from clover_rl.carbon.trace import load_trace
+
+        self.path = resolved
+        super().__init__(load_trace(resolved), speed=speed, end=end, clock=clock, start=start,
+                         name=name)
