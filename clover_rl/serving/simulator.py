@@ -22,6 +22,9 @@ Model (the paper's serving plane):
   figures then describe the same span, and the energy of the drained work is not lost.
 * Energy J = idle power x GPUs x span + sum over served requests of slice active power x
   service time.
+* Metrics never hold NaN (it would poison rewards and merged windows): with nothing served,
+  latencies are 0 when nothing arrived and ``timeout_s`` when everything timed out, and the
+  accuracy is that of the slice the next request would get (the fastest).
 
 The per-request loop is a numba kernel on plain arrays (two binary heaps: idle servers by
 priority, busy servers by free time), so it costs O(log servers) per request.
@@ -372,6 +375,7 @@ class SimResult:
     count: np.ndarray
     last_completion_s: float
     duration_s: float
+    timeout_s: float
 
     def metrics(self, skip: int = 0) -> IntervalMetrics:
         """Summarise (``skip`` drops the first requests from latency stats: warm-up)."""
@@ -384,10 +388,10 @@ class SimResult:
         if lat.size:
             p50, p95, p99 = np.percentile(lat, [50.0, 95.0, 99.0]) * 1e3
             mean = float(lat.mean()) * 1e3
-        else:
-            p50 = p95 = p99 = mean = float("nan")
+        else:  # never NaN (it would poison rewards and merges): see module docstring
+            p50 = p95 = p99 = mean = (self.timeout_s * 1e3 if arrived > served else 0.0)
         energy = sv.idle_power_w * span + float(np.dot(sv.active_power_w, self.busy_s))
-        acc = float(np.dot(sv.accuracy, self.count) / served) if served else float("nan")
+        acc = float(np.dot(sv.accuracy, self.count) / served) if served else float(sv.accuracy[0])
         util = {sid: float(b / span) for sid, b in zip(sv.ids, self.busy_s)} if span > 0 else {}
         share: dict[str, float] = {}
         if served:
@@ -434,7 +438,8 @@ def simulate_arrays(
     count = np.zeros(len(servers), dtype=np.int64)
     last = simulate_kernel(arrivals, u, LEVELS, servers.quantiles_s, avail, float(timeout_s),
                            latency, server, busy, count)
-    return SimResult(servers, arrivals, latency, server, busy, count, float(last), float(duration_s))
+    return SimResult(servers, arrivals, latency, server, busy, count, float(last), float(duration_s),
+                     float(timeout_s))
 
 
 def _check_arrivals(arrivals: object, duration_s: float) -> np.ndarray:
