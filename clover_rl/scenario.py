@@ -126,7 +126,10 @@ def _load(path: Path) -> Scenario:
         raise ConfigError(f"{path}: {_first_error(e)}") from None
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
-    sc.service_spec()  # fail early on an unknown service
+    try:
+        sc.service_spec()  # fail early on an unknown service
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     return sc
 
 
