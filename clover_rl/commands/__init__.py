@@ -6,6 +6,7 @@ import importlib
 import typer
 
 _MODULES = [
+    "clover_rl.commands.gpu",
     "clover_rl.commands.mig",
     "clover_rl.commands.simulate",
     "clover_rl.commands.traces",
