@@ -36,19 +36,19 @@ class Fault:
     path: str = ""
 
     @staticmethod
-    def status(code: int, path: str = "") -> "Fault":
+    def status(code: int, path: str = "") -> Fault:
         return Fault("status", code, path)
 
     @staticmethod
-    def sleep(seconds: float, path: str = "") -> "Fault":
+    def sleep(seconds: float, path: str = "") -> Fault:
         return Fault("sleep", seconds, path)
 
     @staticmethod
-    def body(text: str, path: str = "") -> "Fault":
+    def body(text: str, path: str = "") -> Fault:
         return Fault("body", text, path)
 
     @staticmethod
-    def json(obj: Any, path: str = "") -> "Fault":
+    def json(obj: Any, path: str = "") -> Fault:
         return Fault("json", obj, path)
 
 
@@ -71,7 +71,7 @@ class FakeApi:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 fake._dispatch(self)
 
             def log_message(self, *args: Any) -> None:
@@ -97,7 +97,7 @@ class FakeApi:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeApi":
+    def __enter__(self) -> FakeApi:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apis import T0, ElectricityMapsFake, Fault, Ticker, iso  # noqa: E402
+from apis import T0, ElectricityMapsFake, Fault, Ticker, iso
 
-from clover_rl.carbon.base import CarbonSource  # noqa: E402
-from clover_rl.carbon.providers import CarbonSourceError, ElectricityMapsSource  # noqa: E402
-from clover_rl.errors import BackendError, ConfigError  # noqa: E402
+from clover_rl.carbon.base import CarbonSource
+from clover_rl.carbon.providers import CarbonSourceError, ElectricityMapsSource
+from clover_rl.errors import BackendError, ConfigError
 
 LATEST = "/v3/carbon-intensity/latest"
 FORECAST = "/v3/carbon-intensity/forecast"
@@ -31,8 +31,9 @@ def ticker() -> Ticker:
 
 
 def make(api: ElectricityMapsFake, ticker: Ticker, **kw) -> ElectricityMapsSource:
-    opts = dict(base_url=api.url, token=api.token, timeout_s=2.0, retries=2, backoff_s=0.5,
-                cache_ttl_s=300, failure_ttl_s=60, sleep=ticker.sleep, monotonic=ticker)
+    opts = {"base_url": api.url, "token": api.token, "timeout_s": 2.0, "retries": 2,
+            "backoff_s": 0.5, "cache_ttl_s": 300, "failure_ttl_s": 60, "sleep": ticker.sleep,
+            "monotonic": ticker}
     opts.update(kw)
     return ElectricityMapsSource("DE", **opts)
 

@@ -17,11 +17,11 @@ from clover_rl.carbon.providers.ukgrid import UkGridSource
 from clover_rl.carbon.providers.watttime import LBS_PER_MWH_TO_G_PER_KWH, WattTimeSource
 
 __all__ = [
+    "LBS_PER_MWH_TO_G_PER_KWH",
     "CarbonSourceError",
     "ElectricityMapsSource",
     "FileSource",
     "HttpCarbonSource",
-    "LBS_PER_MWH_TO_G_PER_KWH",
     "Point",
     "TraceSource",
     "UkGridSource",

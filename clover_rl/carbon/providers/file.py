@@ -1,5 +1,8 @@
 """Trace replay as a live source: ``file:PATH[,speed=N][,end=loop|hold]`` and ``trace:``.
 
+``PATH`` is a trace CSV (read by :func:`clover_rl.carbon.trace.load_trace`) or a shipped
+trace name with an optional period (``file:caiso_pge:eval,speed=3600``).
+
 Lets the deployed controller run against a recorded trace (demos, soak tests, CPU
 emulation) with exactly the interface of a live API.
 
@@ -22,7 +25,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 
@@ -108,19 +110,6 @@ class TraceSource:
                              stale=False, forecast=forecast, message=message)
 
 
-def resolve_trace_path(path: str) -> Path:
-    """``path`` as given, else a file of that name among the shipped traces."""
-    from clover_rl.paths import carbon_data_dir
-
-    p = Path(path).expanduser()
-    if p.exists():
-        return p
-    shipped = carbon_data_dir() / path
-    if shipped.exists():
-        return shipped
-    raise ConfigError(f"file: no such carbon trace file {path!r} (nor in {carbon_data_dir()})")
-
-
 class FileSource(TraceSource):
     """A trace file replayed in real or accelerated time (see module doc)."""
 
@@ -131,10 +120,9 @@ class FileSource(TraceSource):
             raise ConfigError("file: missing path (write file:PATH[,speed=N])")
         name = name or f"file:{path}"
         check_speed(speed, name)  # before touching the disk: cheap errors first
-        resolved = resolve_trace_path(str(path).strip())
-        # imported here: the trace loader pulls pandas and is not needed by API sources
-        from clover_rl.carbon.trace import load_trace
+        # imported here: trace loading is not needed by the API sources
+        from clover_rl.carbon.shipped import load_named
 
-        self.path = resolved
-        super().__init__(load_trace(resolved), speed=speed, end=end, clock=clock, start=start,
+        self.path = str(path).strip()
+        super().__init__(load_named(self.path), speed=speed, end=end, clock=clock, start=start,
                          name=name)

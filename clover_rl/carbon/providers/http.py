@@ -164,7 +164,7 @@ class HttpCarbonSource:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "HttpCarbonSource":
+    def __enter__(self) -> HttpCarbonSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

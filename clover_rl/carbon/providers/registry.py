@@ -102,7 +102,7 @@ _OPTION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 def _split(spec: str) -> tuple[str, str, list[tuple[str, str]]]:
     """``KIND[:ARG][,k=v...]`` -> (kind, arg, options). Commas not followed by ``k=`` stay
     in the argument, so paths with commas survive."""
-    m = re.match(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*(.*)$", spec, re.S)
+    m = re.match(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*(.*)$", spec, re.DOTALL)
     if not m:
         raise ConfigError(f"carbon source {spec!r}: expected KIND[:ARG][,key=value...], "
                           f"KIND one of {', '.join(_KINDS)}")
