@@ -1,0 +1,271 @@
+"""The front end: KServe v2 / Open Inference Protocol over HTTP, plus Prometheus metrics.
+
+Endpoints (model name = service name, one version "1"):
+``GET /v2``, ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2/models/{name}``,
+``GET /v2/models/{name}/ready``, ``GET /v2/models/{name}/config``,
+``POST /v2/models/{name}/infer`` (JSON or Triton's binary tensor extension, so
+``tritonclient.http`` works unchanged), and ``GET /metrics``.
+
+The handler decodes and checks the request, puts it on the pool's central queue and awaits the
+answer; errors are ``{"error": "..."}`` with 400 (bad request), 404 (unknown model), 500
+(request crashed its workers) or 503 (no worker / timed out / shutting down).
+"""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import socket
+import threading
+import time
+import zlib
+from collections import deque
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+
+from clover_rl.serving.live.codec import HEADER, CodecError, decode_request, encode_response
+from clover_rl.serving.live.energy import EnergyMeter
+from clover_rl.serving.live.models import check_inputs, io_spec
+from clover_rl.serving.live.pool import RequestError, WorkerPool
+
+log = logging.getLogger("clover_rl.serving.live")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class PoolCollector:
+    """Scrape-time view of the pool: queue, per-slice utilisation, configuration, energy."""
+
+    def __init__(self, pool: WorkerPool, meter: EnergyMeter | None, device: str):
+        self.pool = pool
+        self.meter = meter
+        self.device = device
+        self._prev: dict[str, tuple[float, float]] = {}  # slot -> (time, busy_s) at last scrape
+
+    def collect(self) -> Any:
+        snap = self.pool.snapshot()
+        yield GaugeMetricFamily("clover_queue_length", "Requests waiting in the central queue", value=snap.queue_length)
+        yield GaugeMetricFamily("clover_in_flight_requests", "Requests being served by workers", value=snap.in_flight)
+        states = GaugeMetricFamily("clover_workers", "Worker processes by state", labels=["state"])
+        for st in ("starting", "ready", "restarting", "retiring", "failed"):
+            states.add_metric([st], sum(s.state == st for s in snap.slots))
+        yield states
+        util = GaugeMetricFamily("clover_slice_utilization",
+                                 "Busy share of each slice since the previous scrape", labels=["slice", "variant"])
+        busy = CounterMetricFamily("clover_slice_busy_seconds", "Time each slice's worker spent serving",
+                                   labels=["slice", "variant"])
+        served = CounterMetricFamily("clover_slice_requests", "Requests served per slice", labels=["slice", "variant"])
+        restarts = CounterMetricFamily("clover_slice_restarts", "Worker restarts after a crash", labels=["slice", "variant"])
+        prev = self._prev
+        self._prev = {}
+        for s in snap.slots:
+            key = f"{s.slot_id}|{s.variant}"
+            t0, b0 = prev.get(key, (snap.time - s.age_s, 0.0))
+            dt = max(1e-6, snap.time - t0)
+            util.add_metric([s.slot_id, s.variant], min(1.0, max(0.0, (s.busy_s - b0) / dt)))
+            self._prev[key] = (snap.time, s.busy_s)
+            busy.add_metric([s.slot_id, s.variant], s.busy_s)
+            served.add_metric([s.slot_id, s.variant], s.served)
+            restarts.add_metric([s.slot_id, s.variant], s.restarts)
+        yield util
+        yield busy
+        yield served
+        yield restarts
+        cfg = snap.configuration
+        info = InfoMetricFamily("clover_configuration", "The configuration being served")
+        info.add_metric([], {
+            "service": self.pool.service.name, "gpu": self.pool.gpu.name, "n_gpus": str(self.pool.n_gpus),
+            "device": self.device, "configuration": cfg.label() if cfg else "",
+        })
+        yield info
+        if self.meter is not None:
+            e = CounterMetricFamily("clover_energy_joules", "Energy of all GPUs (or the CPU host) since start",
+                                    labels=["source", "estimated"])
+            e.add_metric([self.meter.source, str(self.meter.estimated).lower()], self.meter.read_joules())
+            yield e
+
+
+def _error(status: int, msg: str) -> JSONResponse:
+    return JSONResponse({"error": msg}, status_code=status)
+
+
+def create_app(
+    pool: WorkerPool,
+    meter: EnergyMeter | None = None,
+    *,
+    device: str = "cpu",
+    registry: CollectorRegistry | None = None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    """The KServe v2 app over ``pool``; ``app.state`` holds the metrics and overhead samples."""
+    service = pool.service
+    name = service.name
+    inputs, outputs = io_spec(service)
+    app = FastAPI(title="clover-rl inference", version=version, docs_url=None, redoc_url=None, openapi_url=None)
+    reg = registry or CollectorRegistry()
+    requests_total = Counter("clover_requests", "Inference requests by final status", ["model", "status"], registry=reg)
+    latency = Histogram("clover_request_latency_seconds", "Front-end latency of answered requests", ["model"],
+                        buckets=LATENCY_BUCKETS, registry=reg)
+    reg.register(PoolCollector(pool, meter, device))
+    app.state.registry = reg
+    app.state.pool = pool
+    # Front-end + dispatch overhead per answered request: handler time minus worker service time.
+    app.state.overhead_s = deque(maxlen=200_000)
+    metadata = {
+        "name": name, "versions": ["1"], "platform": "clover-rl",
+        "inputs": [t.to_dict() for t in inputs], "outputs": [t.to_dict() for t in outputs],
+        "parameters": {"variants": ",".join(service.variant_names), "task": service.task},
+    }
+
+    def ready() -> bool:
+        return pool.configuration is not None and pool.ready_count > 0
+
+    def unknown(model: str) -> JSONResponse:
+        return _error(404, f"unknown model {model!r} (this server serves {name!r})")
+
+    @app.get("/v2")
+    async def server_metadata() -> dict:
+        return {"name": "clover-rl", "version": version, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live")
+    async def live() -> dict:
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def health_ready() -> Response:
+        return JSONResponse({"ready": ready()}, status_code=200 if ready() else 503)
+
+    @app.get("/v2/models/{model}")
+    @app.get("/v2/models/{model}/versions/{mv}")
+    async def model_metadata(model: str, mv: str = "1") -> Response:
+        if model != name or mv != "1":
+            return unknown(model)
+        return JSONResponse(metadata)
+
+    @app.get("/v2/models/{model}/config")
+    @app.get("/v2/models/{model}/versions/{mv}/config")
+    async def model_config(model: str, mv: str = "1") -> Response:
+        if model != name or mv != "1":
+            return unknown(model)
+        return JSONResponse({"name": name, "platform": "clover-rl", "max_batch_size": 0,
+                             "input": [{"name": t.name, "data_type": "TYPE_" + t.datatype.replace("BYTES", "STRING"),
+                                        "dims": list(t.shape)} for t in inputs],
+                             "output": [{"name": t.name, "data_type": "TYPE_" + t.datatype.replace("BYTES", "STRING"),
+                                         "dims": list(t.shape)} for t in outputs]})
+
+    @app.get("/v2/models/{model}/ready")
+    @app.get("/v2/models/{model}/versions/{mv}/ready")
+    async def model_ready(model: str, mv: str = "1") -> Response:
+        if model != name or mv != "1":
+            return unknown(model)
+        return JSONResponse({"name": name, "ready": ready()}, status_code=200 if ready() else 503)
+
+    @app.post("/v2/models/{model}/infer")
+    @app.post("/v2/models/{model}/versions/{mv}/infer")
+    async def infer(model: str, request: Request, mv: str = "1") -> Response:
+        t0 = time.perf_counter()
+        if model != name or mv != "1":
+            requests_total.labels(model, "404").inc()
+            return unknown(model)
+        body = await request.body()
+        try:
+            enc = request.headers.get("content-encoding")
+            if enc == "gzip":
+                body = gzip.decompress(body)
+            elif enc == "deflate":
+                body = zlib.decompress(body)
+            elif enc not in (None, "identity"):
+                raise CodecError(f"unsupported Content-Encoding {enc!r}")
+            req = decode_request(body, request.headers.get(HEADER))
+            check_inputs(service, req.inputs)
+        except (CodecError, OSError, zlib.error) as e:
+            requests_total.labels(model, "400").inc()
+            return _error(400, str(e))
+        try:
+            res = await asyncio.wrap_future(pool.submit(req.inputs))
+        except RequestError as e:
+            requests_total.labels(model, str(e.status)).inc()
+            return _error(e.status, str(e))
+        try:
+            payload, hl = encode_response(name, res.outputs, req,
+                                          {"variant": res.variant, "slice": res.slot_id,
+                                           "service_ms": round(res.service_s * 1000, 3)})
+        except CodecError as e:
+            requests_total.labels(model, "400").inc()
+            return _error(400, str(e))
+        dt = time.perf_counter() - t0
+        requests_total.labels(model, "200").inc()
+        latency.labels(model).observe(dt)
+        app.state.overhead_s.append(max(0.0, dt - res.service_s))
+        if hl is None:
+            return Response(payload, media_type="application/json")
+        return Response(payload, media_type="application/octet-stream", headers={HEADER: str(hl)})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        data = await asyncio.get_running_loop().run_in_executor(None, generate_latest, reg)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+class FrontEnd:
+    """Runs the app under uvicorn in a background thread (so tests and backends share a process)."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0):
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> "FrontEnd":
+        import uvicorn
+
+        from clover_rl.errors import BackendError
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as e:
+            sock.close()
+            raise BackendError(f"cannot listen on {self.host}:{self.port}: {e.strerror}") from None
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                loop="asyncio", http="h11", timeout_keep_alive=30, backlog=2048)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name="clover-frontend", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise BackendError(f"front end on {self.url} did not start")
+            time.sleep(0.01)
+        log.info("KServe v2 front end on %s", self.url)
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+
+def serve_pool(pool: WorkerPool, meter: EnergyMeter | None = None, host: str = "127.0.0.1", port: int = 0,
+               device: str = "cpu") -> FrontEnd:
+    """Create the app for ``pool`` and start it; returns the running front end."""
+    return FrontEnd(create_app(pool, meter, device=device), host, port).start()
+
+
+__all__ = ["FrontEnd", "PoolCollector", "create_app", "serve_pool"]

@@ -1,0 +1,231 @@
+"""One OS process per slice: load the variant, warm up, serve requests from a pipe.
+
+Processes (``multiprocessing`` *spawn*), not threads, because a MIG slice is chosen per process
+with ``CUDA_VISIBLE_DEVICES=<MIG UUID>`` before CUDA initialises, and because a crashed model must
+not take the front end down.
+
+CPU emulation of a slice (``device="cpu"``). The host running one worker with ``cpu_threads``
+threads stands for the whole GPU (7 compute slices). A worker on a slice with ``c`` of the
+GPU's ``C`` compute slices computes a request in ``t`` seconds of wall time and then sleeps
+
+    sleep = t * (C / c - 1)        (duty-cycle throttle)
+
+before answering, so its service time is ``t * C / c``: speed scales exactly with ``c / C`` and
+a fully busy maximal partition demands ``cpu_threads`` cores on average. ``t`` is wall time, so
+contention between concurrently computing workers on a small host is amplified by the same
+factor (as sharing memory bandwidth would on a GPU); keep ``cpu_threads x slices`` within the
+host's cores for clean figures.
+
+Pipe protocol (tuples): parent -> worker ``("infer", id, inputs)`` / ``("stop",)``;
+worker -> parent ``("ready", info)`` / ``("error", message)`` at start-up, then
+``("done", id, outputs, service_s, compute_s)`` or ``("fail", id, message, service_s)`` when the
+model rejects a request (answered 400, the worker stays up).
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import numpy as np
+
+from clover_rl.services import ServiceSpec
+
+log = logging.getLogger("clover_rl.serving.live")
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker process needs; pickled to the child."""
+
+    slot_id: str  # e.g. "gpu0/3g.20gb@4"
+    service: ServiceSpec
+    variant: str
+    device: str = "cpu"  # "cpu" (emulated slice) or "cuda:<CUDA_VISIBLE_DEVICES value>"
+    compute_slices: int = 7
+    total_slices: int = 7
+    input_scale: float = 1.0
+    cpu_threads: int = 1
+    throttle: bool = True  # CPU duty cycle (ignored on CUDA)
+    warmup_requests: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+
+def throttle_sleep_s(compute_s: float, compute_slices: int, total_slices: int = 7) -> float:
+    """Idle time after ``compute_s`` of work so a ``c``-slice worker runs at ``c/C`` speed."""
+    return max(0.0, compute_s * (total_slices / max(1, compute_slices) - 1.0))
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+
+
+def worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """Child process entry point."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent shuts workers down cleanly
+    os.environ.update(spec.env)
+    if spec.on_cuda:
+        os.environ["CUDA_VISIBLE_DEVICES"] = spec.device.split(":", 1)[1]
+        torch_device = "cuda"
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(spec.cpu_threads)
+        torch_device = "cpu"
+    t0 = time.perf_counter()
+    try:
+        from clover_rl.serving.live.models import load_model, synthetic_inputs
+
+        if spec.service.variant(spec.variant).source.kind != "noop":
+            import torch
+
+            if not spec.on_cuda:
+                torch.set_num_threads(spec.cpu_threads)
+                try:
+                    torch.set_num_interop_threads(1)
+                except RuntimeError:
+                    pass
+        loaded = load_model(spec.service, spec.variant, torch_device, spec.input_scale)
+        load_s = time.perf_counter() - t0
+        x = synthetic_inputs(spec.service, np.random.default_rng(0))
+        for _ in range(spec.warmup_requests):
+            loaded.servable.infer(x)
+        warm_s = time.perf_counter() - t0 - load_s
+    except BaseException as e:  # noqa: BLE001 - report any start-up failure, then exit
+        try:
+            conn.send(("error", _one_line(e)))
+        except OSError:
+            pass
+        return
+    conn.send(("ready", {"pid": os.getpid(), "load_s": load_s, "warmup_s": warm_s,
+                         "weights": loaded.weights, "detail": loaded.detail}))
+    servable = loaded.servable
+    slow = spec.throttle and not spec.on_cuda and spec.compute_slices < spec.total_slices
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return  # parent gone
+        if msg[0] == "stop":
+            return
+        _, rid, inputs = msg
+        t0 = time.perf_counter()
+        try:
+            out = servable.infer(inputs)
+        except Exception as e:  # noqa: BLE001 - the model rejected this request
+            conn.send(("fail", rid, _one_line(e), time.perf_counter() - t0))
+            continue
+        compute = time.perf_counter() - t0
+        if slow:
+            time.sleep(throttle_sleep_s(compute, spec.compute_slices, spec.total_slices))
+        conn.send(("done", rid, out, time.perf_counter() - t0, compute))
+
+
+class WorkerCrashed(Exception):
+    """The worker process died (or hung past the request timeout) while serving."""
+
+
+class WorkerStartError(Exception):
+    """The worker could not load or warm up its model."""
+
+
+class WorkerProcess:
+    """Parent-side handle of one worker process."""
+
+    def __init__(self, spec: WorkerSpec, context: str = "spawn"):
+        self.spec = spec
+        self._ctx = mp.get_context(context)
+        self.proc: Any = None
+        self.conn: Connection | None = None
+        self.info: dict[str, Any] = {}
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    def start(self) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        self.proc = self._ctx.Process(target=worker_main, args=(self.spec, child), daemon=True,
+                                      name=f"clover-worker {self.spec.slot_id} {self.spec.variant}")
+        self.proc.start()
+        child.close()
+        self.conn = parent
+
+    def wait_ready(self, timeout_s: float) -> dict[str, Any]:
+        """Block until the model is loaded and warm; raise WorkerStartError otherwise."""
+        assert self.conn is not None
+        ready = wait([self.conn, self.proc.sentinel], timeout_s)
+        msg: Any = None
+        if self.conn in ready:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                msg = None
+        if msg is None:
+            self.kill()
+            if not ready:
+                raise WorkerStartError(f"worker {self.spec.slot_id} ({self.spec.variant}) not ready after {timeout_s:.0f} s")
+            raise WorkerStartError(f"worker {self.spec.slot_id} ({self.spec.variant}) died while starting "
+                                   f"(exit code {self.proc.exitcode})")
+        if msg[0] == "error":
+            self.kill()
+            raise WorkerStartError(f"worker {self.spec.slot_id} ({self.spec.variant}): {msg[1]}")
+        self.info = msg[1]
+        return self.info
+
+    def call(self, rid: int, inputs: dict[str, np.ndarray], timeout_s: float | None) -> tuple:
+        """Send one request and wait for its reply; WorkerCrashed if the process dies/hangs."""
+        assert self.conn is not None
+        try:
+            self.conn.send(("infer", rid, inputs))
+        except (OSError, ValueError) as e:
+            raise WorkerCrashed(f"send failed: {e}") from None
+        ready = wait([self.conn, self.proc.sentinel], timeout_s)
+        if self.conn in ready:
+            try:
+                return self.conn.recv()
+            except (EOFError, OSError):
+                pass
+        if not ready:
+            self.kill()
+            raise WorkerCrashed(f"no answer within {timeout_s} s")
+        self.proc.join(1.0)
+        raise WorkerCrashed(f"process exited (code {self.proc.exitcode})")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Ask the worker to exit; kill it if it does not."""
+        if self.proc is None:
+            return
+        if self.conn is not None:
+            try:
+                self.conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
+        self.proc.join(timeout_s)
+        self.kill()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(2.0)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(2.0)
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
