@@ -14,8 +14,9 @@ gpu_app = typer.Typer(help="Inspect a GPU's MIG state through NVML (read-only)."
 
 def _summary(rep: dict[str, Any]) -> list[str]:
     """Human-readable lines of a query report."""
-    lines = [f"GPU {rep['gpu_index']}: {rep['name']} ({rep['memory_mb']} MiB, driver "
-             f"{rep['driver_version'] or '?'}), catalog model {rep['catalog_model'] or 'none'}"]
+    head = (f"GPU {rep['gpu_index']}: {rep['name']} ({rep['memory_mb']} MiB, driver "
+            f"{rep['driver_version'] or '?'}), catalog model {rep['catalog_model'] or 'none'}")
+    lines = [head]
     mode = rep["mig_mode"]
     if mode is None:
         lines.append("MIG: not supported")

@@ -12,8 +12,9 @@ Every NVML failure becomes a one-line :class:`MigError` naming the GPU index and
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from clover_rl.errors import BackendError
 from clover_rl.mig.catalog import GPUS, GpuModel, MigProfile
@@ -80,9 +81,9 @@ class MigResourcesError(MigError):
 _REASONS: dict[str, tuple[type[MigError], str]] = {
     "NO_PERMISSION": (MigPermissionError, "insufficient permissions (MIG changes need root)"),
     "IN_USE": (MigInUseError, "GPU in use (stop the processes on its MIG devices first)"),
-    "INSUFFICIENT_RESOURCES": (MigResourcesError,
-                               "insufficient resources (placement overlaps an existing instance "
-                               "or the GPU's compute slices are used up)"),
+    "INSUFFICIENT_RESOURCES": (MigResourcesError, (
+        "insufficient resources (placement overlaps an existing instance "
+        "or the GPU's compute slices are used up)")),
     "LIBRARY_NOT_FOUND": (NvmlUnavailableError,
                           "NVML library libnvidia-ml.so.1 not found (no NVIDIA driver installed)"),
     "DRIVER_NOT_LOADED": (NvmlUnavailableError, "NVIDIA driver not loaded"),
@@ -372,10 +373,10 @@ class NvmlGpu:
             self._handle = None
             try:
                 self.nvml.nvmlShutdown()
-            except Exception:  # shutdown failures are not actionable
+            except Exception:  # noqa: BLE001,S110 - a failed shutdown is not actionable
                 pass
 
-    def __enter__(self) -> NvmlGpu:
+    def __enter__(self) -> NvmlGpu:  # noqa: PYI034 - py3.10 has no typing.Self
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -421,7 +422,7 @@ class NvmlGpu:
     def driver_version(self) -> str | None:
         try:
             return _text(self.nvml.nvmlSystemGetDriverVersion())
-        except Exception:
+        except Exception:  # noqa: BLE001 - informational only
             return None
 
     def mig_mode(self) -> MigMode:

@@ -20,8 +20,9 @@ import ctypes
 import functools
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pynvml
 
@@ -276,7 +277,7 @@ class FakeNvml:
     @staticmethod
     def _ci_starts(c: int, size: int) -> list[int]:
         step = 4 if size == 3 else size
-        return [s for s in range(0, c - size + 1) if s % step == 0]
+        return [s for s in range(c - size + 1) if s % step == 0]
 
     def _new_ci(self, d: _Dev, gi: _Gi, ci_index: int, start: int | None) -> _Ci:
         profiles = self._ci_profiles(gi)
