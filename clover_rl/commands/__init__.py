@@ -7,6 +7,7 @@ import typer
 
 _MODULES = [
     "clover_rl.commands.gpu",
+    "clover_rl.commands.evaluate",
     "clover_rl.commands.mig",
     "clover_rl.commands.simulate",
     "clover_rl.commands.traces",
