@@ -630,3 +630,13 @@ class NvmlGpu:
     def destroy_gpu_instance(self, gi: GpuInstance) -> None:
         self.call(f"destroy GPU instance {gi.id} ({gi.label})", self.nvml.nvmlGpuInstanceDestroy,
                   gi.handle)
+
+
+def __getattr__(name: str) -> Any:
+    """``from clover_rl.mig.nvml import MigManager, mig_query_report`` also works (lazy, as
+    :mod:`clover_rl.mig.manager` imports this module)."""
+    if name in ("MigManager", "ApplyResult", "mig_query_report"):
+        from clover_rl.mig import manager
+
+        return getattr(manager, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
