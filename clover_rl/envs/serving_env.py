@@ -60,12 +60,15 @@ class ConfigTable:
 
     def scores(self, intensity: float, pue: float, ref: ObjectiveReference) -> np.ndarray:
         """The paper's score of every configuration at this intensity (-inf where infeasible)."""
-        cpr = self.energy_per_request_j / 3.6e6 * intensity * pue
+        ok = self.feasible & np.isfinite(self.energy_per_request_j) & np.isfinite(self.p95_ms)
+        e = np.where(ok, self.energy_per_request_j, 0.0)
+        p95 = np.where(ok, self.p95_ms, 1.0)
+        cpr = e / 3.6e6 * intensity * pue
         dc = (ref.c_ref_g - cpr) / ref.c_ref_g
         da = (ref.a_base - self.accuracy) / ref.a_base
         raw = ref.lam * dc - (1 - ref.lam) * da
-        factor = np.where(self.p95_ms > ref.sla_ms, ref.sla_ms / np.maximum(self.p95_ms, 1e-9), 1.0)
-        return np.where(self.feasible, raw * factor, -np.inf)
+        factor = np.where(p95 > ref.sla_ms, ref.sla_ms / p95, 1.0)
+        return np.where(ok, raw * factor, -np.inf)
 
 
 @dataclass
@@ -176,7 +179,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
 
         self.mean_rate = sc.workload.mean_rate()
         base_cfg = self.catalog.configs[self.catalog.base_index]
-        base = self.model.steady(base_cfg, self.mean_rate)
+        base = self.model.steady_state(self.mean_rate, base_cfg).interval(sc.control_interval_s)
         self.base_metrics = base
         self.sla_ms = float(sc.sla_ms or base.p95_ms)
         self.reference = ObjectiveReference.from_base(
@@ -260,7 +263,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             for i, cfg in enumerate(self.catalog.configs):
                 if not self.catalog.feasible[i]:
                     continue
-                m = self.model.steady(cfg, rate)
+                m = self.model.steady_state(rate, cfg).interval(self.scenario.control_interval_s)
                 e[i] = m.energy_per_request_j if m.served else np.inf
                 acc[i] = m.accuracy
                 p95[i] = m.p95_ms

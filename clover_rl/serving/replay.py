@@ -195,6 +195,10 @@ class ReplayBackend:
         self.apply(configuration)
         return self.run(seconds, rate_rps)
 
+    def reseed(self, seed: int | None) -> None:
+        """Restart the run-by-run sub-seed stream (the env calls this on reset)."""
+        self._rng = np.random.default_rng(seed)
+
     def close(self) -> None:
         self._closed = True
         self._servers_cache.clear()
