@@ -64,7 +64,7 @@ def load_shipped(name: str, period: Period = "all") -> CarbonTrace:
         mask &= full.times < np.datetime64(hi, "s")
     if not mask.any():
         raise TraceError(f"shipped trace {name!r} has no data in period {period!r}")
-    suffix = "" if period == "all" else f" [{period}]"
+    suffix = "" if period == "all" else f"; period {period}"
     # copies: the cached arrays must not be changed through a returned trace
     return CarbonTrace(full.times[mask].copy(), full.values[mask].copy(),
                        name,

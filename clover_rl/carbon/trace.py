@@ -372,9 +372,10 @@ def load_trace(path: str | Path, *, value_column: str | None = None,
                interval_s: float = 3600.0) -> CarbonTrace:
     """Load and validate a carbon-intensity CSV (see module docstring) as g/kWh."""
     p = Path(path)
+    given = canonical_units(units) if units else None  # a bad argument fails before any I/O
     raw = read_series(p, value_column=value_column, time_column=time_column, start=start,
                       interval_s=interval_s, what="carbon-intensity value")
-    unit = canonical_units(units) if units else (units_from_column(raw.column) or "g/kWh")
+    unit = given or units_from_column(raw.column) or "g/kWh"
     values = raw.values * UNIT_FACTORS[unit]
     finite_max = float(values.max()) if len(values) else 0.0
     if unit == "g/kWh" and units is None and 0 < finite_max <= 2.0:

@@ -187,9 +187,10 @@ class TraceRate(Workload):
 
     def max_rate(self, t0_s: float, t1_s: float) -> float:
         res = self.trace.resolution_s
-        if (t1_s - t0_s) / res + 2 >= len(self.trace):
+        k0, k1 = math.floor(t0_s / res), math.floor(t1_s / res)
+        if k1 - k0 + 1 >= len(self.trace):
             return float(self.trace.values.max() * self.factor)
-        k = np.arange(math.floor(t0_s / res), math.floor(t1_s / res) + 1)
+        k = np.arange(k0, k1 + 1)
         return float(self.rates(k * res).max())
 
     def mean_rate(self, t0_s: float, t1_s: float) -> float:
