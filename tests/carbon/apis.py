@@ -15,8 +15,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
 
@@ -97,7 +100,7 @@ class FakeApi:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> FakeApi:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

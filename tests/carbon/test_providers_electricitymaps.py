@@ -84,3 +84,9 @@ def test_wrong_token_names_the_variable(api):
 def test_missing_zone():
     with pytest.raises(ConfigError, match="missing zone"):
         ElectricityMapsSource("", token="x")
+
+
+def test_answer_for_another_zone_is_rejected(api):
+    api.down = Fault.json({"zone": "FR", "carbonIntensity": 50, "datetime": "2026-11-29T10:00Z"})
+    with pytest.raises(CarbonSourceError, match="answered for zone 'FR', asked for 'DE'"):
+        make(api, token=api.token).read(now=T0)

@@ -5,7 +5,9 @@ Endpoints: ``GET /v3/carbon-intensity/latest?zone=Z`` for the current value
 (``forecast: [{carbonIntensity, datetime}, ...]``, hourly), both authenticated by an
 ``auth-token`` header. The token is read from an environment variable (default
 ``ELECTRICITYMAPS_API_TOKEN``) so it never lands in a scenario file. The forecast endpoint
-needs a paid plan; without it reads still work and say the forecast is unavailable.
+needs a paid plan; without it reads still work and say the forecast is unavailable. An
+answer for a different zone than asked (the API can fall back to the caller's IP location)
+is rejected.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from clover_rl.carbon.providers.common import (
 from clover_rl.carbon.providers.http import HttpCarbonSource
 from clover_rl.errors import ConfigError
 
-DEFAULT_BASE_URL = "https://api.electricitymap.org"
+DEFAULT_BASE_URL = "https://api.electricitymaps.com"  # older docs: api.electricitymap.org
 TOKEN_ENV = "ELECTRICITYMAPS_API_TOKEN"
 
 
@@ -50,13 +52,21 @@ class ElectricityMapsSource(HttpCarbonSource):
     def _headers(self) -> dict[str, str]:
         return {"auth-token": self._token}
 
+    def _check_zone(self, body: object) -> None:
+        """The API may fall back to the caller's IP location; never report another zone."""
+        zone = body.get("zone") if isinstance(body, dict) else None
+        if zone is not None and zone != self.zone:
+            raise MalformedResponse(f"answered for zone {zone!r}, asked for {self.zone!r}")
+
     def _fetch_current(self, now: datetime) -> tuple[Point, list[Point] | None]:
         body = self._get_json("/v3/carbon-intensity/latest", {"zone": self.zone})
+        self._check_zone(body)
         value = check_intensity(dig(body, "carbonIntensity"), "carbonIntensity")
         return Point(parse_time(dig(body, "datetime"), "datetime"), value), None
 
     def _fetch_forecast(self, now: datetime) -> list[Point]:
         body = self._get_json("/v3/carbon-intensity/forecast", {"zone": self.zone})
+        self._check_zone(body)
         rows = dig(body, "forecast")
         if not isinstance(rows, list):
             raise MalformedResponse("field 'forecast' is not a list")

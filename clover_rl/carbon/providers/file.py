@@ -18,6 +18,8 @@ End of the trace: ``end=loop`` (default) wraps around, so a long-running deploym
 seeing a daily pattern; ``end=hold`` keeps serving the last sample, and says so in
 ``message``. A replay never goes stale and never raises after construction.
 
+To drive a replay by trace time instead (evaluation), pass ``start`` = the trace's first
+timestamp and ``speed=1``: ``read(now=t)`` then serves the sample at trace time ``t``.
 ``clock`` is injectable so tests advance time without sleeping.
 """
 from __future__ import annotations

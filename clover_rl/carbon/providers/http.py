@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -42,6 +42,9 @@ from clover_rl.carbon.providers.common import (
     value_at,
 )
 from clover_rl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +167,7 @@ class HttpCarbonSource:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> HttpCarbonSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

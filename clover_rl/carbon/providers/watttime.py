@@ -32,7 +32,7 @@ from clover_rl.carbon.providers.common import (
     dig,
     parse_time,
 )
-from clover_rl.carbon.providers.http import HttpCarbonSource, Unauthorized
+from clover_rl.carbon.providers.http import HttpCarbonSource, Unauthorized, _positive
 from clover_rl.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.watttime.org"
@@ -74,7 +74,7 @@ class WattTimeSource(HttpCarbonSource):
         self._auth = (user, pwd)
         self.auth_hint = f" (check {username_env} / {password_env})"
         super().__init__(name, **http)
-        self.token_ttl_s = token_ttl_s
+        self.token_ttl_s = _positive(name, "token_ttl_s", token_ttl_s)
         self._token: str | None = None
         self._token_at: float | None = None
         self.logins = 0  # how many times we logged in (observability, tests)
