@@ -1,0 +1,59 @@
+"""`clover-rl evaluate`: policies side by side on one carbon-trace window (table, JSON, files)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def evaluate(
+    scenario: str = typer.Option(..., "--scenario", help="shipped scenario name or YAML path"),
+    policy: list[str] = typer.Option(
+        ..., "--policy",
+        help="repeatable: base, clover, random, oracle, greedy-carbon, or a run folder / model.zip",
+    ),
+    carbon_trace: Optional[str] = typer.Option(
+        None, "--carbon-trace", help="replace the scenario's trace: shipped name or CSV path"),
+    hours: Optional[int] = typer.Option(
+        None, "--hours", help="intervals to run (default: the whole trace from --start)"),
+    start: int = typer.Option(0, "--start", help="first interval of the trace window"),
+    seed: int = typer.Option(0, "--seed", help="seed of policies and backend noise"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object keyed by --policy"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="write summary.csv/json, intervals.csv, evaluation.png and tb/ here"),
+    tb_dir: Optional[Path] = typer.Option(
+        None, "--tb-dir", help="write TensorBoard runs here (named like training runs) instead of OUT/tb"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on a terminal"),
+) -> None:
+    """Evaluate policies on the same trace window; BASE and ORACLE always run as references."""
+    from rich.console import Console
+
+    from clover_rl.evaluation import evaluate_policies
+    from clover_rl.evaluation.report import render_table, to_json_text, write_outputs
+
+    res = evaluate_policies(scenario, policy, carbon_trace=carbon_trace, hours=hours, seed=seed,
+                            start=start, progress=progress)
+    # With --json stdout carries only the JSON object; file notes go to stderr.
+    console = Console(stderr=as_json, highlight=False)
+    if as_json:
+        sys.stdout.write(to_json_text(res) + "\n")
+    else:
+        render_table(res, console)
+    if out is not None:
+        paths = write_outputs(res, out)
+        console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    if out is not None or tb_dir is not None:
+        from clover_rl.telemetry.tensorboard import write_evaluation
+
+        if tb_dir is not None:
+            runs = write_evaluation(res, tb_dir, run_names=True)
+        else:
+            runs = write_evaluation(res, Path(out) / "tb")  # type: ignore[arg-type]
+        root = tb_dir if tb_dir is not None else Path(out) / "tb"  # type: ignore[arg-type]
+        console.print(f"TensorBoard: {len(runs)} run(s) under {root} (tensorboard --logdir {root})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)

@@ -1,0 +1,148 @@
+"""Present an EvaluationResult: a rich table, JSON, and the files `--out` writes."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from clover_rl.errors import ConfigError
+from clover_rl.evaluation.runner import BASE, ORACLE, ROW_FIELDS, SUMMARY_FIELDS, EvaluationResult
+
+# (summary key, column header, format)
+_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("carbon_g", "carbon g", "{:.1f}"),
+    ("carbon_per_request_g", "g/request", "{:.5f}"),
+    ("carbon_saving_pct", "saving %", "{:+.1f}"),
+    ("accuracy", "accuracy", "{:.2f}"),
+    ("accuracy_drop_pct", "acc drop %", "{:+.2f}"),
+    ("p95_ms", "p95 ms", "{:.0f}"),
+    ("p95_max_ms", "max p95", "{:.0f}"),
+    ("sla_violation_pct", "SLA viol %", "{:.1f}"),
+    ("reconfigurations", "reconfigs", "{:d}"),
+    ("objective", "objective", "{:+.4f}"),
+    ("oracle_gap_pct", "oracle gap %", "{:.1f}"),
+)
+
+
+def _fmt(fmt: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return fmt.format(int(v) if fmt.endswith("d}") else v)
+
+
+def window_line(res: EvaluationResult) -> str:
+    rows = res.runs[res.policies[0]].rows
+    span = f"{rows[0]['time']} .. {rows[-1]['time']}" if rows else ""
+    return (f"{res.scenario}: carbon trace {res.trace}, intervals {res.start}..{res.start + res.hours - 1} "
+            f"({res.hours}; {span}), seed {res.seed}, SLA p95 {res.sla_ms:.0f} ms")
+
+
+def notes(res: EvaluationResult) -> list[str]:
+    """The lines that say how to read the table (estimated or measured; what it is relative to)."""
+    out = []
+    if res.estimated:
+        out.append("figures are ESTIMATED: replay of an estimated profile, not measured on hardware")
+    else:
+        out.append("figures are measured on the serving backend")
+    ref = f"saving and accuracy drop vs {BASE}; oracle gap = (oracle - policy)/(oracle - base) objective"
+    if res.references_only:
+        ref += f" ({' and '.join(res.references_only)} run as reference{'s' if len(res.references_only) > 1 else ''}, not shown)"
+    out.append(ref)
+    return out
+
+
+def render_table(res: EvaluationResult, console: Any = None) -> None:
+    """Print one row per requested policy, then the window and the estimated/measured note."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not console.is_terminal and console.width < 160:
+        console.width = 160  # piped output: show the whole table rather than wrap it at 80
+    table = Table(title=window_line(res), title_justify="left")
+    table.add_column("policy", no_wrap=True)
+    for _, header, _f in _COLUMNS:
+        table.add_column(header, justify="right")
+    for p in res.policies:
+        s = res.runs[p].summary
+        table.add_row(p, *(_fmt(f, s.get(k)) for k, _h, f in _COLUMNS))
+    console.print(table)
+    for line in notes(res):
+        console.print(line, highlight=False)
+
+
+def to_json_text(res: EvaluationResult) -> str:
+    """Exactly one JSON object keyed by each policy spec as given."""
+    return json.dumps(res.to_json(), indent=2, allow_nan=False)
+
+
+def write_summary_csv(res: EvaluationResult, path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["policy", *SUMMARY_FIELDS, "estimated"])
+        for p in res.policies:
+            s = res.runs[p].summary
+            w.writerow([p, *(_csv_val(s.get(k)) for k in SUMMARY_FIELDS), res.runs[p].estimated])
+
+
+def write_intervals_csv(res: EvaluationResult, path: Path) -> None:
+    """Long format (one row per policy and interval); variant shares as ``share_<variant>``."""
+    cols = ["policy", "step", "action", *[f for f in ROW_FIELDS if f != "variant_share"], "reward"]
+    shares = [f"share_{v}" for v in res.variants]
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols + shares)
+        for p in res.policies:
+            for r in res.runs[p].rows:
+                vs = r.get("variant_share") or {}
+                w.writerow([p if c == "policy" else _csv_val(r.get(c)) for c in cols]
+                           + [_csv_val(float(vs.get(v, 0.0))) for v in res.variants])
+
+
+def _csv_val(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else repr(v)
+    return v
+
+
+def write_outputs(res: EvaluationResult, out_dir: str | Path, *, plot: bool = True) -> dict[str, Path]:
+    """summary.csv, summary.json (as `--json` prints), evaluation.json (window, references,
+    timing), intervals.csv and evaluation.png under ``out_dir``."""
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out_dir}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out_dir}: cannot create directory ({e.strerror})") from None
+    paths = {
+        "summary_csv": out / "summary.csv",
+        "summary_json": out / "summary.json",
+        "evaluation_json": out / "evaluation.json",
+        "intervals_csv": out / "intervals.csv",
+    }
+    write_summary_csv(res, paths["summary_csv"])
+    paths["summary_json"].write_text(to_json_text(res) + "\n")
+    paths["evaluation_json"].write_text(json.dumps(_json_safe(res.meta()), indent=2, allow_nan=False) + "\n")
+    write_intervals_csv(res, paths["intervals_csv"])
+    if plot:
+        from clover_rl.telemetry.plots import plot_evaluation
+
+        paths["plot"] = plot_evaluation(res, out / "evaluation.png")
+    return paths
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+__all__ = ["render_table", "to_json_text", "write_outputs", "write_summary_csv",
+           "write_intervals_csv", "notes", "window_line", "ORACLE"]

@@ -1,0 +1,134 @@
+"""TensorBoard scalars of evaluations, one run folder per policy.
+
+Written with tensorboard's own event-file writer (no torch import, same files as
+``torch.utils.tensorboard.SummaryWriter``). Tags are grouped under ``eval/`` as in CleanRL, and
+run names follow ``{scenario}__eval__{policy}__{seed}__{time}`` so evaluation runs sit next to
+training runs (``{env}__{exp}__{seed}__{time}``) in one TensorBoard log dir.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from clover_rl.evaluation.runner import EvaluationResult
+
+#: Per-interval tags (step = interval index in the window) -> row field.
+INTERVAL_TAGS: dict[str, str] = {
+    "eval/carbon_g": "carbon_g",
+    "eval/carbon_per_request_g": "carbon_per_request_g",
+    "eval/accuracy": "accuracy",
+    "eval/p95_ms": "p95_ms",
+    "eval/objective": "objective",
+    "eval/reconfigurations": "reconfigurations",
+    "eval/ci": "ci",
+    "eval/reward": "reward",
+}
+#: Summary tags (one value, at step = number of intervals) -> summary field.
+SUMMARY_TAGS: dict[str, str] = {
+    "eval/carbon_saving_pct": "carbon_saving_pct",
+    "eval/accuracy_drop_pct": "accuracy_drop_pct",
+    "eval/sla_violation_pct": "sla_violation_pct",
+    "eval/oracle_gap_pct": "oracle_gap_pct",
+    "eval/total_carbon_g": "carbon_g",
+    "eval/mean_carbon_per_request_g": "carbon_per_request_g",
+}
+
+
+class ScalarWriter:
+    """The scalar part of a SummaryWriter: ``scalar(tag, value, step)``; skips non-finite values
+    (an undefined figure should be absent, not a spike to NaN)."""
+
+    def __init__(self, logdir: str | Path) -> None:
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self.logdir = Path(logdir)
+        self._w = EventFileWriter(str(self.logdir), max_queue_size=1000, flush_secs=3600)
+
+    def scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        v = float(value)
+        if not math.isfinite(v):
+            return
+        summ = Summary(value=[Summary.Value(tag=tag, simple_value=v)])
+        self._w.add_event(Event(wall_time=wall_time or time.time(), step=int(step), summary=summ))
+
+    def close(self) -> None:
+        self._w.flush()
+        self._w.close()
+
+    def __enter__(self) -> "ScalarWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def safe_name(s: str) -> str:
+    """A policy spec (maybe a path) as one folder-name component."""
+    s = s.strip().rstrip("/\\")
+    s = Path(s).name if ("/" in s or "\\" in s) else s
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", s).strip("._") or "policy"
+
+
+def eval_run_name(scenario: str, policy: str, seed: int, when: float | None = None) -> str:
+    """``{scenario}__eval__{policy}__{seed}__{unix time}``, matching training run names."""
+    return f"{safe_name(scenario)}__eval__{safe_name(policy)}__{seed}__{int(when or time.time())}"
+
+
+def _unique(names: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Folder name per policy spec, de-duplicated (two run folders may share a basename)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for spec, name in names:
+        cand, k = name, 2
+        while cand in used:
+            cand, k = f"{name}_{k}", k + 1
+        used.add(cand)
+        out[spec] = cand
+    return out
+
+
+def write_evaluation(res: "EvaluationResult", root: str | Path, *, run_names: bool = False,
+                     when: float | None = None) -> dict[str, Path]:
+    """Write each requested policy's scalars under ``root``; returns the run folder per spec.
+
+    ``run_names=False``: ``root/<policy>`` (an evaluation's own ``--out DIR/tb``; earlier event
+    files there are replaced so reruns do not pile up). ``run_names=True``: ``root/`` + the
+    CleanRL-style name from :func:`eval_run_name` (a shared log dir with training runs).
+    """
+    root = Path(root).expanduser()
+    when = when or time.time()
+    if run_names:
+        names = _unique((p, eval_run_name(res.scenario, p, res.seed, when)) for p in res.policies)
+    else:
+        names = _unique((p, safe_name(p)) for p in res.policies)
+    out: dict[str, Path] = {}
+    for p in res.policies:
+        run = res.runs[p]
+        d = root / names[p]
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            from clover_rl.errors import ConfigError
+
+            raise ConfigError(f"TensorBoard dir {d}: cannot create ({e.strerror})") from None
+        if not run_names:
+            for old in d.glob("events.out.tfevents.*"):
+                old.unlink()
+        with ScalarWriter(d) as w:
+            for r in run.rows:
+                for tag, key in INTERVAL_TAGS.items():
+                    if r.get(key) is not None:
+                        w.scalar(tag, float(r[key]), int(r["step"]), when)
+            for tag, key in SUMMARY_TAGS.items():
+                val = run.summary.get(key)
+                if val is not None:
+                    w.scalar(tag, float(val), len(run.rows), when)
+        out[p] = d
+    return out
