@@ -187,3 +187,15 @@ def test_invalid_http_settings():
         ElectricityMapsSource("DE", token="x", retries=-1)
     with pytest.raises(ConfigError, match="base_url"):
         ElectricityMapsSource("DE", token="x", base_url="ftp://example")
+
+
+def test_unexpected_parse_slip_is_stale_not_a_crash(api, ticker):
+    src = make(api, ticker, cache_ttl_s=0)
+    src.read(now=T0)
+
+    def broken(now):
+        raise AttributeError("'list' object has no attribute 'get'")
+
+    src._fetch_current = broken  # a shape no parser anticipated
+    r = src.read(now=T0)
+    assert r.stale and r.value == 300.0 and "AttributeError" in r.message

@@ -48,6 +48,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: what a fetch may raise on a bad or missing answer; anything listed becomes a stale reading
+#: (parsing slips such as a list where a dict was expected included, so garbage never crashes)
+_FETCH_ERRORS = (CarbonSourceError, MalformedResponse, httpx.HTTPError, KeyError, IndexError,
+                 TypeError, ValueError, AttributeError)
+
 
 class Unauthorized(CarbonSourceError):
     """HTTP 401: raised separately so token-based sources can log in again and retry."""
@@ -146,6 +151,9 @@ class HttpCarbonSource:
             except httpx.TransportError as e:
                 problem = f"connection failed ({type(e).__name__}: {_first_line(e)})"
                 continue
+            except httpx.HTTPError as e:  # e.g. a body that fails to decode
+                problem = f"request failed ({type(e).__name__}: {_first_line(e)})"
+                continue
             code = resp.status_code
             if code == 429 or code >= 500:
                 problem = f"HTTP {code}"
@@ -215,7 +223,7 @@ class HttpCarbonSource:
             point, forecast = self._fetch_current(now)
             point = Point(as_utc(point.time), check_intensity(point.value))
             clean = _clean(forecast) if forecast is not None else None
-        except (CarbonSourceError, MalformedResponse) as e:
+        except _FETCH_ERRORS as e:
             self._error, self._error_at = self._describe(e), t
             log.warning("%s", self._error)
             return False
@@ -233,7 +241,7 @@ class HttpCarbonSource:
             return
         try:
             clean = _clean(self._fetch_forecast(now))
-        except (CarbonSourceError, MalformedResponse) as e:
+        except _FETCH_ERRORS as e:
             self._fc_error, self._fc_error_at = self._describe(e), t
             log.warning("%s (forecast)", self._fc_error)
             return
@@ -243,7 +251,9 @@ class HttpCarbonSource:
     def _describe(self, e: Exception) -> str:
         if isinstance(e, MalformedResponse):
             return f"{self.name}: malformed response: {_first_line(e)}"
-        return _first_line(e)
+        if isinstance(e, CarbonSourceError):
+            return _first_line(e)
+        return f"{self.name}: malformed response: {type(e).__name__}: {_first_line(e)}"
 
 
 def _clean(points: list[Point]) -> list[Point]:
