@@ -36,13 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # click usage errors and friends
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            print(f"error: {e.format_message()}", file=sys.stderr)
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+    except Exception as e:  # click usage errors and friends (typer may vendor its own click)
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):
+            param = getattr(e, "param", None)
+            hint = getattr(param, "opts", None) or []
+            where = f" (option {hint[0]})" if hint and hint[0] not in e.format_message() else ""
+            print(f"error: {e.format_message()}{where}", file=sys.stderr)
+            return int(e.exit_code)
+        if type(e).__name__ == "Abort":
             print("aborted", file=sys.stderr)
             return 1
         raise
