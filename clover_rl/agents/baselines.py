@@ -1,0 +1,128 @@
+"""Non-learning reference policies: BASE, RAND, ORACLE and a carbon-greedy one.
+
+* ``BasePolicy`` -- the paper's BASE: the largest variant on whole GPUs, never changes. Every
+  carbon saving is measured against it.
+* ``RandomSearchPolicy`` -- the paper's RAND: random search with the same re-optimisation rule,
+  history reuse, probe budget and stopping rule as Clover, but no graph neighbourhoods and no
+  annealing; serves the best it measured.
+* ``OraclePolicy`` -- per interval the best configuration in hindsight, read from the replay
+  model's steady-state table at the interval's intensity and load, with no exploration cost:
+  an upper bound, not an achievable controller.
+* ``GreedyCarbonPolicy`` -- least carbon per request subject to the SLA, ignoring accuracy.
+  **Hindsight**: it reads the same table as the oracle (documented choice, see its docstring).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from clover_rl.agents.annealing import OnlineSearchPolicy
+from clover_rl.agents.base import BindablePolicy
+from clover_rl.objective import carbon_g
+
+
+class BasePolicy(BindablePolicy):
+    """BASE: the largest variant on whole GPUs (``catalog.base_index``), every interval."""
+
+    name = "base"
+
+    def __init__(self, env: Any = None, *, seed: int = 0) -> None:
+        self.seed = seed
+        self.last_decision: dict[str, Any] = {}
+        self._action: int | None = None
+        if env is not None:
+            self.bind(env)
+
+    def bind(self, env: Any) -> None:
+        super().bind(env)
+        self._action = int(self.env.catalog.base_index)
+
+    def reset(self) -> None:
+        self.last_decision = {}
+
+    def act(self, observation: np.ndarray, info: dict[str, Any]) -> int:
+        if self._action is None:
+            raise RuntimeError("base: bind(env) before act()")
+        self.last_decision = {"policy": self.name, "reoptimized": False, "probes": 0,
+                              "reason": "BASE never changes",
+                              "config": self.env.catalog.configs[self._action].label()}
+        return self._action
+
+
+class RandomSearchPolicy(OnlineSearchPolicy):
+    """RAND: candidates drawn like Clover's (a partition uniformly, then a variant per slice),
+    but anywhere in the space rather than near an annealing centre."""
+
+    name = "random"
+
+    def _next(self, evaluated: set[int]) -> tuple[int | None, bool]:
+        draw = self._draw(evaluated, 1)
+        return (None, True) if draw is None else (int(draw[0]), False)
+
+
+class _HindsightPolicy(BindablePolicy):
+    """Reads ``env.config_table`` (the replay model's steady state): hindsight, no probes."""
+
+    name = "hindsight"
+
+    def __init__(self, env: Any = None, *, seed: int = 0) -> None:
+        self.seed = seed
+        self.last_decision: dict[str, Any] = {}
+        if env is not None:
+            self.bind(env)
+
+    def reset(self) -> None:
+        self.last_decision = {}
+
+    def _choose(self) -> tuple[int, dict[str, Any]]:
+        raise NotImplementedError
+
+    def act(self, observation: np.ndarray, info: dict[str, Any]) -> int:
+        if self.env is None:
+            raise RuntimeError(f"{self.name}: bind(env) before act()")
+        action, extra = self._choose()
+        self.last_decision = {"policy": self.name, "reoptimized": True, "probes": 0, "hindsight": True,
+                              "config": self.env.catalog.configs[action].label(), **extra}
+        return action
+
+
+class OraclePolicy(_HindsightPolicy):
+    """ORACLE: argmax of the paper's score over every allowed configuration, in hindsight."""
+
+    name = "oracle"
+
+    def _choose(self) -> tuple[int, dict[str, Any]]:
+        env = self.env
+        table = env.config_table(env.rate())
+        scores = table.scores(env.intensity(), env.scenario.carbon.pue, env.reference)
+        scores = np.where(env.action_masks(), scores, -np.inf)
+        a = int(np.argmax(scores))
+        return a, {"reason": "hindsight argmax of the score", "best_score": float(scores[a])}
+
+
+class GreedyCarbonPolicy(_HindsightPolicy):
+    """Least carbon per request whose steady-state p95 meets the SLA; accuracy ignored.
+
+    Hindsight by choice: carbon per request is energy per request x CI x PUE, so its argmin does
+    not depend on the intensity -- only on the load -- and an online variant would merely spend
+    probes rediscovering the same configuration. The table is the replay model's, so this is the
+    carbon-saving bound of an accuracy-blind controller, not something deployable as is.
+    Falls back to the lowest-p95 configuration when none meets the SLA.
+    """
+
+    name = "greedy-carbon"
+
+    def _choose(self) -> tuple[int, dict[str, Any]]:
+        env = self.env
+        table = env.config_table(env.rate())
+        ok = env.action_masks() & np.isfinite(table.energy_per_request_j)
+        meets = ok & (table.p95_ms <= env.reference.sla_ms)
+        if meets.any():
+            a = int(np.argmin(np.where(meets, table.energy_per_request_j, np.inf)))
+            reason = "hindsight least carbon per request within the SLA"
+        else:
+            a = int(np.argmin(np.where(ok, table.p95_ms, np.inf)))
+            reason = "no configuration meets the SLA in hindsight: lowest p95"
+        cpr = carbon_g(float(table.energy_per_request_j[a]), env.intensity(), env.scenario.carbon.pue)
+        return a, {"reason": reason, "carbon_per_request_g": cpr}
