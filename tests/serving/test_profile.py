@@ -81,3 +81,34 @@ def test_missing_entry_names_slice_and_variant():
     prof = load_default_profile("albert", "a100-40gb")
     with pytest.raises(ConfigError, match="variant 'huge' on slice '7g.40gb'"):
         prof.entry("7g.40gb", "huge")
+
+
+@pytest.mark.parametrize("name,config", [("efficientnet", "7g:b7"), ("efficientnet", "4g:b5,3g:b3"),
+                                         ("yolo", "7g:yolov5x6"), ("albert", "3g:large,3g:base")])
+def test_energy_per_request_falls_as_load_rises(name, config):
+    from clover_rl.mig.config import parse_configuration
+    from clover_rl.serving.simulator import steady_state
+
+    svc = load_service(name)
+    prof = load_default_profile(name, "a100-40gb")
+    cfg = parse_configuration(config, A100, svc.variant_names)
+    per_req = []
+    for rate in (0.5, 1.0, 2.0):
+        st = steady_state(cfg, prof, svc, 2, rate)
+        per_req.append(st.interval(3600).energy_per_request_j)
+    assert per_req == sorted(per_req, reverse=True)
+
+
+def test_mixed_configuration_saves_energy_vs_base():
+    # The paper: mixed configurations use 35-70% less energy per request than BASE.
+    from clover_rl.mig.config import parse_configuration
+    from clover_rl.serving.simulator import steady_state
+
+    svc = load_service("efficientnet")
+    prof = load_default_profile("efficientnet", "a100-40gb")
+    e = {}
+    for cfg in ("7g:b7", "4g:b5,3g:b5"):
+        st = steady_state(parse_configuration(cfg, A100, svc.variant_names), prof, svc, 2, 2.5)
+        e[cfg] = st.interval(3600).energy_per_request_j
+    saving = 1 - e["4g:b5,3g:b5"] / e["7g:b7"]
+    assert 0.35 <= saving <= 0.7
