@@ -91,6 +91,7 @@ class ReplayBackend:
         self._servers: Servers | None = None
         self._pending: dict[str, float] = {}
         self._servers_cache: dict[Assignment, Servers] = {}
+        self._seeds: list[int] = []
         self._closed = False
 
     # ------------------------------------------------------------------ helpers
@@ -122,6 +123,12 @@ class ReplayBackend:
             return float(self.profile.model_load_s[variant])
         except KeyError:
             raise ConfigError(f"profile has no model_load_s for variant {variant!r}") from None
+
+    def _next_seed(self) -> int:
+        """Run k gets sub-seed k of the backend's generator (drawn in blocks: cheap)."""
+        if not self._seeds:
+            self._seeds = self._rng.integers(0, 2**63 - 1, size=256).tolist()[::-1]
+        return self._seeds.pop()
 
     def _alive(self) -> None:
         if self._closed:
@@ -178,7 +185,7 @@ class ReplayBackend:
             raise BackendError("no configuration applied to the replay backend; call apply() first")
         seconds = _check_positive("seconds", seconds)
         rate = _check_positive("rate_rps", rate_rps)
-        sub_seed = int(self._rng.integers(2**63 - 1))  # drawn every run: run k <-> sub-seed k
+        sub_seed = self._next_seed()
         if self.mode == "steady" and not self._pending:
             st = steady_state_servers(self._servers, rate, timeout_s=self.timeout_s)
             if st.trusted:

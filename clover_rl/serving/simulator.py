@@ -68,6 +68,9 @@ _STEADY_CACHE_MAX = 20_000
 # --------------------------------------------------------------------------- servers
 
 
+_KEY_IDS: dict[tuple, int] = {}
+
+
 def slice_id(gpu_index: int, slc: Slice) -> str:
     """Stable per-slice key used in utilisation and downtime maps: ``gpu0/3g.20gb@4``."""
     return f"gpu{gpu_index}/{slc.profile}@{slc.start}"
@@ -121,6 +124,7 @@ class Servers:
     n_gpus: int
     estimated: bool
     key: tuple = field(repr=False)  # hashable fingerprint for caches
+    key_id: int = field(default=-1, repr=False)  # small interned stand-in for ``key``
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -190,6 +194,7 @@ def build_servers(
         n_gpus=int(n_gpus),
         estimated=bool(profile.estimated),
         key=key,
+        key_id=_KEY_IDS.setdefault(key, len(_KEY_IDS)),  # cheap to hash in the steady cache
     )
 
 
@@ -565,7 +570,7 @@ _STEADY_CACHE: OrderedDict[tuple, SteadyState] = OrderedDict()
 
 def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int, seed: int,
                grid_index: int) -> SteadyState:
-    key = (servers.key, rate, timeout_s, n_requests, seed)
+    key = (servers.key_id if servers.key_id >= 0 else servers.key, rate, timeout_s, n_requests, seed)
     hit = _STEADY_CACHE.get(key)
     if hit is not None:
         _STEADY_CACHE.move_to_end(key)
@@ -600,12 +605,10 @@ def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int,
     return st
 
 
-def _mix(a: float, b: float, w: float) -> float:
-    return a + w * (b - a)
-
-
 def _mix_dict(a: dict[str, float], b: dict[str, float], w: float) -> dict[str, float]:
-    return {k: _mix(a.get(k, 0.0), b.get(k, 0.0), w) for k in sorted(a.keys() | b.keys())}
+    if a.keys() == b.keys():  # always, for two grid points of the same servers
+        return {k: x + w * (b[k] - x) for k, x in a.items()}
+    return {k: a.get(k, 0.0) + w * (b.get(k, 0.0) - a.get(k, 0.0)) for k in sorted(a.keys() | b.keys())}
 
 
 def steady_state_servers(
@@ -631,17 +634,20 @@ def steady_state_servers(
     if w <= 1e-12:
         return a
     b = _steady_at(servers, r_hi, timeout_s, n_requests, seed, lo + 1)
+    def mix(x: float, y: float) -> float:
+        return x + w * (y - x)
+
     return SteadyState(
         rate_rps=rate,
         capacity_rps=a.capacity_rps,
-        p50_ms=_mix(a.p50_ms, b.p50_ms, w),
-        p95_ms=_mix(a.p95_ms, b.p95_ms, w),
-        p99_ms=_mix(a.p99_ms, b.p99_ms, w),
-        mean_ms=_mix(a.mean_ms, b.mean_ms, w),
-        drop_fraction=_mix(a.drop_fraction, b.drop_fraction, w),
-        active_j_per_request=_mix(a.active_j_per_request, b.active_j_per_request, w),
+        p50_ms=mix(a.p50_ms, b.p50_ms),
+        p95_ms=mix(a.p95_ms, b.p95_ms),
+        p99_ms=mix(a.p99_ms, b.p99_ms),
+        mean_ms=mix(a.mean_ms, b.mean_ms),
+        drop_fraction=mix(a.drop_fraction, b.drop_fraction),
+        active_j_per_request=mix(a.active_j_per_request, b.active_j_per_request),
         idle_power_w=a.idle_power_w,
-        accuracy=_mix(a.accuracy, b.accuracy, w),
+        accuracy=mix(a.accuracy, b.accuracy),
         utilization=_mix_dict(a.utilization, b.utilization, w),
         variant_share=_mix_dict(a.variant_share, b.variant_share, w),
         estimated=a.estimated,
