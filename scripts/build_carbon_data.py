@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     except CloverError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for name, p in written.items():
+    for p in written.values():
         print(f"{p}  {p.stat().st_size / 1024:.0f} KiB")
     return 0
 

@@ -38,10 +38,11 @@ import io
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -354,7 +355,7 @@ def units_from_column(name: str) -> str | None:
     """The unit named in a column header (``moer_kg_per_kwh`` -> kg/kWh), or None."""
     n = name.lower()
     toks = [t for t in re.split(r"[^a-z0-9]+", n) if t]
-    has_lb = any(t in ("lb", "lbs") or t.startswith("lbs") or t.startswith("lb") for t in toks)
+    has_lb = any(t.startswith("lb") for t in toks)
     if has_lb and "mwh" in n:
         return "lbs/MWh"
     if any(t.startswith("kg") for t in toks) and "kwh" in n:

@@ -5,7 +5,6 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -33,8 +32,8 @@ def _human(d: dict) -> str:
         f"name:        {d['name']}{'  (synthetic)' if d['synthetic'] else ''}",
         f"span:        {d['start']} .. {d['end']}  ({d['n']} samples, {d['duration_h']:g} h)",
         f"resolution:  {res_s}",
-        f"g/kWh:       min {num(d['min'])}  mean {num(d['mean'])}  max {num(d['max'])}  "
-        f"std {num(d['std'])}",
+        (f"g/kWh:       min {num(d['min'])}  mean {num(d['mean'])}  max {num(d['max'])}  "
+         f"std {num(d['std'])}"),
         f"gaps:        {d['gaps']} missing, {d['interpolated_steps']} interpolated",
         f"provenance:  {d['provenance'] or '-'}",
     ]
@@ -45,9 +44,9 @@ def _human(d: dict) -> str:
 def show(
     source: str = typer.Argument(..., help="CSV file, or a shipped name (caiso_pge, caiso_pge:eval)"),
     period: str = typer.Option("all", help="train (2019-2020), eval (2021) or all; shipped traces only"),
-    value_column: Optional[str] = typer.Option(None, help="column holding the intensity"),
-    time_column: Optional[str] = typer.Option(None, help="column holding the timestamps"),
-    units: Optional[str] = typer.Option(None, help="g/kWh (default), kg/kWh, t/MWh or lbs/MWh"),
+    value_column: str | None = typer.Option(None, help="column holding the intensity"),
+    time_column: str | None = typer.Option(None, help="column holding the timestamps"),
+    units: str | None = typer.Option(None, help="g/kWh (default), kg/kWh, t/MWh or lbs/MWh"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Summarise a trace: span, resolution, min/mean/max, gaps, provenance."""
@@ -76,9 +75,9 @@ def synth(
     days: int = typer.Option(7, help="length in days (hourly samples)"),
     seed: int = typer.Option(0, help="random seed"),
     out: Path = typer.Option(..., "--out", help="CSV to write (.gz compresses)"),
-    mean: Optional[float] = typer.Option(None, help="mean level, g/kWh"),
-    amplitude: Optional[float] = typer.Option(None, help="size of the daily/weather swings, g/kWh"),
-    noise: Optional[float] = typer.Option(None, help="hourly noise std, g/kWh"),
+    mean: float | None = typer.Option(None, help="mean level, g/kWh"),
+    amplitude: float | None = typer.Option(None, help="size of the daily/weather swings, g/kWh"),
+    noise: float | None = typer.Option(None, help="hourly noise std, g/kWh"),
     start: str = typer.Option("2021-01-01T00:00:00Z", help="first timestamp (UTC)"),
 ) -> None:
     """Write a seeded synthetic trace (marked synthetic in the file)."""

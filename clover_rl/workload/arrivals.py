@@ -7,13 +7,14 @@ so an episode replays identically under its seed.
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol, Union, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from clover_rl.errors import ConfigError
 
-RngLike = Union[np.random.Generator, int, np.integer]
+RngLike = np.random.Generator | int | np.integer
 
 
 @runtime_checkable

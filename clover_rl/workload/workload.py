@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class Workload(ABC):
         """An upper bound of the rate on ``[t0_s, t1_s]`` (for thinning)."""
 
     @abstractmethod
-    def scale(self, factor: float) -> "Workload":
+    def scale(self, factor: float) -> Workload:
         """The same pattern at ``factor`` times the load."""
 
     @abstractmethod
@@ -106,7 +107,7 @@ class ConstantRate(Workload):
     def arrivals(self, t0_s: float, duration_s: float, rng: RngLike) -> np.ndarray:
         return poisson_arrivals(self.rate_rps, duration_s, rng)
 
-    def scale(self, factor: float) -> "ConstantRate":
+    def scale(self, factor: float) -> ConstantRate:
         f = _num("scale", factor, lo=0.0)
         return ConstantRate(self.rate_rps * f)
 
@@ -151,7 +152,7 @@ class DiurnalRate(Workload):
         integral = (np.sin(self._phase(t1_s)) - np.sin(self._phase(t0_s))) / w
         return float(self.mean_rps * (1.0 + self.amplitude * integral / (t1_s - t0_s)))
 
-    def scale(self, factor: float) -> "DiurnalRate":
+    def scale(self, factor: float) -> DiurnalRate:
         return replace(self, mean_rps=self.mean_rps * _num("scale", factor, lo=0.0))
 
     def to_config(self) -> dict[str, Any]:
@@ -206,7 +207,7 @@ class TraceRate(Workload):
         w = np.clip(hi - lo, 0.0, None)
         return float(np.sum(self.rates(ks * res) * w) / (t1_s - t0_s))
 
-    def scale(self, factor: float) -> "TraceRate":
+    def scale(self, factor: float) -> TraceRate:
         return replace(self, factor=self.factor * _num("scale", factor, lo=0.0))
 
     def to_config(self) -> dict[str, Any]:
