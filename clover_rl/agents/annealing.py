@@ -273,14 +273,15 @@ class OnlineSearchPolicy(BindablePolicy):
             probes += int(ev.probed)
             evaluated.add(cand)
             evals.append(ev)
-            row = {"action": cand, "probed": ev.probed, "score": ev.score.value, "meets_sla": ev.meets_sla}
+            row = {"action": cand, "probed": ev.probed, "score": float(ev.score.value), "meets_sla": ev.meets_sla}
             row.update(self._observe(ev))
             if ev.meets_sla and (best is None or ev.score.value > best.score.value):
                 best, no_improvement = ev, 0
             else:
                 no_improvement += 1
-            self.last_steps.append(row)
             cand, exhausted = self._next(evaluated)
+            row.update(next=cand, exhausted=exhausted)
+            self.last_steps.append(row)
             if best is not None:
                 if no_improvement >= self.no_improvement_limit:
                     stop = "no improvement"
