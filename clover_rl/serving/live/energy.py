@@ -43,14 +43,15 @@ class _Monotonic:
     """Clamp readings so a glitching source can never make the counter go backwards."""
 
     def __init__(self) -> None:
-        self._last = 0.0
         self._lock = threading.Lock()
+        self._max = 0.0
+        self._clamp_lock = threading.Lock()
 
     def _clamp(self, value: float) -> float:
-        with self._lock:
-            if value > self._last:
-                self._last = value
-            return self._last
+        with self._clamp_lock:
+            if value > self._max:
+                self._max = value
+            return self._max
 
 
 # --------------------------------------------------------------------------- NVML
@@ -144,7 +145,7 @@ class RaplEnergyMeter(_Monotonic):
             except (OSError, ValueError):
                 self.ranges.append(2**32)
         try:
-            self._last = [self._read(z) for z in self.zones]
+            self._last_uj = [self._read(z) for z in self.zones]
         except OSError as e:
             raise BackendError(f"RAPL counters are not readable ({e}); run as root or use the estimate") from None
         self._acc_uj = 0
@@ -160,11 +161,11 @@ class RaplEnergyMeter(_Monotonic):
                     v = self._read(z)
                 except (OSError, ValueError):
                     continue
-                d = v - self._last[i]
+                d = v - self._last_uj[i]
                 if d < 0:  # wrapped
                     d += self.ranges[i]
                 self._acc_uj += d
-                self._last[i] = v
+                self._last_uj[i] = v
             total = self._acc_uj / 1e6
         return self._clamp(total)
 

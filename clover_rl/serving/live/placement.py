@@ -10,7 +10,6 @@ instances must be destroyed before new ones are created).
 """
 from __future__ import annotations
 
-import importlib
 from typing import Callable, Protocol, runtime_checkable
 
 from clover_rl.errors import BackendError, ConfigError
@@ -46,46 +45,45 @@ ApplyFn = Callable[[int, Partition], dict[Slice, str]]
 
 
 class MigPlacement:
-    """Real MIG slices through the NVML MIG manager (``clover_rl.mig.manager``).
+    """Real MIG slices through :class:`clover_rl.mig.manager.MigManager` (one per GPU index).
 
-    ``apply`` is any ``(gpu_index, partition) -> {slice: MIG UUID}`` callable; by default the
-    manager module's ``apply_partition`` function (or a ``MigManager().apply_partition`` method).
+    The manager keeps GPU instances whose profile and placement are unchanged, so their MIG
+    UUIDs (and the workers on them) survive a reconfiguration. ``apply`` overrides it with any
+    ``(gpu_index, partition) -> {slice: MIG UUID}`` callable (tests, other tooling).
     """
 
     device_kind = "cuda"
     make_before_break = False
 
-    def __init__(self, apply: ApplyFn | None = None):
-        self._manager = None
-        self._apply = apply or self._default_apply()
+    def __init__(self, gpu: GpuModel | None = None, apply: ApplyFn | None = None, nvml: object = None):
+        self.gpu = gpu
+        self.nvml = nvml
+        self._apply = apply
+        self._managers: dict[int, object] = {}
 
-    def _default_apply(self) -> ApplyFn:
-        try:
-            mod = importlib.import_module("clover_rl.mig.manager")
-        except ImportError as e:
-            raise BackendError(f"MIG placement needs clover_rl.mig.manager ({e})") from None
-        fn = getattr(mod, "apply_partition", None)
-        if callable(fn):
-            return fn
-        cls = getattr(mod, "MigManager", None)
-        if cls is not None:
-            self._manager = cls()
-            meth = getattr(self._manager, "apply_partition", None) or getattr(self._manager, "apply", None)
-            if callable(meth):
-                return meth
-        raise BackendError("clover_rl.mig.manager has no apply_partition(gpu_index, partition); pass placement=")
+    def _manager(self, gpu_index: int) -> object:
+        if gpu_index not in self._managers:
+            try:
+                from clover_rl.mig.manager import MigManager
+            except ImportError as e:
+                raise BackendError(f"MIG placement needs clover_rl.mig.manager ({e})") from None
+            self._managers[gpu_index] = MigManager(gpu_index, self.nvml, self.gpu).open()
+        return self._managers[gpu_index]
 
     def realize(self, gpu_index: int, partition: Partition) -> dict[Slice, str]:
-        mapping = self._apply(gpu_index, partition)
+        if self._apply is not None:
+            mapping = self._apply(gpu_index, partition)
+        else:
+            mapping = self._manager(gpu_index).apply(partition).uuids  # type: ignore[attr-defined]
         missing = [s for s in partition.slices if s not in mapping]
         if missing:
             raise BackendError(f"MIG manager returned no UUID for slice {missing[0].profile}@{missing[0].start} of GPU {gpu_index}")
         return {s: f"cuda:{mapping[s]}" for s in partition.slices}
 
     def close(self) -> None:
-        close = getattr(self._manager, "close", None)
-        if callable(close):
-            close()
+        for m in self._managers.values():
+            m.close()  # type: ignore[attr-defined]
+        self._managers.clear()
 
 
 class WholeGpuPlacement:
@@ -110,5 +108,5 @@ def default_placement(device: str, gpu: GpuModel, mig: bool = True) -> Placement
     if device == "cpu":
         return CpuPlacement()
     if device == "cuda":
-        return MigPlacement() if mig else WholeGpuPlacement(gpu)
+        return MigPlacement(gpu) if mig else WholeGpuPlacement(gpu)
     raise ConfigError(f"unknown device {device!r} (expected cpu or cuda)")

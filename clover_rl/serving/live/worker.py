@@ -27,6 +27,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from clover_rl.errors import CloverError
 from clover_rl.services import ServiceSpec
 
 log = logging.getLogger("clover_rl.serving.live")
@@ -67,6 +69,8 @@ def throttle_sleep_s(compute_s: float, compute_slices: int, total_slices: int = 
 
 def _one_line(e: BaseException) -> str:
     msg = str(e).strip().splitlines()
+    if isinstance(e, CloverError) and msg:
+        return msg[0]
     return f"{type(e).__name__}: {msg[0] if msg else ''}".rstrip(": ")
 
 
@@ -86,16 +90,10 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     try:
         from clover_rl.serving.live.models import load_model, synthetic_inputs
 
-        if spec.service.variant(spec.variant).source.kind != "noop":
-            import torch
-
-            if not spec.on_cuda:
-                torch.set_num_threads(spec.cpu_threads)
-                try:
-                    torch.set_num_interop_threads(1)
-                except RuntimeError:
-                    pass
         loaded = load_model(spec.service, spec.variant, torch_device, spec.input_scale)
+        torch = sys.modules.get("torch")
+        if torch is not None and not spec.on_cuda:  # OMP_NUM_THREADS already applied at import
+            torch.set_num_threads(spec.cpu_threads)
         load_s = time.perf_counter() - t0
         x = synthetic_inputs(spec.service, np.random.default_rng(0))
         for _ in range(spec.warmup_requests):

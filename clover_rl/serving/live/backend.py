@@ -1,0 +1,185 @@
+"""``LiveBackend``: the Backend protocol over real worker processes, in real time.
+
+``apply`` reconfigures the worker pool through the placement provider (real MIG instances on
+``device="cuda"``, emulated slices on ``device="cpu"``); ``run`` drives the open-loop load
+generator against the in-process KServe front end and turns what the client measured (latency,
+status) and what the meter read (energy) into :class:`IntervalMetrics`. Accuracy is the
+request-weighted catalog accuracy of the variants that answered.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+from clover_rl.errors import BackendError, ConfigError
+from clover_rl.mig.catalog import GpuModel, get_gpu
+from clover_rl.mig.config import Configuration
+from clover_rl.serving.backend import ReconfigReport
+from clover_rl.serving.live.energy import EnergyMeter, default_meter
+from clover_rl.serving.live.loadgen import LoadResult, run_load
+from clover_rl.serving.live.placement import PlacementProvider, default_placement
+from clover_rl.serving.live.pool import RequestRecord, WorkerPool
+from clover_rl.serving.live.server import FrontEnd, create_app
+from clover_rl.serving.metrics import IntervalMetrics
+from clover_rl.services import ServiceSpec, load_service
+
+log = logging.getLogger("clover_rl.serving.live")
+
+
+class LiveBackend:
+    """Real serving: worker processes per slice, KServe v2 front end, measured energy.
+
+    ``cpu_scale`` (CPU mode only) shrinks each variant's input resolution / sequence length so
+    emulated slices answer in reasonable time; ``cpu_threads`` is the torch threads per worker.
+    Extra keyword arguments go to :class:`WorkerPool` (timeouts, warm-up, throttle).
+    """
+
+    name = "live"
+
+    def __init__(
+        self,
+        service: ServiceSpec | str,
+        gpu: GpuModel | str,
+        n_gpus: int = 1,
+        device: str = "cpu",
+        port: int = 0,
+        seed: int = 0,
+        cpu_scale: float = 1.0,
+        *,
+        host: str = "127.0.0.1",
+        cpu_threads: int = 1,
+        placement: PlacementProvider | None = None,
+        meter: EnergyMeter | None = None,
+        image_size: int | None = None,
+        request_timeout_s: float = 60.0,
+        **pool_options: Any,
+    ):
+        if device not in ("cpu", "cuda"):
+            raise ConfigError(f"unknown device {device!r} (expected cpu or cuda)")
+        self.service = load_service(service) if isinstance(service, str) else service
+        self.gpu = get_gpu(gpu) if isinstance(gpu, str) else gpu
+        self.n_gpus = n_gpus
+        self.device = device
+        self.seed = seed
+        self.image_size = image_size
+        self.request_timeout_s = request_timeout_s
+        self._runs = 0
+        self._closed = False
+        self.last_load: LoadResult | None = None
+        self.last_records: list[RequestRecord] = []
+        self.pool = WorkerPool(
+            self.service, self.gpu, n_gpus, placement or default_placement(device, self.gpu),
+            input_scale=cpu_scale if device == "cpu" else 1.0, cpu_threads=cpu_threads, **pool_options,
+        )
+        try:
+            self.meter = meter or default_meter(device, range(n_gpus), pids=self.pool.worker_pids)
+            self.frontend = FrontEnd(create_app(self.pool, self.meter, device=device), host, port).start()
+        except BaseException:
+            self.pool.close()
+            raise
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def configuration(self) -> Configuration | None:
+        return self.pool.configuration
+
+    @property
+    def url(self) -> str:
+        return self.frontend.url
+
+    def apply(self, configuration: Configuration) -> ReconfigReport:
+        """Reconfigure every GPU to ``configuration`` (blocks until new workers are warm)."""
+        self._check_open()
+        report = self.pool.reconfigure(configuration)
+        if not report.ok:
+            log.error("live reconfiguration failed: %s", report.message)
+        return report
+
+    def run(self, seconds: float, rate_rps: float) -> IntervalMetrics:
+        """Offer Poisson load at ``rate_rps`` for ``seconds`` and measure the interval."""
+        self._check_open()
+        if self.pool.configuration is None:
+            raise BackendError("live backend has no configuration yet; call apply() first")
+        if seconds <= 0 or rate_rps < 0:
+            raise ConfigError(f"run needs seconds > 0 and rate >= 0, got {seconds} s at {rate_rps} req/s")
+        self.pool.drain_records()
+        self._runs += 1
+        e0 = self.meter.read_joules()
+        t0 = time.perf_counter()
+        res = self._load(seconds, rate_rps, self.seed * 100_003 + self._runs)
+        wall = time.perf_counter() - t0
+        energy = self.meter.read_joules() - e0
+        records = self.pool.drain_records()
+        self.last_load, self.last_records = res, records
+        return self._metrics(res, records, wall, energy)
+
+    def probe(self, configuration: Configuration, seconds: float, rate_rps: float) -> IntervalMetrics:
+        self.apply(configuration)
+        return self.run(seconds, rate_rps)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.frontend.stop()
+        finally:
+            self.pool.close()
+            self.meter.close()
+
+    def __enter__(self) -> "LiveBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendError("live backend is closed")
+
+    def _load(self, seconds: float, rate_rps: float, seed: int) -> LoadResult:
+        kwargs = dict(seed=seed, timeout_s=self.request_timeout_s, image_size=self.image_size)
+
+        def go() -> LoadResult:
+            return run_load(self.url, self.service, seconds, rate_rps, **kwargs)
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return go()
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:  # called from async code: own loop
+            return ex.submit(go).result()
+
+    def _metrics(self, res: LoadResult, records: list[RequestRecord], wall: float, energy: float) -> IntervalMetrics:
+        served = res.answered
+        by_variant = Counter(res.variants) if res.variants else Counter(r.variant for r in records if r.status == 200)
+        n = sum(by_variant.values())
+        acc = sum(self.service.variant(v).accuracy * c for v, c in by_variant.items()) / n if n else 0.0
+        busy: dict[str, float] = defaultdict(float)
+        for s in self.pool.snapshot().slots:
+            busy[s.slot_id] += 0.0
+        for r in records:
+            if r.slot_id is not None:
+                busy[r.slot_id] += r.service_s
+        return IntervalMetrics(
+            duration_s=wall,
+            arrived=res.sent,
+            served=served,
+            dropped=res.errors,
+            p50_ms=res.p50_ms if served else 0.0,
+            p95_ms=res.p95_ms if served else 0.0,
+            p99_ms=res.p99_ms if served else 0.0,
+            mean_ms=res.mean_ms if served else 0.0,
+            throughput_rps=served / wall if wall > 0 else 0.0,
+            energy_j=energy,
+            accuracy=acc,
+            utilization={k: min(1.0, v / wall) for k, v in sorted(busy.items())},
+            variant_share={v: c / n for v, c in sorted(by_variant.items())} if n else {},
+            estimated=self.meter.estimated,
+            backend=self.name,
+        )

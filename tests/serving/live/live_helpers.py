@@ -1,0 +1,48 @@
+"""Helpers for the live serving plane tests: services whose variants are cheap to spawn.
+
+Most process tests use ``noop`` variants (no torch import in the worker, so a worker starts in
+about a second); real-model tests use efficientnet-b1 at low resolution and a tiny ALBERT.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from clover_rl.mig.catalog import get_gpu
+from clover_rl.services import ServiceSpec, load_service
+
+GPU = get_gpu("a100-40gb")
+TINY_ALBERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+               "intermediate_size": 64, "embedding_size": 16, "vocab_size": 1000}
+
+
+def noop_service(delay_ms: float = 0.0, name: str = "efficientnet") -> ServiceSpec:
+    """A shipped service with every variant replaced by a noop model (optionally slow)."""
+    d = load_service(name).model_dump()
+    for v in d["variants"]:
+        v["source"] = {"kind": "noop", "name": "noop", "kwargs": {"delay_ms": delay_ms}}
+    return ServiceSpec.model_validate(d)
+
+
+def tiny_albert() -> ServiceSpec:
+    d = load_service("albert").model_dump()
+    d["request"]["max_seq_len"] = 32
+    for v in d["variants"]:
+        v["source"]["kwargs"] = dict(TINY_ALBERT)
+    return ServiceSpec.model_validate(d)
+
+
+def load_fake_nvml() -> ModuleType:
+    """The MIG tests' simulated NVML (tests/ is not a package)."""
+    name = "clover_rl_tests_fake_nvml"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "mig" / "fake_nvml.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec and spec.loader
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+

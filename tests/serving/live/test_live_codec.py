@@ -1,0 +1,57 @@
+"""KServe v2 tensor coding: JSON, Triton binary extension, BYTES, and one-line errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clover_rl.serving.live.codec import (
+    CodecError, InferRequest, decode_request, deserialize_bytes, encode_request, encode_response, serialize_bytes,
+)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_request_round_trip(binary: bool) -> None:
+    img = np.arange(2 * 3 * 4 * 3, dtype=np.uint8).reshape(2, 3, 4, 3)
+    q = np.array([b"why?", "naïve".encode()], dtype=object)
+    body, hl = encode_request({"INPUT__0": img, "question": q}, request_id="r1", binary=binary)
+    assert (hl is not None) == binary
+    req = decode_request(body, hl)
+    assert req.id == "r1"
+    np.testing.assert_array_equal(req.inputs["INPUT__0"], img)
+    assert list(req.inputs["question"]) == list(q)
+
+
+def test_response_binary_and_json_outputs() -> None:
+    out = {"OUTPUT__0": np.ones((2, 3), np.float32), "answer": np.array([b"a", b"bc"], dtype=object)}
+    req = InferRequest(id="x", inputs={}, outputs={"OUTPUT__0": True, "answer": False})
+    body, hl = encode_response("m", out, req, {"variant": "b1"})
+    import json
+
+    head = json.loads(body[:hl])
+    assert head["id"] == "x" and head["parameters"]["variant"] == "b1"
+    o0, o1 = head["outputs"]
+    assert o0["parameters"]["binary_data_size"] == 24 and o1["data"] == ["a", "bc"]
+    assert np.frombuffer(body[hl:], np.float32).tolist() == [1.0] * 6
+
+
+def test_bytes_serialisation() -> None:
+    a = np.array([b"", b"xyz", b"\x00\x01"], dtype=object)
+    assert list(deserialize_bytes(serialize_bytes(a))) == list(a)
+
+
+_BIN = b'{"inputs": [{"name": "a", "datatype": "UINT8", "shape": [4], "parameters": {"binary_data_size": 4}}]}xx'
+
+
+@pytest.mark.parametrize("body, hl, msg", [
+    (b"not json", None, "not valid JSON"),
+    (b'{"inputs": []}', None, "non-empty 'inputs'"),
+    (b'{"inputs": [{"name": "a", "datatype": "FP99", "shape": [1], "data": [1]}]}', None, "unknown datatype"),
+    (b'{"inputs": [{"name": "a", "datatype": "FP32", "shape": [2], "data": [1]}]}', None, "do not fill shape"),
+    (b'{"inputs": [{"name": "a", "datatype": "FP32", "shape": [-1], "data": [1]}]}', None, "non-negative"),
+    (_BIN, len(_BIN) - 2, "runs past the body"),
+    (b"{}", 99, "outside the body"),
+])
+def test_malformed_requests(body: bytes, hl: int | None, msg: str) -> None:
+    with pytest.raises(CodecError, match=msg) as e:
+        decode_request(body, hl)
+    assert "\n" not in str(e.value)
