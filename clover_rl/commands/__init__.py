@@ -11,6 +11,7 @@ _MODULES = [
     "clover_rl.commands.mig",
     "clover_rl.commands.simulate",
     "clover_rl.commands.traces",
+    "clover_rl.commands.train",
 ]
 
 

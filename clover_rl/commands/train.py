@@ -1,0 +1,52 @@
+"""`clover-rl train`: train an SB3 agent on trace replay into a run folder (or resume one)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def train(
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="training YAML (configs/train/NAME.yaml, a shipped name, or a run's config.yml)"),
+    timesteps: Optional[int] = typer.Option(
+        None, "--timesteps", help="total steps (new run) / further steps (--resume); default: n_timesteps"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="override the config's seed"),
+    n_envs: Optional[int] = typer.Option(None, "--n-envs", help="parallel envs (SubprocVecEnv when > 1)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="parent folder of the run folder (default: config's out_dir)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run folder (same TensorBoard curves)"),
+    exp_name: Optional[str] = typer.Option(None, "--exp-name", help="override the experiment label in the run name"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: config)"),
+) -> None:
+    """Train MaskablePPO / PPO / DQN on trace replay; TensorBoard under RUN/tb."""
+    from clover_rl.errors import ConfigError
+    from clover_rl.training import load_train_config
+    from clover_rl.training import train as run_training
+
+    argv = ["clover-rl"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("clover-rl") else sys.argv
+    if resume is not None:
+        if config is not None or seed is not None or out is not None or exp_name is not None:
+            raise ConfigError("--resume continues a run with its own config.yml; drop --config/--seed/--out/--exp-name")
+        res = run_training(resume=resume, timesteps=timesteps, n_envs=n_envs, command=argv,
+                           progress=progress)
+    else:
+        if config is None:
+            raise ConfigError("give --config configs/train/NAME.yaml (or --resume RUN_DIR)")
+        cfg = load_train_config(config)
+        cfg = cfg.replace(seed=seed, out_dir=str(out) if out is not None else None, exp_name=exp_name,
+                          progress_bar=progress).validate("command line")
+        res = run_training(cfg, timesteps=timesteps, n_envs=n_envs, command=argv)
+    best = res.best or {}
+    figs = ", ".join(f"{k} {best[k]:.4g}" for k in ("objective", "oracle_gap_pct", "sla_violation_pct",
+                                                     "reconfigurations") if k in best)
+    print(f"run folder: {res.run_dir}")
+    print(f"trained {res.trained_steps} steps (total {res.timesteps}) in {res.wall_s:.1f} s")
+    if figs:
+        print(f"best evaluation (at {best.get('timesteps')} steps): {figs}")
+    print(f"tensorboard --logdir {res.run_dir / 'tb'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
