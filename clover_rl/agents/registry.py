@@ -1,12 +1,18 @@
 """Policies by name or checkpoint path, so evaluation and deployment take any of them as a string."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from clover_rl.agents.annealing import CloverPolicy
-from clover_rl.agents.base import BindablePolicy, Policy
-from clover_rl.agents.baselines import BasePolicy, GreedyCarbonPolicy, OraclePolicy, RandomSearchPolicy
+from clover_rl.agents.base import Policy
+from clover_rl.agents.baselines import (
+    BasePolicy,
+    GreedyCarbonPolicy,
+    OraclePolicy,
+    RandomSearchPolicy,
+)
 from clover_rl.errors import CheckpointError, ConfigError
 
 _FACTORIES: dict[str, Callable[..., Policy]] = {
@@ -20,12 +26,20 @@ POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 
 def _looks_like_path(spec: str) -> bool:
-    return "/" in spec or "\\" in spec or spec.endswith(".zip") or spec.startswith(".") or Path(spec).exists()
+    return "/" in spec or "\\" in spec or spec.endswith(".zip") or spec.startswith(".")
+
+
+def _shipped_checkpoints() -> list[str]:
+    from clover_rl.paths import checkpoints_dir
+
+    d = checkpoints_dir()
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
 
 
 def make_policy(spec: str, env: Any, seed: int = 0, **params: Any) -> Policy:
-    """A bound policy for ``spec``: a name in ``POLICY_NAMES`` (``params`` go to its constructor)
-    or a run folder / ``model.zip`` path, loaded by ``clover_rl.agents.sb3.load_policy``."""
+    """A bound policy for ``spec``: a name in ``POLICY_NAMES`` (``params`` go to its constructor),
+    a run folder / ``model.zip`` path, or a shipped checkpoint name (``checkpoints/<name>/``);
+    checkpoints load through ``clover_rl.agents.sb3.load_policy`` (imported only then)."""
     key = str(spec).strip()
     if key.lower() in _FACTORIES:
         try:
@@ -34,16 +48,20 @@ def make_policy(spec: str, env: Any, seed: int = 0, **params: Any) -> Policy:
             raise ConfigError(f"policy {key}: bad parameter(s) {sorted(params)} ({e})") from None
         except ValueError as e:
             raise ConfigError(f"policy {key}: {e}") from None
-    elif _looks_like_path(key):
-        if not Path(key).exists():
-            raise CheckpointError(f"policy {key!r}: no such run folder or model file")
+    elif Path(key).expanduser().exists() or key in _shipped_checkpoints():
+        if params:
+            raise ConfigError(f"policy {key}: a checkpoint takes no parameters (got {sorted(params)})")
         from clover_rl.agents.sb3 import load_policy  # lazy: pulls in torch / SB3
 
         policy = load_policy(key, env)
+    elif _looks_like_path(key):
+        raise CheckpointError(f"policy {key!r}: no such run folder or model file")
     else:
+        shipped = _shipped_checkpoints()
+        extra = f"; shipped checkpoints: {', '.join(shipped)}" if shipped else ""
         raise ConfigError(
-            f"unknown policy {key!r} (known: {', '.join(POLICY_NAMES)}; or a run folder / model.zip path)"
+            f"unknown policy {key!r} (known: {', '.join(POLICY_NAMES)}; or a run folder / model.zip path{extra})"
         )
-    if isinstance(policy, BindablePolicy) or hasattr(policy, "bind"):
+    if hasattr(policy, "bind"):
         policy.bind(env)
     return policy

@@ -83,6 +83,16 @@ def test_path_goes_to_sb3_loader_lazily(tmp_path, monkeypatch) -> None:
     (run / "model.zip").write_bytes(b"")
     make_policy(str(run / "model.zip"), env)
     assert calls[-1][0].endswith("model.zip")
+    # a shipped checkpoint by name (checkpoints/<name>/)
+    shipped = tmp_path / "shipped"
+    (shipped / "my-ppo").mkdir(parents=True)
+    monkeypatch.setattr("clover_rl.paths.checkpoints_dir", lambda: shipped)
+    make_policy("my-ppo", env)
+    assert calls[-1][0] == "my-ppo"
+    with pytest.raises(ConfigError, match="my-ppo"):  # listed in the unknown-name message
+        make_policy("nope", env)
+    with pytest.raises(ConfigError, match="no parameters"):
+        make_policy("my-ppo", env, seed=1, max_explored=3)
 
 
 def test_registry_import_does_not_import_sb3() -> None:
