@@ -3,29 +3,31 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
 
 def evaluate(
-    scenario: str = typer.Option(..., "--scenario", help="shipped scenario name or YAML path"),
-    policy: list[str] = typer.Option(
-        ..., "--policy",
+    scenario: Annotated[str, typer.Option("--scenario", metavar="NAME|FILE", help="shipped scenario name or YAML path")],
+    policy: Annotated[list[str], typer.Option(
+        "--policy", metavar="NAME|PATH",
         help="repeatable: base, clover, random, oracle, greedy-carbon, or a run folder / model.zip",
-    ),
-    carbon_trace: Optional[str] = typer.Option(
-        None, "--carbon-trace", help="replace the scenario's trace: shipped name or CSV path"),
-    hours: Optional[int] = typer.Option(
-        None, "--hours", help="intervals to run (default: the whole trace from --start)"),
-    start: int = typer.Option(0, "--start", help="first interval of the trace window"),
-    seed: int = typer.Option(0, "--seed", help="seed of policies and backend noise"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object keyed by --policy"),
-    out: Optional[Path] = typer.Option(
-        None, "--out", help="write summary.csv/json, intervals.csv, evaluation.png and tb/ here"),
-    tb_dir: Optional[Path] = typer.Option(
-        None, "--tb-dir", help="write TensorBoard runs here (named like training runs) instead of OUT/tb"),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on a terminal"),
+    )],
+    carbon_trace: Annotated[str | None, typer.Option(
+        "--carbon-trace", metavar="NAME|CSV", help="replace the scenario's trace: shipped name or CSV path")] = None,
+    hours: Annotated[int | None, typer.Option(
+        "--hours", metavar="H", help="intervals to run (default: the whole trace from --start)")] = None,
+    start: Annotated[int, typer.Option("--start", metavar="I", help="first interval of the trace window")] = 0,
+    seed: Annotated[int, typer.Option("--seed", metavar="S", help="seed of policies and backend noise")] = 0,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="print one JSON object keyed by --policy")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", metavar="DIR", help="write summary.csv/json, intervals.csv, evaluation.png and tb/ here")] = None,
+    tb_dir: Annotated[Path | None, typer.Option(
+        "--tb-dir", metavar="DIR", help="write TensorBoard runs here (named like training runs) instead of OUT/tb")] = None,
+    progress: Annotated[bool, typer.Option(
+        "--progress/--no-progress", help="progress bar on a terminal")] = True,
 ) -> None:
     """Evaluate policies on the same trace window; BASE and ORACLE always run as references."""
     from rich.console import Console

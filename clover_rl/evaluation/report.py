@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from clover_rl.errors import ConfigError
-from clover_rl.evaluation.runner import BASE, ORACLE, ROW_FIELDS, SUMMARY_FIELDS, EvaluationResult
+from clover_rl.evaluation.runner import BASE, ROW_FIELDS, SUMMARY_FIELDS, EvaluationResult
 
 # (summary key, column header, format)
 _COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -144,5 +144,12 @@ def _json_safe(v: Any) -> Any:
     return v
 
 
-__all__ = ["render_table", "to_json_text", "write_outputs", "write_summary_csv",
-           "write_intervals_csv", "notes", "window_line", "ORACLE"]
+__all__ = [
+    "notes",
+    "render_table",
+    "to_json_text",
+    "window_line",
+    "write_intervals_csv",
+    "write_outputs",
+    "write_summary_csv",
+]

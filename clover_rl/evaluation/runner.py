@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -266,7 +267,7 @@ def evaluate_policies(
             for spec in all_specs:
                 task = bar.add_task(spec, total=hours)
                 runs[spec] = _run_one(spec, envs[spec], pols[spec], hours, seed, start,
-                                      lambda: bar.advance(task))
+                                      lambda t=task: bar.advance(t))
     finally:
         for env in envs.values():
             env.close()

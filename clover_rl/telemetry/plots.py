@@ -34,7 +34,7 @@ def variant_level(share: dict[str, float], variants: tuple[str, ...]) -> float:
     return sum(i * share.get(v, 0.0) for i, v in enumerate(variants)) / total
 
 
-def plot_evaluation(res: "EvaluationResult", path: str | Path, *, dpi: int = 110) -> Path:
+def plot_evaluation(res: EvaluationResult, path: str | Path, *, dpi: int = 110) -> Path:
     """Three panels over the evaluation window, one line per requested policy:
     carbon intensity; the served variant mix (request-weighted variant level); carbon per interval.
     """

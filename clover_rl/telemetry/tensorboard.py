@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from clover_rl.evaluation.runner import EvaluationResult
@@ -62,7 +63,7 @@ class ScalarWriter:
         self._w.flush()
         self._w.close()
 
-    def __enter__(self) -> "ScalarWriter":
+    def __enter__(self) -> ScalarWriter:  # noqa: PYI034 - py3.10 has no typing.Self
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -94,7 +95,7 @@ def _unique(names: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-def write_evaluation(res: "EvaluationResult", root: str | Path, *, run_names: bool = False,
+def write_evaluation(res: EvaluationResult, root: str | Path, *, run_names: bool = False,
                      when: float | None = None) -> dict[str, Path]:
     """Write each requested policy's scalars under ``root``; returns the run folder per spec.
 

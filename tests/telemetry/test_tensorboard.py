@@ -1,0 +1,42 @@
+"""TensorBoard eval scalars: one run per policy, eval/ tags readable by TensorBoard itself."""
+from __future__ import annotations
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from clover_rl.telemetry.tensorboard import eval_run_name, safe_name, write_evaluation
+
+INTERVAL = ["eval/carbon_g", "eval/carbon_per_request_g", "eval/accuracy", "eval/p95_ms",
+            "eval/objective", "eval/reconfigurations"]
+SUMMARY = ["eval/carbon_saving_pct", "eval/accuracy_drop_pct", "eval/sla_violation_pct",
+           "eval/oracle_gap_pct"]
+
+
+def _scalars(d):
+    acc = EventAccumulator(str(d))
+    acc.Reload()
+    return acc
+
+
+def test_runs_per_policy_with_eval_tags(tmp_path, fake_result):
+    runs = write_evaluation(fake_result, tmp_path / "tb")
+    assert {p.name for p in runs.values()} == {"base", "ppo_1"}
+    acc = _scalars(runs["runs/ppo 1/"])
+    tags = set(acc.Tags()["scalars"])
+    assert set(INTERVAL + SUMMARY) <= tags
+    carbon = acc.Scalars("eval/carbon_g")
+    assert [e.step for e in carbon] == [0, 1, 2, 3] and [e.value for e in carbon] == [6, 5, 7, 6]
+    saving = acc.Scalars("eval/carbon_saving_pct")
+    assert len(saving) == 1 and saving[0].step == 4
+    assert saving[0].value == pytest.approx(fake_result.runs["runs/ppo 1/"].summary["carbon_saving_pct"])
+    # a rerun into the same folder replaces the events instead of piling them up
+    write_evaluation(fake_result, tmp_path / "tb")
+    assert len(list(runs["base"].glob("events.out.tfevents.*"))) == 1
+
+
+def test_run_names_match_training_convention(tmp_path, fake_result):
+    runs = write_evaluation(fake_result, tmp_path, run_names=True, when=1700000000)
+    assert runs["base"].name == "efficientnet__eval__base__7__1700000000"
+    assert runs["runs/ppo 1/"].name == "efficientnet__eval__ppo_1__7__1700000000"
+    assert eval_run_name("a/b.yaml", "x", 0, 1.0) == "b.yaml__eval__x__0__1"
+    assert safe_name("./") == "policy"
