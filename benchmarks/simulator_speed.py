@@ -8,8 +8,9 @@ and SimPy agree on p50/p95/p99/mean latency, utilisation and energy:
 
 * "same" columns: the same arrivals and uniform draws fed to both -> must match to
   rounding (it is the same queue);
-* "indep" columns: SimPy on its workload vs a long numba run (25x the requests) on an
-  independent one -> must agree within sampling error (PASS/FAIL against the tolerances).
+* "indep" columns: SimPy on its workload vs the mean of independent numba runs of the same
+  length -> must agree within sampling error: the fixed tolerance (p95 3%), widened to 3
+  sigma of one run where the sampling error itself is larger (near saturation).
 
 Finally the cost of one steady-state ``ReplayBackend.run`` answered from the cache.
 Target: >= 2,000,000 simulated requests/s on one core for the kernel.
@@ -27,10 +28,10 @@ import simpy
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import Configuration
+from clover_rl.services import load_service
 from clover_rl.serving import simulator as sim
 from clover_rl.serving.profile import QUANTILE_LEVELS, Profile, ProfileEntry, load_default_profile
 from clover_rl.serving.replay import ReplayBackend
-from clover_rl.services import load_service
 
 GPU = get_gpu("a100-40gb")
 TOL = {"p50": 0.03, "p95": 0.03, "p99": 0.05, "mean": 0.03, "util": 0.01, "energy": 0.01}
@@ -164,6 +165,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=5_000_000, help="requests for the kernel speed run")
     ap.add_argument("--agree-requests", type=int, default=200_000, help="requests per SimPy agreement case")
+    ap.add_argument("--replications", type=int, default=30, help="numba runs behind the sampling error")
     args = ap.parse_args()
     profile, where = _profile()
     service = load_service("efficientnet")
@@ -206,29 +208,42 @@ def main() -> None:
              ("2x 3g,2g,1g,1g rho=0.9", cfg(("3g", "b5"), ("2g", "b3"), ("1g", "b1"), ("1g", "b3")), 2, 0.9),
              ("2x 2g,2g,2g,1g rho=0.95", cfg(("2g", "b3"), ("2g", "b3"), ("2g", "b5"), ("1g", "b1")), 2, 0.95)]
     n = args.agree_requests
-    print(f"\n== agreement numba vs SimPy ({n:,} requests per SimPy run; relative differences) ==")
+    reps = args.replications
+    print(f"\n== agreement numba vs SimPy ({n:,} requests per run; relative difference / tolerance) ==")
+    print("same: identical arrivals and draws in both (max relative difference over all figures).")
+    print(f"indep: SimPy vs the mean of {reps} independent numba runs of the same length; tolerance =")
+    print("       max(fixed tolerance, 3 sigma of one run from those replications)")
     keys = list(TOL)
-    print(f"{'case':<26}{'same max':>10}  " + "".join(f"{k:>8}" for k in keys) + "   verdict")
+    print(f"{'case':<26}{'same':>9} " + "".join(f"{k:>15}" for k in keys) + "  verdict")
     all_ok = True
     for label, c, n_gpus, load in cases:
         sv = sim.build_servers(c, profile, service, n_gpus)
         arr, u, rate = _workload(sv, load, n, 11)
         dur = float(arr[-1]) + 1e-9
-        sp = simpy_reference(sv, arr, u, 30.0)
-        s_sum = _summary(sv, arr, *sp, dur)
+        s_sum = _summary(sv, arr, *simpy_reference(sv, arr, u, 30.0), dur)
         same = sim.simulate_arrays(sv, arr, u, dur)
         n_same = _summary(sv, arr, same.latency_s, same.server, same.busy_s, same.last_completion_s, dur)
         same_max = max(abs(n_same[k] - s_sum[k]) / abs(s_sum[k]) for k in keys)
-        arr2, u2, _ = _workload(sv, load, 25 * n, 12)
-        ind = sim.simulate_arrays(sv, arr2, u2, float(arr2[-1]) + 1e-9)
-        n_ind = _summary(sv, arr2, ind.latency_s, ind.server, ind.busy_s, ind.last_completion_s, float(arr2[-1]) + 1e-9)
-        rel = {k: (s_sum[k] - n_ind[k]) / n_ind[k] for k in keys}
-        ok = same_max < 1e-9 and all(abs(rel[k]) <= TOL[k] for k in keys)
+        runs = []
+        for r in range(reps):
+            a2, u2, _ = _workload(sv, load, n, 1000 + r)
+            d2 = float(a2[-1]) + 1e-9
+            x = sim.simulate_arrays(sv, a2, u2, d2)
+            runs.append(_summary(sv, a2, x.latency_s, x.server, x.busy_s, x.last_completion_s, d2))
+        cells = []
+        ok = same_max < 1e-9
+        for k in keys:
+            vals = np.array([r[k] for r in runs])
+            mu, sd = vals.mean(), vals.std(ddof=1) * math.sqrt(1 + 1 / reps)
+            tol = max(TOL[k], 3 * sd / mu)
+            rel = (s_sum[k] - mu) / mu
+            ok &= abs(rel) <= tol
+            cells.append(f"{rel:+.2%}/{tol:.1%}")
         all_ok &= ok
-        print(f"{label:<26}{same_max:>10.1e}  " + "".join(f"{rel[k]:>+8.2%}" for k in keys)
-              + f"   {'PASS' if ok else 'FAIL'}")
-    print("tolerance: " + ", ".join(f"{k} {v:.0%}" for k, v in TOL.items())
-          + f" -> {'PASS' if all_ok else 'FAIL'}")
+        print(f"{label:<26}{same_max:>9.0e} " + "".join(f"{c_:>15}" for c_ in cells)
+              + f"  {'PASS' if ok else 'FAIL'}")
+    print("fixed tolerance: " + ", ".join(f"{k} {v:.0%}" for k, v in TOL.items())
+          + f" -> overall {'PASS' if all_ok else 'FAIL'}")
 
     # ---- steady-state cached run
     b = ReplayBackend(service, profile, "a100-40gb", n_gpus=4, seed=0)

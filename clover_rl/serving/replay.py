@@ -32,11 +32,13 @@ from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
+from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.profile import Profile, load_default_profile, load_profile
 from clover_rl.serving.simulator import (
     DEFAULT_TIMEOUT_S,
+    STEADY_REQUESTS,
     Servers,
     SteadyState,
     _check_positive,
@@ -46,7 +48,6 @@ from clover_rl.serving.simulator import (
     slot_assignment,
     steady_state_servers,
 )
-from clover_rl.services import ServiceSpec, load_service
 
 Assignment = tuple[tuple[Slice, str], ...]
 
@@ -66,6 +67,7 @@ class ReplayBackend:
         *,
         mode: Literal["steady", "exact"] = "steady",
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        steady_requests: int = STEADY_REQUESTS,
     ) -> None:
         self.service = service if isinstance(service, ServiceSpec) else load_service(service)
         self.gpu = gpu if isinstance(gpu, GpuModel) else get_gpu(gpu)
@@ -85,6 +87,10 @@ class ReplayBackend:
         self.n_gpus = int(n_gpus)
         self.mode = mode
         self.timeout_s = _check_positive("timeout_s", timeout_s)
+        if isinstance(steady_requests, bool) or not isinstance(steady_requests, (int, np.integer)) \
+                or steady_requests < 1000:
+            raise ConfigError(f"steady_requests must be an integer >= 1000, got {steady_requests!r}")
+        self.steady_requests = int(steady_requests)
         self._rng = np.random.default_rng(seed)
         self._config: Configuration | None = None
         self._assignment: Assignment = ()
@@ -187,7 +193,8 @@ class ReplayBackend:
         rate = _check_positive("rate_rps", rate_rps)
         sub_seed = self._next_seed()
         if self.mode == "steady" and not self._pending:
-            st = steady_state_servers(self._servers, rate, timeout_s=self.timeout_s)
+            st = steady_state_servers(self._servers, rate, timeout_s=self.timeout_s,
+                                      n_requests=self.steady_requests)
             if st.trusted:
                 return st.interval(seconds)
         metrics = simulate(
@@ -227,9 +234,10 @@ class ReplayBackend:
 
     def steady_state(self, rate_rps: float, configuration: Configuration | None = None) -> SteadyState:
         """Cached long-run behaviour of ``configuration`` (default: current) at ``rate_rps``."""
-        return steady_state_servers(self.servers(configuration), rate_rps, timeout_s=self.timeout_s)
+        return steady_state_servers(self.servers(configuration), rate_rps, timeout_s=self.timeout_s,
+                                    n_requests=self.steady_requests)
 
-    def __enter__(self) -> "ReplayBackend":
+    def __enter__(self) -> ReplayBackend:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

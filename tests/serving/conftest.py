@@ -3,15 +3,15 @@ simulator (linear scans, no heaps) the numba kernel must match exactly."""
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import Configuration
-from clover_rl.serving.profile import QUANTILE_LEVELS, Profile, ProfileEntry
 from clover_rl.services import ServiceSpec
+from clover_rl.serving.profile import QUANTILE_LEVELS, Profile, ProfileEntry
 
 GPU = get_gpu("a100-40gb")
 SHAPE = (0.7, 0.8, 0.85, 0.92, 1.0, 1.1, 1.2, 1.3, 1.6, 2.0)  # relative service-time quantiles
