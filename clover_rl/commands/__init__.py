@@ -9,6 +9,8 @@ _MODULES = [
     "clover_rl.commands.gpu",
     "clover_rl.commands.evaluate",
     "clover_rl.commands.mig",
+    "clover_rl.commands.profile",
+    "clover_rl.commands.serve",
     "clover_rl.commands.simulate",
     "clover_rl.commands.traces",
     "clover_rl.commands.train",

@@ -206,6 +206,7 @@ class WorkerPool:
         self._no_worker_since: float | None = time.perf_counter()
         self._configuration: Configuration | None = None
         self.reconfiguring = False
+        self.last_placement_s = 0.0  # time the placement provider took in the last reconfiguration
         self._monitor = threading.Thread(target=self._watch, name="clover-pool-monitor", daemon=True)
         self._monitor.start()
 
@@ -484,12 +485,14 @@ class WorkerPool:
         if not mbb:
             self._retire(old)
             stopped_at = {w.plan.slot_id: time.perf_counter() for w in old}
+        tp = time.perf_counter()
         try:
             devices = self._devices({sp.gpu_index for sp in new} | {w.plan.gpu_index for w in old}, configuration)
         except Exception as e:  # noqa: BLE001 - NVML/placement faults become a failed report
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             log.error("reconfiguration to %s failed: %s", configuration.label(), msg)
             return ReconfigReport(True, previous, previous or configuration, {}, 0, False, f"placement failed: {msg}")
+        self.last_placement_s = time.perf_counter() - tp
         started = [self._spawn(sp, devices.get(sp.slot_id, "cpu")) for sp in new]
         for w in started:
             w.ready.wait(self.start_timeout_s + 30)

@@ -1,0 +1,96 @@
+"""`clover-rl serve`: run the live serving plane (KServe v2 front end + workers) until stopped."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+import typer
+
+from clover_rl.errors import BackendError, ConfigError
+from clover_rl.mig.catalog import get_gpu
+from clover_rl.mig.config import base_configuration, parse_configuration
+from clover_rl.services import load_service
+
+
+def setup_logging() -> None:
+    """Show the live plane's INFO lines (worker start-up, random weights, reconfigurations)."""
+    lg = logging.getLogger("clover_rl.serving.live")
+    if not lg.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        lg.addHandler(h)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+
+
+def _scenario_defaults(scenario: str | None) -> dict[str, Any]:
+    if scenario is None:
+        return {}
+    try:
+        from clover_rl.scenario import load_scenario
+    except ImportError:
+        raise ConfigError("--scenario needs clover_rl.scenario, which is not available; use --service") from None
+    s = load_scenario(scenario)
+    return {"service": s.service, "gpu": s.gpu, "gpus": s.gpus, "timeout": getattr(s, "timeout_s", None)}
+
+
+def serve(
+    scenario: str | None = typer.Option(None, help="scenario name or YAML (service, GPU model and count)"),
+    service: str | None = typer.Option(None, help="service name or YAML path (overrides the scenario's)"),
+    gpu: str | None = typer.Option(None, help="GPU model (default: the scenario's, else a100-40gb)"),
+    gpus: int | None = typer.Option(None, help="number of GPUs, each serving the configuration"),
+    device: str = typer.Option("cpu", help="cpu (emulated slices) or cuda (MIG slices through NVML)"),
+    config: str | None = typer.Option(None, help="slices of one GPU, e.g. 4g:b1,3g:b3 (default: BASE)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, help="HTTP port (0 = any free port)"),
+    cpu_scale: float = typer.Option(1.0, help="CPU mode: scale inputs (resolution / sequence length) by this"),
+    cpu_threads: int = typer.Option(1, help="CPU mode: torch threads per worker"),
+) -> None:
+    """Serve a configuration over KServe v2 HTTP (metrics at /metrics) until SIGINT/SIGTERM."""
+    from clover_rl.serving.live.backend import LiveBackend
+
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {port}")
+    d = _scenario_defaults(scenario)
+    svc_name = service or d.get("service")
+    if svc_name is None:
+        raise ConfigError("give --service or --scenario")
+    svc = load_service(svc_name)
+    gpu_model = get_gpu(gpu or d.get("gpu") or "a100-40gb")
+    n = gpus if gpus is not None else int(d.get("gpus") or 1)
+    if n < 1:
+        raise ConfigError(f"--gpus must be >= 1, got {n}")
+    cfg = (parse_configuration(config, gpu_model, svc.variant_names) if config
+           else base_configuration(gpu_model, svc.variant_names))
+    setup_logging()
+    extra = {"max_queue_wait_s": d["timeout"]} if d.get("timeout") else {}
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    backend = None
+    try:
+        backend = LiveBackend(svc, gpu_model, n, device, port, cpu_scale=cpu_scale, host=host,
+                              cpu_threads=cpu_threads, **extra)
+        rep = backend.apply(cfg)
+        if not rep.ok:
+            raise BackendError(f"cannot serve {cfg.label()}: {rep.message}")
+        print(f"serving {svc.name} as {cfg.label()} on {n} x {gpu_model.name} ({device}) at {backend.url} "
+              f"(KServe v2; metrics at {backend.url}/metrics); Ctrl-C to stop", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+        if backend is not None:
+            backend.close()
+            print("stopped: workers shut down", flush=True)
+
+
+def register(app: typer.Typer) -> None:
+    if any(c.name == "serve" for c in app.registered_commands):
+        return  # main() may be called repeatedly in one process (tests)
+    app.command("serve")(serve)
