@@ -68,7 +68,7 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--child", sc, "--hours", str(a.hours)]
         if a.all_cores:
             cmd.append("--all-cores")
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if p.returncode != 0:
             print(f"{sc:14s} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
             continue
