@@ -1,0 +1,232 @@
+"""The service the controller drives, seen as a *plane*: apply a configuration, let time pass,
+and report what the service itself measured.
+
+A plane differs from a :class:`~clover_rl.serving.backend.Backend` in one way that matters for
+deployment: it does not generate load. The live plane measures the requests that real clients
+sent through the front end (latency inside the service, status, serving variant) and the energy
+meter; the replay plane simulates the scenario's workload so the loop can be unit-tested under
+a fake clock.
+
+- :class:`ReplayPlane` -- any Backend (normally ``ReplayBackend``) + a fake clock: instant.
+- :class:`LivePlane` -- a ``LiveBackend``'s worker pool and meter, in real time.
+- ``RemotePlane`` (``clover_rl.controller.supervisor``) -- a live plane in another process.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, defaultdict
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from clover_rl.controller.clock import Clock, SystemClock
+from clover_rl.errors import BackendError
+from clover_rl.mig.config import Configuration
+from clover_rl.serving.backend import Backend, ReconfigReport
+from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
+from clover_rl.services import ServiceSpec
+
+log = logging.getLogger("clover_rl.controller")
+
+
+@runtime_checkable
+class ServicePlane(Protocol):
+    name: str
+
+    @property
+    def configuration(self) -> Configuration | None: ...
+
+    def apply(self, configuration: Configuration) -> ReconfigReport:
+        """Reconfigure; on failure the plane keeps (or restores) the previous configuration."""
+
+    def begin_interval(self) -> None:
+        """Start accumulating a new control interval's measurements."""
+
+    def window(self, seconds: float, stop: threading.Event | None = None) -> IntervalMetrics:
+        """Let ``seconds`` pass while serving; the measurements of just that window."""
+
+    def interval(self) -> IntervalMetrics:
+        """Everything measured since :meth:`begin_interval`."""
+
+    def publish(self, values: dict[str, Any]) -> None:
+        """Controller figures for the plane's /metrics (no-op where there is none)."""
+
+    def close(self) -> None: ...
+
+
+def empty_metrics(duration_s: float, backend: str, estimated: bool = True) -> IntervalMetrics:
+    return IntervalMetrics(duration_s=max(duration_s, 1e-9), arrived=0, served=0, dropped=0, p50_ms=0.0,
+                           p95_ms=0.0, p99_ms=0.0, mean_ms=0.0, throughput_rps=0.0, energy_j=0.0,
+                           accuracy=0.0, estimated=estimated, backend=backend)
+
+
+def metrics_from_records(records: Sequence[Any], wall_s: float, energy_j: float, service: ServiceSpec,
+                         *, estimated: bool, backend: str = "live") -> IntervalMetrics:
+    """Interval metrics from the pool's finished-request records (status, variant, latency).
+
+    Latency is the service's own: enqueue at the pool to answer, exact percentiles over the
+    window's requests. Accuracy is the request-weighted catalog accuracy of the variants that
+    answered. Every non-200 record counts as dropped (an explicit error, never a silent loss).
+    """
+    ok = [r for r in records if r.status == 200]
+    lat = np.array([r.latency_s * 1000.0 for r in ok], dtype=float)
+    by_variant = Counter(r.variant for r in ok if r.variant)
+    n = sum(by_variant.values())
+    acc = sum(service.variant(v).accuracy * c for v, c in by_variant.items()) / n if n else 0.0
+    busy: dict[str, float] = defaultdict(float)
+    for r in records:
+        if r.slot_id is not None:
+            busy[r.slot_id] += r.service_s
+    wall = max(float(wall_s), 1e-9)
+    q = (lambda p: float(np.percentile(lat, p))) if lat.size else (lambda p: 0.0)
+    return IntervalMetrics(
+        duration_s=wall, arrived=len(records), served=len(ok), dropped=len(records) - len(ok),
+        p50_ms=q(50), p95_ms=q(95), p99_ms=q(99), mean_ms=float(lat.mean()) if lat.size else 0.0,
+        throughput_rps=len(ok) / wall, energy_j=float(energy_j), accuracy=float(acc),
+        utilization={k: min(1.0, v / wall) for k, v in sorted(busy.items())},
+        variant_share={v: c / n for v, c in sorted(by_variant.items())} if n else {},
+        estimated=estimated, backend=backend,
+    )
+
+
+class ReplayPlane:
+    """A Backend driven as a plane: ``window`` simulates the scenario load and advances ``clock``.
+
+    ``rate_rps`` is a number or a callable of the epoch time (a diurnal workload).
+    """
+
+    def __init__(self, backend: Backend, clock: Clock, rate_rps: float | Callable[[float], float]) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.rate_rps = rate_rps
+        self.name = f"replay:{backend.name}"
+        self.published: dict[str, Any] = {}
+        self._windows: list[IntervalMetrics] = []
+        self._start = clock.time()
+
+    @property
+    def configuration(self) -> Configuration | None:
+        return self.backend.configuration
+
+    def apply(self, configuration: Configuration) -> ReconfigReport:
+        return self.backend.apply(configuration)
+
+    def rate(self) -> float:
+        r = self.rate_rps
+        return float(r(self.clock.time()) if callable(r) else r)
+
+    def begin_interval(self) -> None:
+        self._windows = []
+        self._start = self.clock.time()
+
+    def window(self, seconds: float, stop: threading.Event | None = None) -> IntervalMetrics:
+        m = self.backend.run(max(seconds, 1e-3), self.rate())
+        self.clock.sleep(seconds)
+        self._windows.append(m)
+        return m
+
+    def interval(self) -> IntervalMetrics:
+        if not self._windows:
+            return empty_metrics(self.clock.time() - self._start, self.name)
+        return merge_metrics(self._windows)
+
+    def publish(self, values: dict[str, Any]) -> None:
+        self.published = dict(values)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class LivePlane:
+    """A ``LiveBackend`` as a plane: measures what its front end served, never drives load.
+
+    Thread-safe: the supervisor's RPC thread and the front end's metrics scrape may call it
+    concurrently with the pool serving requests.
+    """
+
+    def __init__(self, backend: Any, clock: Clock | None = None) -> None:
+        self.backend = backend
+        self.pool = backend.pool
+        self.meter = backend.meter
+        self.service: ServiceSpec = backend.service
+        self.clock = clock or SystemClock()
+        self.name = f"live:{backend.device}"
+        self.published: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._interval_records: list[Any] = []
+        self._interval_t0 = time.perf_counter()
+        self._interval_e0 = self.meter.read_joules()
+        self._window_t0 = self._interval_t0
+        self._window_e0 = self._interval_e0
+        self.pool.drain_records()
+
+    @property
+    def estimated(self) -> bool:
+        return bool(self.meter.estimated)
+
+    @property
+    def configuration(self) -> Configuration | None:
+        return self.pool.configuration
+
+    def apply(self, configuration: Configuration) -> ReconfigReport:
+        previous = self.pool.configuration
+        try:
+            report = self.backend.apply(configuration)
+        except BackendError as e:
+            report = ReconfigReport(True, previous, previous or configuration, ok=False, message=str(e))
+        if not report.ok and previous is not None:
+            # make sure the previous configuration is whole again (a no-op when the pool kept it;
+            # break-before-make MIG may have retired slices before the failure)
+            try:
+                back = self.backend.apply(previous)
+                if back.changed or back.slices_changed:
+                    log.warning("reconfiguration to %s failed part-way; restored %s", configuration.label(),
+                                previous.label())
+                    report = ReconfigReport(True, previous, self.pool.configuration or previous, report.downtime_s,
+                                            report.slices_changed, False, f"{report.message}; restored {previous.label()}"
+                                            + ("" if back.ok else f" (restore incomplete: {back.message})"))
+            except BackendError as e:
+                report = ReconfigReport(True, previous, self.pool.configuration or previous, report.downtime_s,
+                                        report.slices_changed, False, f"{report.message}; restore failed: {e}")
+        return report
+
+    def begin_interval(self) -> None:
+        with self._lock:
+            self._collect()
+            self._interval_records = []
+            self._interval_t0 = self._window_t0 = time.perf_counter()
+            self._interval_e0 = self._window_e0 = self.meter.read_joules()
+
+    def _collect(self) -> list[Any]:
+        new = self.pool.drain_records()
+        self._interval_records.extend(new)
+        return new
+
+    def measure_window(self) -> IntervalMetrics:
+        """Requests finished and energy used since the previous window (no waiting)."""
+        with self._lock:
+            recs = self._collect()
+            t, e = time.perf_counter(), self.meter.read_joules()
+            m = metrics_from_records(recs, t - self._window_t0, e - self._window_e0, self.service,
+                                     estimated=self.estimated)
+            self._window_t0, self._window_e0 = t, e
+            return m
+
+    def window(self, seconds: float, stop: threading.Event | None = None) -> IntervalMetrics:
+        self.clock.sleep(seconds, stop)
+        return self.measure_window()
+
+    def interval(self) -> IntervalMetrics:
+        with self._lock:
+            self._collect()
+            t, e = time.perf_counter(), self.meter.read_joules()
+            return metrics_from_records(self._interval_records, t - self._interval_t0, e - self._interval_e0,
+                                        self.service, estimated=self.estimated)
+
+    def publish(self, values: dict[str, Any]) -> None:
+        self.published = dict(values)
+
+    def close(self) -> None:
+        self.backend.close()
