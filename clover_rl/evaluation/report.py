@@ -43,7 +43,7 @@ def notes(res: EvaluationResult) -> list[str]:
     """The lines that say how to read the table (estimated or measured; what it is relative to)."""
     out = []
     if res.estimated:
-        out.append("figures are ESTIMATED: replay of an estimated profile, not measured on hardware")
+        out.append("figures are ESTIMATED (estimated profile or power model), not measured on hardware")
     else:
         out.append("figures are measured on the serving backend")
     ref = f"saving and accuracy drop vs {BASE}; oracle gap = (oracle - policy)/(oracle - base) objective"

@@ -89,6 +89,7 @@ def test_tb_dir_uses_training_style_run_names(tiny, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, needles", [
     (["--policy", "nope"], ["unknown policy 'nope'"]),
+    (["--policy", "base", "--policy", "./no/such/run"], ["./no/such/run"]),
     (["--policy", "base", "--carbon-trace", "/nonexistent/ci.csv"], ["carbon trace not found"]),
     (["--policy", "base", "--hours", "7"], ["hours=7", "6 intervals"]),
     (["--policy", "base", "--hours", "0"], ["positive"]),
