@@ -197,12 +197,13 @@ class OnlineSearchPolicy(BindablePolicy):
         out = env.probe(action)
         m, s = out["metrics"], out["score"]
         p95 = m.p95_ms if m.served else 1e9
-        self.history[action] = Measurement(
-            carbon_per_request_g=ref.c_ref_g * (1.0 - s.delta_c),
-            accuracy=ref.a_base * (1.0 - s.delta_a),
-            p95_ms=p95,
-            ci_pue=ci_pue,
-        )
+        if m.served:  # a window that served nothing (e.g. a failed reconfiguration) is retried later
+            self.history[action] = Measurement(
+                carbon_per_request_g=ref.c_ref_g * (1.0 - s.delta_c),
+                accuracy=ref.a_base * (1.0 - s.delta_a),
+                p95_ms=p95,
+                ci_pue=ci_pue,
+            )
         return Evaluation(action, s, p95 <= ref.sla_ms, probed=True)
 
     def _draw(self, exclude: set[int], size: int) -> np.ndarray | None:

@@ -32,6 +32,7 @@ class ScriptedEnv:
         self.current = self.catalog.base_index
         self.probes: list[int] = []  # every probe ever made, in order
         self.interval_probes = 0
+        self.fail: set[int] = set()  # actions whose probe serves nothing
 
     @property
     def unwrapped(self) -> ScriptedEnv:
@@ -52,6 +53,10 @@ class ScriptedEnv:
         self.probes.append(int(action))
         self.interval_probes += 1
         e, a, p95 = self.figures(int(action))
+        if action in self.fail:  # served nothing (as the env scores it)
+            m = SimpleNamespace(served=0, p95_ms=0.0, accuracy=0.0, energy_per_request_j=0.0, energy_j=50.0)
+            s = score(carbon_g(50.0, self.ci, self.scenario.carbon.pue), 0.0, 1e9, self.reference)
+            return {"metrics": m, "score": s, "action": int(action)}
         m = SimpleNamespace(served=100, p95_ms=p95, accuracy=a, energy_per_request_j=e, energy_j=100 * e)
         s = score(carbon_g(e, self.ci, self.scenario.carbon.pue), a, p95, self.reference)
         return {"metrics": m, "score": s, "action": int(action)}

@@ -262,3 +262,14 @@ def test_only_allowed_candidates() -> None:
         pol = cls(env, seed=0)
         _run(pol, env, _swinging(6))
         assert all(narrow[i] for i in env.probes)
+
+
+def test_failed_probe_is_not_remembered() -> None:
+    env = scripted(smooth_figures)
+    env.fail = {env.catalog.base_index}
+    pol = CloverPolicy(env, seed=0)
+    a = pol.act(None, {})
+    env.serve(a)
+    assert env.catalog.base_index not in pol.history
+    assert pol.last_steps[0]["probed"] and not pol.last_steps[0]["meets_sla"]
+    assert a != env.catalog.base_index
