@@ -6,9 +6,11 @@ import importlib
 import typer
 
 _MODULES = [
+    "clover_rl.commands.deploy",
     "clover_rl.commands.gpu",
     "clover_rl.commands.evaluate",
     "clover_rl.commands.mig",
+    "clover_rl.commands.report",
     "clover_rl.commands.profile",
     "clover_rl.commands.serve",
     "clover_rl.commands.simulate",

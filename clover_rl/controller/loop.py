@@ -75,6 +75,8 @@ class ControllerOptions:
     """Live transitions per PPO update."""
     learn_good_after: int = 4
     """Intervals an updated policy must run without an SLA-guard trigger to count as good."""
+    learn_rate: float = 1e-4
+    """Fine-tuning learning rate (constant)."""
     echo: Callable[[str], None] | None = print
     """Console lines (None: quiet)."""
     tensorboard: bool = True
@@ -158,7 +160,7 @@ class Controller:
 
             self.learner = OnlineLearner.for_policy(self.policy, self.store.checkpoints_dir, self.view,
                                                     every=opts.learn_every, good_after=opts.learn_good_after,
-                                                    seed=opts.seed)
+                                                    learning_rate=opts.learn_rate, seed=opts.seed)
 
     # ------------------------------------------------------------------ helpers
     def _safe_index(self, spec: str) -> int:
@@ -429,6 +431,7 @@ class Controller:
         prev = st.interval
         index = int(prev["index"]) + 1 if prev else int(st.counters.get("decisions", 0))
         start = float(prev["ends_at"]) if prev and 0 <= now - float(prev["ends_at"]) < self.options.interval_s else now
+        start_cfg = self.current
         st.interval = {"index": index, "started_at": start, "ends_at": start + self.options.interval_s}
         self.plane.begin_interval()  # probes made while deciding count in this interval, as in the env
         self._measuring = True
@@ -437,7 +440,11 @@ class Controller:
         r = self._read_carbon()
         obs = self.observation(r)
         if self.learner is not None:
-            self.learner.before_decision(obs)
+            note = self.learner.before_decision(obs)
+            if note:
+                st.count("learner_updates")
+                self._event("learner_update", index=index, note=note)
+                self._echo(f"[{self._time_str()}] LEARNER: {note}")
         mask = self.mask()
         d = Decision(index, self.current, "policy")
         extra: dict[str, Any] = {}
@@ -477,8 +484,7 @@ class Controller:
             d.reasons.append(f"carbon reading stale: {r.message}")
         elif r.message:
             d.reasons.append(r.message)
-        # the current configuration may have changed during probes
-        previous = self.current
+        previous = start_cfg
         reconfigs = int(st.interval.get("reconfigurations", 0))
         applied, msg = False, "unchanged"
         if d.action != self.current:
@@ -596,11 +602,7 @@ class Controller:
                                     config_index=self.current, stale=bool(iv.get("stale")),
                                     guard_active=self.guard.active, wall_time=self.clock.time())
         if self.learner is not None and not partial:
-            note = self.learner.after_interval(out.reward, guard_triggered=False)
-            if note:
-                st.count("learner_updates")
-                self._event("learner_update", note=note)
-                self._echo(f"[{self._time_str()}] LEARNER: {note}")
+            self.learner.after_interval(out.reward)
         self._last_outcome = out
         self._last_metrics = m
         p95 = f"{m.p95_ms:.0f}" if m.served else "-"

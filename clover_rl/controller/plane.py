@@ -146,8 +146,9 @@ class LivePlane:
     concurrently with the pool serving requests.
     """
 
-    def __init__(self, backend: Any, clock: Clock | None = None) -> None:
+    def __init__(self, backend: Any, clock: Clock | None = None, energy_model: Any = None) -> None:
         self.backend = backend
+        self.energy_model = energy_model  # e.g. ProfileEnergyModel for emulated models; None: the meter
         self.pool = backend.pool
         self.meter = backend.meter
         self.service: ServiceSpec = backend.service
@@ -164,7 +165,12 @@ class LivePlane:
 
     @property
     def estimated(self) -> bool:
-        return bool(self.meter.estimated)
+        return bool(self.energy_model.estimated if self.energy_model is not None else self.meter.estimated)
+
+    def _energy(self, records: Sequence[Any], wall_s: float, meter_j: float) -> float:
+        if self.energy_model is not None:
+            return self.energy_model.energy_j(records, wall_s)
+        return meter_j
 
     @property
     def configuration(self) -> Configuration | None:
@@ -209,7 +215,8 @@ class LivePlane:
         with self._lock:
             recs = self._collect()
             t, e = time.perf_counter(), self.meter.read_joules()
-            m = metrics_from_records(recs, t - self._window_t0, e - self._window_e0, self.service,
+            m = metrics_from_records(recs, t - self._window_t0,
+                                     self._energy(recs, t - self._window_t0, e - self._window_e0), self.service,
                                      estimated=self.estimated)
             self._window_t0, self._window_e0 = t, e
             return m
@@ -222,7 +229,9 @@ class LivePlane:
         with self._lock:
             self._collect()
             t, e = time.perf_counter(), self.meter.read_joules()
-            return metrics_from_records(self._interval_records, t - self._interval_t0, e - self._interval_e0,
+            wall = t - self._interval_t0
+            return metrics_from_records(self._interval_records, wall,
+                                        self._energy(self._interval_records, wall, e - self._interval_e0),
                                         self.service, estimated=self.estimated)
 
     def publish(self, values: dict[str, Any]) -> None:

@@ -1,0 +1,94 @@
+"""`clover-rl deploy`: serve a scenario's service and control it live with a policy."""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def deploy(
+    scenario: str = typer.Option(..., "--scenario", help="shipped scenario name or YAML path"),
+    policy: str = typer.Option(..., "--policy", help="a run folder / model.zip (trained policy), or clover, base, "
+                                                     "greedy-carbon, oracle, random"),
+    carbon: str = typer.Option(..., "--carbon", help="carbon source: electricitymaps:ZONE, watttime:REGION, "
+                                                     "ukgrid[:REGION], file:PATH[,speed=N]"),
+    device: str = typer.Option("cpu", "--device", help="cpu (emulated slices) or cuda (MIG slices)"),
+    interval: str = typer.Option("1h", "--interval", help="control interval, e.g. 1h, 10m, 30s"),
+    duration: Optional[str] = typer.Option(None, "--duration", help="stop after this long (default: until Ctrl-C)"),
+    port: int = typer.Option(8000, "--port", help="KServe v2 front end port (0 = any free port)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address the front end listens on"),
+    state: Optional[Path] = typer.Option(None, "--state", help="state folder (default: ./deploy_state/<scenario>)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="decide and log, never reconfigure after start-up"),
+    learn: bool = typer.Option(False, "--learn", help="fine-tune the MaskablePPO policy online"),
+    learn_every: int = typer.Option(8, "--learn-every", help="live transitions per PPO update"),
+    safe_config: str = typer.Option("base", "--safe-config", help="the SLA guard's safe configuration"),
+    guard_windows: int = typer.Option(3, "--guard-windows", help="consecutive SLA-violating windows that trigger the guard"),
+    guard_window: Optional[str] = typer.Option(None, "--guard-window", help="measurement window (default: interval/4, <= 60s)"),
+    guard_recover: Optional[int] = typer.Option(None, "--guard-recover", help="good windows before the guard releases"),
+    probe: Optional[str] = typer.Option(None, "--probe", help="probe window of online optimizers (default: scenario's)"),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="GPU count (default: the scenario's)"),
+    models: str = typer.Option("real", "--models", help="real, or emulated (profiled delays; no model compute)"),
+    load: Optional[float] = typer.Option(None, "--load", help="also offer Poisson load at this rate (req/s)"),
+    cpu_scale: float = typer.Option(1.0, "--cpu-scale", help="CPU device: scale model inputs by this"),
+    cpu_threads: int = typer.Option(1, "--cpu-threads", help="CPU device: torch threads per worker"),
+    seed: int = typer.Option(0, "--seed", help="seed of policies, learner and load generator"),
+) -> None:
+    """Start the KServe v2 front end and a control loop that reconfigures it every interval."""
+    from clover_rl.controller.deployment import Deployment, DeploySettings
+    from clover_rl.controller.durations import parse_duration
+    from clover_rl.controller.loop import ControllerOptions
+    from clover_rl.errors import ConfigError
+
+    interval_s = parse_duration(interval, "--interval")
+    duration_s = parse_duration(duration, "--duration") if duration is not None else None
+    window_s = parse_duration(guard_window, "--guard-window") if guard_window is not None else None
+    probe_s = parse_duration(probe, "--probe") if probe is not None else None
+    if learn_every < 2:
+        raise ConfigError(f"--learn-every must be >= 2, got {learn_every}")
+    if load is not None and not load > 0:
+        raise ConfigError(f"--load must be a positive request rate, got {load}")
+    state_dir = state if state is not None else Path("deploy_state") / Path(scenario).stem
+    opts = ControllerOptions(interval_s=interval_s, duration_s=duration_s, dry_run=dry_run,
+                             guard_windows=guard_windows, guard_window_s=window_s, guard_recover=guard_recover,
+                             safe_config=safe_config, probe_s=probe_s, seed=seed, learn=learn,
+                             learn_every=learn_every)
+    settings = DeploySettings(scenario=scenario, policy=policy, carbon=carbon, state_dir=str(state_dir), device=device,
+                              port=port, host=host, models=models, gpus=gpus, load_rps=load, cpu_scale=cpu_scale,
+                              cpu_threads=cpu_threads, options=opts,
+                              load_image_size=32 if models == "emulated" else None)
+    dep = Deployment(settings, echo=lambda t: print(t, flush=True))
+    _setup_logging()
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        dep.run(stop)
+    finally:
+        dep.close()
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+    if dep.load_totals is not None:
+        print(f"load generator: {dep.load_totals.line()}", flush=True)
+    print(f"state: {state_dir} (clover-rl report --state {state_dir}; "
+          f"tensorboard --logdir {state_dir}/tb)", file=sys.stdout, flush=True)
+
+
+def _setup_logging() -> None:
+    """Serving-plane INFO lines (workers starting, reconfigurations) and controller warnings."""
+    import logging
+
+    for name, level in (("clover_rl.serving.live", logging.INFO), ("clover_rl.controller", logging.WARNING)):
+        lg = logging.getLogger(name)
+        if not lg.handlers:
+            h = logging.StreamHandler(sys.stderr)
+            h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+            lg.addHandler(h)
+            lg.setLevel(level)
+            lg.propagate = False
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)

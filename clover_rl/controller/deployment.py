@@ -1,0 +1,188 @@
+"""A whole deployment: the live serving plane, the supervised controller and optional load.
+
+Used by ``clover-rl deploy``, the live tests and ``benchmarks/fault_injection.py`` so all three
+run exactly the same assembly:
+
+    LiveBackend (KServe v2 front end on --port, worker pool, meter)
+      -> LivePlane (measures what the service served; profile energy when emulated)
+      -> PlaneHost  <== RPC ==>  controller process (Controller over RemotePlane)
+    + ControllerCollector on the front end's Prometheus registry
+    + SteadyLoad (--load RPS), started once the service is up
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from clover_rl.controller.load import LoadTotals, SteadyLoad
+from clover_rl.controller.loop import ControllerOptions
+from clover_rl.controller.supervisor import ControllerSpec, Supervisor, echo_flush, make_carbon_source
+from clover_rl.errors import ConfigError
+
+log = logging.getLogger("clover_rl.controller")
+
+MODELS = ("real", "emulated")
+
+
+@dataclass
+class DeploySettings:
+    scenario: str
+    policy: str
+    carbon: str
+    state_dir: str
+    device: str = "cpu"
+    port: int = 8000
+    host: str = "127.0.0.1"
+    models: str = "real"
+    gpus: int | None = None
+    load_rps: float | None = None
+    load_image_size: int | None = None
+    cpu_scale: float = 1.0
+    cpu_threads: int = 1
+    options: ControllerOptions = field(default_factory=ControllerOptions)
+    pool_options: dict[str, Any] = field(default_factory=dict)
+
+
+def check_policy_spec(policy: str, learn: bool) -> None:
+    """Cheap checks before anything starts (the controller process loads the policy itself)."""
+    from clover_rl.agents.registry import POLICY_NAMES
+
+    key = policy.strip()
+    if key.lower() in POLICY_NAMES:
+        if learn:
+            raise ConfigError(f"--learn needs a MaskablePPO run folder as --policy (got {key})")
+        return
+    from clover_rl.agents.sb3 import resolve_checkpoint
+
+    resolve_checkpoint(key)  # CheckpointError: missing folder / model.zip
+
+
+class Deployment:
+    """Assemble, run and tear down one deployment (see the module docstring)."""
+
+    def __init__(self, settings: DeploySettings, *, echo: Callable[[str], None] | None = print,
+                 placement_wrapper: Callable[[Any], Any] | None = None) -> None:
+        s = settings
+        if s.device not in ("cpu", "cuda"):
+            raise ConfigError(f"--device must be cpu or cuda, got {s.device!r}")
+        if s.models not in MODELS:
+            raise ConfigError(f"--models must be one of {', '.join(MODELS)}, got {s.models!r}")
+        if not 0 <= s.port <= 65535:
+            raise ConfigError(f"--port must be 0..65535, got {s.port}")
+        if s.gpus is not None and s.gpus < 1:
+            raise ConfigError(f"--gpus must be >= 1, got {s.gpus}")
+        self.settings = s
+        self.echo = echo or (lambda _t: None)
+        self.placement_wrapper = placement_wrapper
+        from clover_rl.scenario import load_scenario
+
+        overrides = {"gpus": s.gpus} if s.gpus is not None else {}
+        self.scenario = load_scenario(s.scenario, **overrides)
+        self.overrides = overrides
+        make_carbon_source(s.carbon)  # a bad --carbon fails here, before anything starts
+        check_policy_spec(s.policy, s.options.learn)
+        Path(s.state_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        self.backend: Any = None
+        self.plane: Any = None
+        self.placement: Any = None
+        self.supervisor: Supervisor | None = None
+        self.load: SteadyLoad | None = None
+        self.load_totals: LoadTotals | None = None
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    def start_serving(self) -> None:
+        """Front end + worker pool (no configuration yet: the controller brings it up)."""
+        from clover_rl.controller.emulate import ProfileEnergyModel, emulated_service
+        from clover_rl.controller.plane import LivePlane
+        from clover_rl.controller.telemetry import register_collector
+        from clover_rl.serving.live.backend import LiveBackend
+        from clover_rl.serving.live.placement import default_placement
+
+        s, sc = self.settings, self.scenario
+        service = sc.service_spec()
+        gpu = sc.gpu_model()
+        energy = None
+        if s.models == "emulated":
+            profile = sc.load_profile()
+            service = emulated_service(service, profile, gpu)
+            energy = ProfileEnergyModel(profile, sc.gpus)
+        self.service = service
+        placement = default_placement(s.device, gpu)
+        if self.placement_wrapper is not None:
+            placement = self.placement_wrapper(placement)
+        self.placement = placement
+        pool = {"max_queue_wait_s": sc.timeout_s, **s.pool_options}
+        self.backend = LiveBackend(service, gpu, sc.gpus, s.device, s.port, host=s.host, cpu_scale=s.cpu_scale,
+                                   cpu_threads=s.cpu_threads, placement=placement, **pool)
+        self.plane = LivePlane(self.backend, energy_model=energy)
+        register_collector(self.backend.frontend.app.state.registry, lambda: self.plane.published)
+        self.echo(f"KServe v2 front end on {self.backend.url} (model {service.name!r}; metrics at "
+                  f"{self.backend.url}/metrics); {sc.gpus} x {gpu.name} on {s.device}"
+                  + (", emulated models (profiled delays, profile energy: estimated)" if energy else ""))
+
+    def start_controller(self) -> Supervisor:
+        s = self.settings
+        opts = s.options
+        if opts.echo is print:
+            opts = replace(opts, echo=echo_flush)
+        spec = ControllerSpec(s.scenario, s.policy, s.carbon, str(Path(s.state_dir).expanduser()), opts,
+                              carbon_start=time.time(), overrides=self.overrides)
+        self.supervisor = Supervisor(spec, self.plane, echo=self.echo)
+        return self.supervisor
+
+    def wait_until_serving(self, stop: threading.Event, timeout_s: float = 600.0) -> bool:
+        """Until the controller has brought the service up (some configuration, a ready worker)."""
+        deadline = time.time() + timeout_s
+        while not stop.is_set() and time.time() < deadline:
+            if self.backend.pool.configuration is not None and self.backend.pool.ready_count > 0:
+                return True
+            if self.supervisor is not None and self.supervisor.proc is not None and not self.supervisor.proc.is_alive():
+                return False
+            stop.wait(0.2)
+        return False
+
+    def start_load(self) -> None:
+        s = self.settings
+        if s.load_rps:
+            self.load = SteadyLoad(self.backend.url, self.service, s.load_rps, seed=s.options.seed,
+                                   image_size=s.load_image_size).start()
+            self.echo(f"load generator: Poisson {s.load_rps:g} req/s against {self.backend.url}")
+
+    def run(self, stop: threading.Event) -> int:
+        """Serve and control until the duration ends or ``stop``; returns 0 on a clean end."""
+        self.start_serving()
+        sup = self.start_controller()
+        result: dict[str, Any] = {}
+
+        def supervise() -> None:
+            try:
+                result["code"] = sup.run(stop)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                result["error"] = e
+
+        t = threading.Thread(target=supervise, name="clover-supervisor", daemon=True)
+        t.start()
+        if self.wait_until_serving(stop):
+            self.start_load()
+        while t.is_alive():
+            t.join(0.2)
+        if "error" in result:
+            raise result["error"]
+        return int(result.get("code", 0))
+
+    def close(self, drain_timeout_s: float = 120.0) -> None:
+        if self.load is not None:
+            self.load_totals = self.load.stop(drain_timeout_s)
+            self.load = None
+        if self.supervisor is not None:
+            self.supervisor.terminate()
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
