@@ -1,7 +1,6 @@
 """`clover-rl train`: train an SB3 agent on trace replay into a run folder (or resume one)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -25,7 +24,14 @@ def train(
     from clover_rl.training import load_train_config
     from clover_rl.training import train as run_training
 
-    argv = ["clover-rl"] + sys.argv[1:] if sys.argv and sys.argv[0].endswith("clover-rl") else sys.argv
+    # The command as parsed (works the same from a shell or from ``main([...])``).
+    argv = ["clover-rl", "train"]
+    for flag, value in (("--config", config), ("--resume", resume), ("--timesteps", timesteps), ("--seed", seed),
+                        ("--n-envs", n_envs), ("--out", out), ("--exp-name", exp_name)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if progress is not None:
+        argv.append("--progress" if progress else "--no-progress")
     if resume is not None:
         if config is not None or seed is not None or out is not None or exp_name is not None:
             raise ConfigError("--resume continues a run with its own config.yml; drop --config/--seed/--out/--exp-name")

@@ -161,12 +161,6 @@ def train(
         run_dir = Path(cfg.out_dir).expanduser() / run_name(cfg)
         if run_dir.exists():
             raise ConfigError(f"run folder {run_dir} already exists")
-        run_dir.mkdir(parents=True)
-        (run_dir / CONFIG_FILE).write_text(cfg.to_yaml())
-
-    cmd = shlex.join(command if command is not None else sys.argv)
-    with open(run_dir / COMMAND_FILE, "a") as f:
-        f.write(cmd + "\n")
 
     venv = make_vec_env(cfg)
     eval_env = None
@@ -214,6 +208,12 @@ def train(
                 raise ConfigError(f"{run_dir}: already trained {done} of n_timesteps={cfg.n_timesteps} steps; "
                                   "pass --timesteps N to train N more")
 
+        if resume is None:  # created only once the model is built: a bad config leaves nothing behind
+            run_dir.mkdir(parents=True)
+            (run_dir / CONFIG_FILE).write_text(cfg.to_yaml())
+        cmd = shlex.join(command if command is not None else sys.argv)
+        with open(run_dir / COMMAND_FILE, "a") as f:
+            f.write(cmd + "\n")
         model.set_logger(configure(str(run_dir / TB_DIR), ["tensorboard"] + (["stdout"] if cfg.verbose else [])))
 
         meta: dict[str, Any] = {
