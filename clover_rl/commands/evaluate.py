@@ -25,7 +25,9 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(
         "--out", metavar="DIR", help="write summary.csv/json, intervals.csv, evaluation.png and tb/ here")] = None,
     tb_dir: Annotated[Path | None, typer.Option(
-        "--tb-dir", metavar="DIR", help="write TensorBoard runs here (named like training runs) instead of OUT/tb")] = None,
+        "--tb-dir", metavar="DIR",
+        help="write TensorBoard runs here as <scenario>__eval__<policy>__<seed>__<time>/tb "
+             "(like training run folders) instead of OUT/tb")] = None,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="progress bar on a terminal")] = True,
 ) -> None:

@@ -11,6 +11,7 @@ import math
 import re
 import time
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,8 +79,11 @@ def safe_name(s: str) -> str:
 
 
 def eval_run_name(scenario: str, policy: str, seed: int, when: float | None = None) -> str:
-    """``{scenario}__eval__{policy}__{seed}__{unix time}``, matching training run names."""
-    return f"{safe_name(scenario)}__eval__{safe_name(policy)}__{seed}__{int(when or time.time())}"
+    """``{scenario}__eval__{policy}__{seed}__{YYYYmmdd-HHMMSS UTC}``: the training run folders'
+    ``{scenario}__{exp_name}__{seed}__{time}`` with ``eval__{policy}`` as the experiment."""
+    stamp = datetime.fromtimestamp(when if when is not None else time.time(), timezone.utc)
+    scen = Path(scenario).stem if scenario.endswith((".yaml", ".yml")) else scenario
+    return f"{safe_name(scen)}__eval__{safe_name(policy)}__{seed}__{stamp.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _unique(names: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -100,11 +104,12 @@ def write_evaluation(res: EvaluationResult, root: str | Path, *, run_names: bool
     """Write each requested policy's scalars under ``root``; returns the run folder per spec.
 
     ``run_names=False``: ``root/<policy>`` (an evaluation's own ``--out DIR/tb``; earlier event
-    files there are replaced so reruns do not pile up). ``run_names=True``: ``root/`` + the
-    CleanRL-style name from :func:`eval_run_name` (a shared log dir with training runs).
+    files there are replaced so reruns do not pile up). ``run_names=True``:
+    ``root/<eval_run_name>/tb`` -- the layout of training run folders (``<run>/tb``), so one
+    ``tensorboard --logdir root`` shows training and evaluation runs side by side.
     """
     root = Path(root).expanduser()
-    when = when or time.time()
+    when = when if when is not None else time.time()
     if run_names:
         names = _unique((p, eval_run_name(res.scenario, p, res.seed, when)) for p in res.policies)
     else:
@@ -112,7 +117,7 @@ def write_evaluation(res: EvaluationResult, root: str | Path, *, run_names: bool
     out: dict[str, Path] = {}
     for p in res.policies:
         run = res.runs[p]
-        d = root / names[p]
+        d = root / names[p] / "tb" if run_names else root / names[p]
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -84,7 +84,7 @@ def test_tb_dir_uses_training_style_run_names(tiny, tmp_path, capsys):
     json.loads(capsys.readouterr().out)
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("tiny__eval__base__0__")
-    assert list(run.glob("events.out.tfevents.*"))
+    assert list((run / "tb").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize("extra, needles", [

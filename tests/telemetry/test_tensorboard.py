@@ -36,7 +36,9 @@ def test_runs_per_policy_with_eval_tags(tmp_path, fake_result):
 
 def test_run_names_match_training_convention(tmp_path, fake_result):
     runs = write_evaluation(fake_result, tmp_path, run_names=True, when=1700000000)
-    assert runs["base"].name == "efficientnet__eval__base__7__1700000000"
-    assert runs["runs/ppo 1/"].name == "efficientnet__eval__ppo_1__7__1700000000"
-    assert eval_run_name("a/b.yaml", "x", 0, 1.0) == "b.yaml__eval__x__0__1"
+    # like training run folders: <scenario>__<exp>__<seed>__<UTC time>/tb
+    assert runs["base"] == tmp_path / "efficientnet__eval__base__7__20231114-221320" / "tb"
+    assert runs["runs/ppo 1/"].parent.name == "efficientnet__eval__ppo_1__7__20231114-221320"
+    assert list(runs["base"].glob("events.out.tfevents.*"))
+    assert eval_run_name("a/b.yaml", "x", 0, 0.0) == "b__eval__x__0__19700101-000000"
     assert safe_name("./") == "policy"
