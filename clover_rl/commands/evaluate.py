@@ -9,21 +9,26 @@ import typer
 
 
 def evaluate(
-    scenario: Annotated[str, typer.Option("--scenario", metavar="NAME|FILE", help="shipped scenario name or YAML path")],
+    scenario: Annotated[str, typer.Option(
+        "--scenario", metavar="NAME|FILE", help="shipped scenario name or YAML path")],
     policy: Annotated[list[str], typer.Option(
         "--policy", metavar="NAME|PATH",
         help="repeatable: base, clover, random, oracle, greedy-carbon, or a run folder / model.zip",
     )],
     carbon_trace: Annotated[str | None, typer.Option(
-        "--carbon-trace", metavar="NAME|CSV", help="replace the scenario's trace: shipped name or CSV path")] = None,
+        "--carbon-trace", metavar="NAME|CSV",
+        help="replace the scenario's trace: shipped name or CSV path")] = None,
     hours: Annotated[int | None, typer.Option(
         "--hours", metavar="H", help="intervals to run (default: the whole trace from --start)")] = None,
-    start: Annotated[int, typer.Option("--start", metavar="I", help="first interval of the trace window")] = 0,
-    seed: Annotated[int, typer.Option("--seed", metavar="S", help="seed of policies and backend noise")] = 0,
+    start: Annotated[int, typer.Option(
+        "--start", metavar="I", help="first interval of the trace window")] = 0,
+    seed: Annotated[int, typer.Option(
+        "--seed", metavar="S", help="seed of policies and backend noise")] = 0,
     as_json: Annotated[bool, typer.Option(
         "--json", help="print one JSON object keyed by --policy")] = False,
     out: Annotated[Path | None, typer.Option(
-        "--out", metavar="DIR", help="write summary.csv/json, intervals.csv, evaluation.png and tb/ here")] = None,
+        "--out", metavar="DIR",
+        help="write summary.csv/json, intervals.csv, evaluation.png and tb/ here")] = None,
     tb_dir: Annotated[Path | None, typer.Option(
         "--tb-dir", metavar="DIR",
         help="write TensorBoard runs here as <scenario>__eval__<policy>__<seed>__<time>/tb "

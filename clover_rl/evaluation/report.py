@@ -48,7 +48,8 @@ def notes(res: EvaluationResult) -> list[str]:
         out.append("figures are measured on the serving backend")
     ref = f"saving and accuracy drop vs {BASE}; oracle gap = (oracle - policy)/(oracle - base) objective"
     if res.references_only:
-        ref += f" ({' and '.join(res.references_only)} run as reference{'s' if len(res.references_only) > 1 else ''}, not shown)"
+        refs = res.references_only
+        ref += f" ({' and '.join(refs)} run as reference{'s' if len(refs) > 1 else ''}, not shown)"
     out.append(ref)
     return out
 
