@@ -18,14 +18,14 @@ from typing import Any
 from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
+from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.live.energy import EnergyMeter, default_meter
-from clover_rl.serving.live.loadgen import LoadResult, run_load
+from clover_rl.serving.live.loadgen import LoadProcess, LoadResult, run_load
 from clover_rl.serving.live.placement import PlacementProvider, default_placement
 from clover_rl.serving.live.pool import RequestRecord, WorkerPool
 from clover_rl.serving.live.server import FrontEnd, create_app
 from clover_rl.serving.metrics import IntervalMetrics
-from clover_rl.services import ServiceSpec, load_service
 
 log = logging.getLogger("clover_rl.serving.live")
 
@@ -35,6 +35,8 @@ class LiveBackend:
 
     ``cpu_scale`` (CPU mode only) shrinks each variant's input resolution / sequence length so
     emulated slices answer in reasonable time; ``cpu_threads`` is the torch threads per worker.
+    ``loadgen="process"`` runs the load generator in its own process (clean latencies);
+    ``"thread"`` runs it in the caller's process (no extra process).
     Extra keyword arguments go to :class:`WorkerPool` (timeouts, warm-up, throttle).
     """
 
@@ -56,10 +58,15 @@ class LiveBackend:
         meter: EnergyMeter | None = None,
         image_size: int | None = None,
         request_timeout_s: float = 60.0,
+        loadgen: str = "process",
         **pool_options: Any,
     ):
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"unknown device {device!r} (expected cpu or cuda)")
+        if loadgen not in ("process", "thread"):
+            raise ConfigError(f"unknown loadgen mode {loadgen!r} (expected process or thread)")
+        self.loadgen = loadgen
+        self._load_proc: LoadProcess | None = None
         self.service = load_service(service) if isinstance(service, str) else service
         self.gpu = get_gpu(gpu) if isinstance(gpu, str) else gpu
         self.n_gpus = n_gpus
@@ -126,12 +133,14 @@ class LiveBackend:
             return
         self._closed = True
         try:
+            if self._load_proc is not None:
+                self._load_proc.close()
             self.frontend.stop()
         finally:
             self.pool.close()
             self.meter.close()
 
-    def __enter__(self) -> "LiveBackend":
+    def __enter__(self) -> LiveBackend:  # noqa: PYI034 - py3.10 has no typing.Self
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -143,7 +152,11 @@ class LiveBackend:
             raise BackendError("live backend is closed")
 
     def _load(self, seconds: float, rate_rps: float, seed: int) -> LoadResult:
-        kwargs = dict(seed=seed, timeout_s=self.request_timeout_s, image_size=self.image_size)
+        kwargs = {"seed": seed, "timeout_s": self.request_timeout_s, "image_size": self.image_size}
+        if self.loadgen == "process":
+            if self._load_proc is None:
+                self._load_proc = LoadProcess()
+            return self._load_proc.run(self.url, self.service, seconds, rate_rps, **kwargs)
 
         def go() -> LoadResult:
             return run_load(self.url, self.service, seconds, rate_rps, **kwargs)

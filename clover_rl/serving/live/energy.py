@@ -20,8 +20,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from clover_rl.errors import BackendError
 
@@ -49,8 +50,7 @@ class _Monotonic:
 
     def _clamp(self, value: float) -> float:
         with self._clamp_lock:
-            if value > self._max:
-                self._max = value
+            self._max = max(self._max, value)
             return self._max
 
 

@@ -12,15 +12,16 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
 from clover_rl.errors import ConfigError
+from clover_rl.services import ServiceSpec
 from clover_rl.serving.live.codec import HEADER, encode_request
 from clover_rl.serving.live.models import synthetic_inputs
-from clover_rl.services import ServiceSpec
 
 TIMEOUT = 0  # status recorded for a client-side timeout
 CONNECT_ERROR = -1  # status recorded when the server could not be reached
@@ -199,3 +200,64 @@ async def run_load_async(
 def run_load(url: str, service: ServiceSpec, seconds: float, rate_rps: float | None = None, **kwargs: object) -> LoadResult:
     """Blocking wrapper of :func:`run_load_async` (its own event loop)."""
     return asyncio.run(run_load_async(url, service, seconds, rate_rps, **kwargs))  # type: ignore[arg-type]
+
+
+def _loadgen_main(conn: Any) -> None:
+    """Child process: run load requests from the pipe until told to stop."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        url, service, seconds, rate, kwargs = msg
+        try:
+            conn.send(("ok", run_load(url, service, seconds, rate, **kwargs)))
+        except Exception as e:  # noqa: BLE001 - report, keep serving
+            conn.send(("error", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+
+
+class LoadProcess:
+    """The load generator in its own process, so the client's work does not compete with the
+    in-process front end for the GIL (which would inflate the latencies being measured)."""
+
+    def __init__(self) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_loadgen_main, args=(child,), daemon=True, name="clover-loadgen")
+        self.proc.start()
+        child.close()
+
+    def run(self, url: str, service: ServiceSpec, seconds: float, rate_rps: float | None = None,
+            **kwargs: Any) -> LoadResult:
+        from multiprocessing.connection import wait
+
+        from clover_rl.errors import BackendError
+
+        self.conn.send((url, service, seconds, rate_rps, kwargs))
+        limit = seconds + float(kwargs.get("drain_timeout_s") or kwargs.get("timeout_s") or 60.0) + 120.0
+        ready = wait([self.conn, self.proc.sentinel], limit)
+        if self.conn not in ready:
+            self.close()
+            raise BackendError(f"load generator process {'hung' if not ready else 'died'} during a {seconds:g} s run")
+        status, payload = self.conn.recv()
+        if status != "ok":
+            raise BackendError(f"load generator failed: {payload}")
+        return payload
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.proc.join(5.0)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(2.0)
+        self.conn.close()

@@ -10,7 +10,8 @@ instances must be destroyed before new ones are created).
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import GpuModel

@@ -33,10 +33,10 @@ from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
+from clover_rl.services import ServiceSpec
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.live.placement import CpuPlacement, PlacementProvider
 from clover_rl.serving.live.worker import WorkerCrashed, WorkerProcess, WorkerSpec, WorkerStartError
-from clover_rl.services import ServiceSpec
 
 log = logging.getLogger("clover_rl.serving.live")
 
@@ -110,7 +110,7 @@ class PoolSnapshot:
 
 
 class _Pending:
-    __slots__ = ("rid", "inputs", "future", "enqueued", "dispatched", "attempts")
+    __slots__ = ("attempts", "dispatched", "enqueued", "future", "inputs", "rid")
 
     def __init__(self, rid: int, inputs: dict[str, np.ndarray]):
         self.rid = rid

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
+from clover_rl.services import ServiceSpec
 from clover_rl.serving.live.backend import LiveBackend
 from clover_rl.serving.profile import QUANTILE_LEVELS, Profile, ProfileEntry
-from clover_rl.services import ServiceSpec
 
 log = logging.getLogger("clover_rl.serving.live")
 

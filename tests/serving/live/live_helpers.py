@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.services import ServiceSpec, load_service
 
@@ -46,3 +48,23 @@ def load_fake_nvml() -> ModuleType:
         spec.loader.exec_module(mod)
     return sys.modules[name]
 
+
+
+class SumServable:
+    """Answers each image's pixel sum: proves inputs reach the worker intact."""
+
+    def infer(self, inputs: dict) -> dict:
+        x = inputs["INPUT__0"]
+        return {"OUTPUT__0": x.reshape(x.shape[0], -1).sum(1, dtype=np.float64).astype(np.float32)[:, None]}
+
+
+def make_sum() -> SumServable:
+    """``python`` model source entry point (``live_helpers:make_sum``)."""
+    return SumServable()
+
+
+def sum_service() -> ServiceSpec:
+    d = load_service("efficientnet").model_dump()
+    for v in d["variants"]:
+        v["source"] = {"kind": "python", "name": "live_helpers:make_sum"}
+    return ServiceSpec.model_validate(d)

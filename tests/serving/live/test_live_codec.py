@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from clover_rl.serving.live.codec import (
-    CodecError, InferRequest, decode_request, deserialize_bytes, encode_request, encode_response, serialize_bytes,
+    CodecError,
+    InferRequest,
+    decode_request,
+    deserialize_bytes,
+    encode_request,
+    encode_response,
+    serialize_bytes,
 )
 
 

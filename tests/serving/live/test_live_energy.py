@@ -8,7 +8,12 @@ import time
 import pytest
 
 from clover_rl.errors import BackendError
-from clover_rl.serving.live.energy import CpuEstimateMeter, NvmlEnergyMeter, RaplEnergyMeter, default_meter
+from clover_rl.serving.live.energy import (
+    CpuEstimateMeter,
+    NvmlEnergyMeter,
+    RaplEnergyMeter,
+    default_meter,
+)
 
 
 class _Nvml:
@@ -78,4 +83,4 @@ def test_cpu_estimate_is_labelled_and_monotonic() -> None:
     readings = [m.read_joules() for _ in range(50)]
     assert readings == sorted(readings)
     assert readings[-1] >= 20.0 * 0.3 + 10.0 * 0.1  # idle share + some busy CPU
-    assert default_meter("cpu", pids=lambda: []).estimated == (not os.path.isdir("/sys/class/powercap"))
+    assert default_meter("cpu", pids=list).estimated == (not os.path.isdir("/sys/class/powercap"))

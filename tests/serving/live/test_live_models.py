@@ -7,11 +7,15 @@ import pytest
 from live_helpers import tiny_albert
 
 from clover_rl.errors import ConfigError
+from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.live.codec import CodecError
 from clover_rl.serving.live.models import (
-    HashingTokenizer, check_inputs, io_spec, load_model, synthetic_inputs,
+    HashingTokenizer,
+    check_inputs,
+    io_spec,
+    load_model,
+    synthetic_inputs,
 )
-from clover_rl.services import ServiceSpec, load_service
 
 
 def _with_source(service: str, **source: object) -> ServiceSpec:

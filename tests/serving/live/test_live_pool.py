@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from live_helpers import GPU, load_fake_nvml, noop_service
+from live_helpers import GPU, load_fake_nvml, noop_service, sum_service
 
 from clover_rl.mig.config import parse_configuration
 from clover_rl.serving.live.placement import MigPlacement
@@ -47,6 +47,20 @@ def test_fifo_dispatch_and_throttled_service_time() -> None:
         assert all(r.slot_id == "gpu0/1g.5gb@0" and r.variant == "b1" for r in results)
         assert results[0].service_s >= 0.010 * 7 * 0.9  # 1g slice: 1/7 of the host's speed
         assert [r.status for r in pool.drain_records()] == [200] * 5
+    finally:
+        pool.close()
+
+
+def test_large_inputs_reach_the_worker_intact() -> None:
+    svc = sum_service()  # large numeric inputs travel through a shared mapping, small ones pickled
+    pool = WorkerPool(svc, GPU)
+    try:
+        assert pool.reconfigure(cfg("7g:b1", svc)).ok
+        rng = np.random.default_rng(0)
+        for shape in [(8, 4, 4, 3), (8, 64, 64, 3), (2, 300, 300, 3), (8, 224, 224, 3), (8, 64, 64, 3)]:
+            x = rng.integers(0, 256, shape, dtype=np.uint8)
+            got = pool.infer({"INPUT__0": x}, 30).outputs["OUTPUT__0"][:, 0]
+            np.testing.assert_allclose(got, x.reshape(shape[0], -1).sum(1), rtol=1e-6)
     finally:
         pool.close()
 

@@ -111,8 +111,8 @@ def test_albert_bytes_inputs() -> None:
             ("question", "BYTES", [-1]), ("context", "BYTES", [-1])]
         assert b.apply(parse_configuration("7g:base", GPU, svc.variant_names)).ok
         c = th.InferenceServerClient(b.url.removeprefix("http://"))
-        q = np.array(["where is the grid cleanest?".encode()], dtype=object)
-        ctx = np.array(["solar power peaks at noon in the south region".encode()], dtype=object)
+        q = np.array([b"where is the grid cleanest?"], dtype=object)
+        ctx = np.array([b"solar power peaks at noon in the south region"], dtype=object)
         inputs = []
         for name, arr in (("question", q), ("context", ctx)):
             i = th.InferInput(name, [1], "BYTES")
