@@ -21,7 +21,7 @@ from typing import Any, Callable
 from clover_rl.controller.load import LoadTotals, SteadyLoad
 from clover_rl.controller.loop import ControllerOptions
 from clover_rl.controller.supervisor import ControllerSpec, Supervisor, echo_flush, make_carbon_source
-from clover_rl.errors import ConfigError
+from clover_rl.errors import CloverError, ConfigError
 
 log = logging.getLogger("clover_rl.controller")
 
@@ -47,18 +47,26 @@ class DeploySettings:
     pool_options: dict[str, Any] = field(default_factory=dict)
 
 
-def check_policy_spec(policy: str, learn: bool) -> None:
-    """Cheap checks before anything starts (the controller process loads the policy itself)."""
+def check_policy_spec(policy: str, learn: bool) -> str:
+    """Cheap checks before anything starts (the controller process loads the policy itself);
+    returns the spec to use (a shipped checkpoint name resolved to its folder)."""
     from clover_rl.agents.registry import POLICY_NAMES
+    from clover_rl.agents.sb3 import resolve_checkpoint
 
     key = policy.strip()
     if key.lower() in POLICY_NAMES:
         if learn:
             raise ConfigError(f"--learn needs a MaskablePPO run folder as --policy (got {key})")
-        return
-    from clover_rl.agents.sb3 import resolve_checkpoint
-
-    resolve_checkpoint(key)  # CheckpointError: missing folder / model.zip
+        return key
+    if "/" in key or "\\" in key or key.endswith(".zip") or Path(key).exists():
+        resolve_checkpoint(key)  # CheckpointError: missing folder / model.zip
+        return key
+    try:
+        run_dir, _ = resolve_checkpoint(key)  # a shipped checkpoints/<name>
+    except CloverError:
+        raise ConfigError(f"unknown policy {key!r} (known: {', '.join(POLICY_NAMES)}; or a run folder / "
+                          "model.zip path)") from None
+    return str(run_dir)
 
 
 class Deployment:
@@ -84,7 +92,7 @@ class Deployment:
         self.scenario = load_scenario(s.scenario, **overrides)
         self.overrides = overrides
         make_carbon_source(s.carbon)  # a bad --carbon fails here, before anything starts
-        check_policy_spec(s.policy, s.options.learn)
+        self.policy = check_policy_spec(s.policy, s.options.learn)
         Path(s.state_dir).expanduser().mkdir(parents=True, exist_ok=True)
         self.backend: Any = None
         self.plane: Any = None
@@ -132,7 +140,7 @@ class Deployment:
         opts = s.options
         if opts.echo is print:
             opts = replace(opts, echo=echo_flush)
-        spec = ControllerSpec(s.scenario, s.policy, s.carbon, str(Path(s.state_dir).expanduser()), opts,
+        spec = ControllerSpec(s.scenario, self.policy, s.carbon, str(Path(s.state_dir).expanduser()), opts,
                               carbon_start=time.time(), overrides=self.overrides)
         self.supervisor = Supervisor(spec, self.plane, echo=self.echo)
         return self.supervisor

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from collections import Counter, defaultdict
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
@@ -130,7 +131,12 @@ class ReplayPlane:
     def interval(self) -> IntervalMetrics:
         if not self._windows:
             return empty_metrics(self.clock.time() - self._start, self.name)
-        return merge_metrics(self._windows)
+        merged = merge_metrics(self._windows)
+        w0 = self._windows[0]
+        if all(w.served and (w.p50_ms, w.p95_ms, w.p99_ms) == (w0.p50_ms, w0.p95_ms, w0.p99_ms) for w in self._windows):
+            # one steady state throughout: its quantiles are exact (the merge only approximates them)
+            merged = replace(merged, p50_ms=w0.p50_ms, p95_ms=w0.p95_ms, p99_ms=w0.p99_ms, mean_ms=w0.mean_ms)
+        return merged
 
     def publish(self, values: dict[str, Any]) -> None:
         self.published = dict(values)
