@@ -333,6 +333,8 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         start_cfg = options.get("config", self.catalog.base_index)
         self._current = self.catalog.lookup(start_cfg)
         self.backend.apply(self.configuration)
+        if hasattr(self.backend, "settle"):  # an episode starts from a service already running
+            self.backend.settle()
         self._last = _Last()
         return self._obs(), self._info_reset()
 

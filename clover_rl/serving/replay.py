@@ -209,9 +209,14 @@ class ReplayBackend:
         self.apply(configuration)
         return self.run(seconds, rate_rps)
 
+    def settle(self) -> None:
+        """Forget pending downtime: the env's reset starts an episode from a running service."""
+        self._pending = {}
+
     def reseed(self, seed: int | None) -> None:
         """Restart the run-by-run sub-seed stream (the env calls this on reset)."""
         self._rng = np.random.default_rng(seed)
+        self._seeds = []
 
     def close(self) -> None:
         self._closed = True

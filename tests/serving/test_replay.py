@@ -149,3 +149,25 @@ def test_errors(service, profile, mk_profile, mk_cfg):
     b.close()
     with pytest.raises(BackendError, match="closed"):
         b.run(10.0, 5.0)
+
+
+def test_reseed_restarts_the_run_stream_and_settle_clears_downtime():
+    from clover_rl.mig.catalog import get_gpu
+    from clover_rl.mig.config import parse_configuration
+    from clover_rl.serving.profile import load_default_profile
+    from clover_rl.serving.replay import ReplayBackend
+    from clover_rl.services import load_service
+
+    svc = load_service("albert")
+    be = ReplayBackend(svc, load_default_profile("albert", "a100-40gb"), "a100-40gb", 1, seed=1, mode="exact")
+    gpu = get_gpu("a100-40gb")
+    be.apply(parse_configuration("7g:base", gpu, svc.variant_names))
+    be.reseed(7)
+    a = be.run(60, 2.0)
+    be.run(60, 2.0)
+    be.reseed(7)
+    assert be.run(60, 2.0) == a
+    be.apply(parse_configuration("4g:large,3g:base", gpu, svc.variant_names))
+    assert be.pending_downtime_s
+    be.settle()
+    assert be.pending_downtime_s == {}
