@@ -266,6 +266,8 @@ class OnlineSearchPolicy(BindablePolicy):
         hard_cap = self.max_explored + self.max_extra_probes
         stop = ""
         cand: int | None = start
+        if not self.env.action_masks()[start]:  # e.g. a deployment quarantined what it serves
+            cand, _ = self._next(evaluated)
         while cand is not None:
             if cand not in self.history and not (probes < hard_cap and self._probe_time_left(probes)):
                 stop = "probe budget" if probes >= hard_cap else "interval has no probe time left"
@@ -295,10 +297,10 @@ class OnlineSearchPolicy(BindablePolicy):
         if not stop:
             stop = "search space exhausted"
         if best is not None:
-            chosen, best_score, fallback = best.action, best.score.value, False
+            chosen, best_score, fallback = best.action, float(best.score.value), False
         elif evals:  # nothing met the SLA within the budget: best annealer (SLA-scaled) score
             top = max(evals, key=lambda e: e.sa_score)
-            chosen, best_score, fallback = top.action, top.sa_score, True
+            chosen, best_score, fallback = top.action, float(top.sa_score), True
         else:
             chosen, best_score, fallback = start, None, True
         self.last_decision = {

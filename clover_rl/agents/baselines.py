@@ -4,7 +4,9 @@
   carbon saving is measured against it.
 * ``RandomSearchPolicy`` -- the paper's RAND: random search with the same re-optimisation rule,
   history reuse, probe budget and stopping rule as Clover, but no graph neighbourhoods and no
-  annealing; serves the best it measured.
+  annealing; serves the best it measured. (The artifact's RAND also stops at 5 evaluations
+  without improvement and explores up to ``iter_limit = 20``; here both share ``max_explored``,
+  10 by default, so they spend the same budget.)
 * ``OraclePolicy`` -- per interval the best configuration in hindsight, read from the replay
   model's steady-state table at the interval's intensity and load, with no exploration cost:
   an upper bound, not an achievable controller.

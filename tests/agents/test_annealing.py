@@ -273,3 +273,14 @@ def test_failed_probe_is_not_remembered() -> None:
     assert env.catalog.base_index not in pol.history
     assert pol.last_steps[0]["probed"] and not pol.last_steps[0]["meets_sla"]
     assert a != env.catalog.base_index
+
+
+@pytest.mark.parametrize("cls", [CloverPolicy, RandomSearchPolicy])
+def test_masked_current_configuration_is_not_probed(cls) -> None:
+    env = scripted(smooth_figures)
+    mask = catalog.feasible.copy()
+    mask[catalog.base_index] = False
+    env.action_masks = lambda: mask.copy()
+    pol = cls(env, seed=0)
+    a = pol.act(None, {})
+    assert catalog.base_index not in env.probes and mask[a] and env.probes
