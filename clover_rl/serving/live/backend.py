@@ -172,7 +172,10 @@ class LiveBackend:
         served = res.answered
         by_variant = Counter(res.variants) if res.variants else Counter(r.variant for r in records if r.status == 200)
         n = sum(by_variant.values())
-        acc = sum(self.service.variant(v).accuracy * c for v, c in by_variant.items()) / n if n else 0.0
+        acc = (sum(self.service.variant(v).accuracy * c for v, c in by_variant.items()) / n if n
+               else self.service.variants[0].accuracy)  # as the simulator: nothing served
+        # Nothing answered: report the timeout as the latency (as the simulator does), never 0.
+        none_ms = self.request_timeout_s * 1000.0 if res.sent else 0.0
         busy: dict[str, float] = defaultdict(float)
         for s in self.pool.snapshot().slots:
             busy[s.slot_id] += 0.0
@@ -184,10 +187,10 @@ class LiveBackend:
             arrived=res.sent,
             served=served,
             dropped=res.errors,
-            p50_ms=res.p50_ms if served else 0.0,
-            p95_ms=res.p95_ms if served else 0.0,
-            p99_ms=res.p99_ms if served else 0.0,
-            mean_ms=res.mean_ms if served else 0.0,
+            p50_ms=res.p50_ms if served else none_ms,
+            p95_ms=res.p95_ms if served else none_ms,
+            p99_ms=res.p99_ms if served else none_ms,
+            mean_ms=res.mean_ms if served else none_ms,
             throughput_rps=served / wall if wall > 0 else 0.0,
             energy_j=energy,
             accuracy=acc,

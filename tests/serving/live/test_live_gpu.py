@@ -6,9 +6,9 @@ import pytest
 from live_helpers import GPU
 
 from clover_rl.mig.config import parse_configuration
+from clover_rl.services import load_service
 from clover_rl.serving.live.backend import LiveBackend
 from clover_rl.serving.live.placement import WholeGpuPlacement
-from clover_rl.services import load_service
 
 pytestmark = [pytest.mark.live, pytest.mark.gpu, pytest.mark.timeout(300)]
 

@@ -125,3 +125,13 @@ def test_albert_bytes_inputs() -> None:
         m = b.run(1.0, 5.0)
         assert m.served == m.arrived and m.accuracy == pytest.approx(83.2)
         c.close()
+
+
+def test_run_with_nothing_answered_reports_drops_not_zero_latency() -> None:
+    svc = noop_service(delay_ms=1500)
+    with LiveBackend(svc, GPU, request_timeout_s=0.4, loadgen="thread") as b:
+        assert b.apply(parse_configuration("7g:b1", GPU, svc.variant_names)).ok
+        m = b.run(0.5, 6.0)
+        assert m.served == 0 and m.dropped == m.arrived > 0
+        assert m.p95_ms == pytest.approx(400.0) and m.throughput_rps == 0.0
+        assert b.last_load.status_counts.get(0, 0) == m.arrived  # client-side timeouts
