@@ -298,7 +298,7 @@ class FrontEnd:
             raise BackendError(f"cannot listen on {self.host}:{self.port}: {e.strerror}") from None
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                loop="asyncio", http="h11", timeout_keep_alive=30, backlog=2048)
+                                loop="auto", http="auto", timeout_keep_alive=30, backlog=2048)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name="clover-frontend", daemon=True)
