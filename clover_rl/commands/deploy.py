@@ -5,7 +5,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,21 +17,21 @@ def deploy(
                                                      "ukgrid[:REGION], file:PATH[,speed=N]"),
     device: str = typer.Option("cpu", "--device", help="cpu (emulated slices) or cuda (MIG slices)"),
     interval: str = typer.Option("1h", "--interval", help="control interval, e.g. 1h, 10m, 30s"),
-    duration: Optional[str] = typer.Option(None, "--duration", help="stop after this long (default: until Ctrl-C)"),
+    duration: str | None = typer.Option(None, "--duration", help="stop after this long (default: until Ctrl-C)"),
     port: int = typer.Option(8000, "--port", help="KServe v2 front end port (0 = any free port)"),
     host: str = typer.Option("127.0.0.1", "--host", help="address the front end listens on"),
-    state: Optional[Path] = typer.Option(None, "--state", help="state folder (default: ./deploy_state/<scenario>)"),
+    state: Path | None = typer.Option(None, "--state", help="state folder (default: ./deploy_state/<scenario>)"),  # noqa: B008
     dry_run: bool = typer.Option(False, "--dry-run", help="decide and log, never reconfigure after start-up"),
     learn: bool = typer.Option(False, "--learn", help="fine-tune the MaskablePPO policy online"),
     learn_every: int = typer.Option(8, "--learn-every", help="live transitions per PPO update"),
     safe_config: str = typer.Option("base", "--safe-config", help="the SLA guard's safe configuration"),
     guard_windows: int = typer.Option(3, "--guard-windows", help="consecutive SLA-violating windows that trigger the guard"),
-    guard_window: Optional[str] = typer.Option(None, "--guard-window", help="measurement window (default: interval/4, <= 60s)"),
-    guard_recover: Optional[int] = typer.Option(None, "--guard-recover", help="good windows before the guard releases"),
-    probe: Optional[str] = typer.Option(None, "--probe", help="probe window of online optimizers (default: scenario's)"),
-    gpus: Optional[int] = typer.Option(None, "--gpus", help="GPU count (default: the scenario's)"),
+    guard_window: str | None = typer.Option(None, "--guard-window", help="measurement window (default: interval/4, <= 60s)"),
+    guard_recover: int | None = typer.Option(None, "--guard-recover", help="good windows before the guard releases"),
+    probe: str | None = typer.Option(None, "--probe", help="probe window of online optimizers (default: scenario's)"),
+    gpus: int | None = typer.Option(None, "--gpus", help="GPU count (default: the scenario's)"),
     models: str = typer.Option("real", "--models", help="real, or emulated (profiled delays; no model compute)"),
-    load: Optional[float] = typer.Option(None, "--load", help="also offer Poisson load at this rate (req/s)"),
+    load: float | None = typer.Option(None, "--load", help="also offer Poisson load at this rate (req/s)"),
     cpu_scale: float = typer.Option(1.0, "--cpu-scale", help="CPU device: scale model inputs by this"),
     cpu_threads: int = typer.Option(1, "--cpu-threads", help="CPU device: torch threads per worker"),
     seed: int = typer.Option(0, "--seed", help="seed of policies, learner and load generator"),

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
 def report(
-    state: Path = typer.Option(..., "--state", help="the deployment's state folder (clover-rl deploy --state)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write intervals.csv, summary.json, deployment.png here "
-                                                           "(default: the state folder)"),
+    state: Path = typer.Option(..., "--state", help="the deployment's state folder (clover-rl deploy --state)"),  # noqa: B008
+    out: Path | None = typer.Option(  # noqa: B008
+        None, "--out", help="write intervals.csv, summary.json, deployment.png here (default: the state folder)"),
     rows: int = typer.Option(48, "--rows", help="intervals shown in the table (the most recent)"),
 ) -> None:
     """Summarise a deployment: totals, the last intervals, and a plot over time."""

@@ -14,13 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from clover_rl.controller.load import LoadTotals, SteadyLoad
 from clover_rl.controller.loop import ControllerOptions
-from clover_rl.controller.supervisor import ControllerSpec, Supervisor, echo_flush, make_carbon_source
+from clover_rl.controller.supervisor import (
+    ControllerSpec,
+    Supervisor,
+    echo_flush,
+    make_carbon_source,
+)
 from clover_rl.errors import CloverError, ConfigError
 
 log = logging.getLogger("clover_rl.controller")

@@ -14,7 +14,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|min|s|m|h|d)?", re.IGNORECASE)
 
 
-def parse_duration(text: str | float | int, what: str = "duration", *, allow_zero: bool = False) -> float:
+def parse_duration(text: str | float, what: str = "duration", *, allow_zero: bool = False) -> float:
     """Seconds in ``text``: ``90``, ``90s``, ``5m``, ``1.5h``, ``2d``, ``1h30m``."""
     if isinstance(text, bool):
         raise ConfigError(f"{what}: expected a duration like 30s, 5m or 1h, got {text!r}")

@@ -11,11 +11,12 @@ active power for the time its worker was busy. Both are estimates and labelled s
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from clover_rl.mig.catalog import GpuModel
-from clover_rl.serving.profile import Profile
 from clover_rl.services import ServiceSpec
+from clover_rl.serving.profile import Profile
 
 
 def fitted_delay_ms(profile: Profile, gpu: GpuModel, variant: str) -> float:
@@ -23,9 +24,8 @@ def fitted_delay_ms(profile: Profile, gpu: GpuModel, variant: str) -> float:
     total = gpu.whole.compute_slices
     logs = []
     for p in gpu.base_profiles():
-        try:
-            e = profile.entry(p.name, variant)
-        except Exception:  # noqa: BLE001 - a profile without this (slice, variant): skip it
+        e = profile.entries.get((p.name, variant))
+        if e is None:  # a profile without this (slice, variant): fit on the others
             continue
         logs.append(math.log(max(e.mean_ms, 1e-3) * p.compute_slices / total))
     if not logs:

@@ -65,7 +65,7 @@ class OnlineLearner:
         self._episode_start = True
 
     @classmethod
-    def for_policy(cls, policy: Any, checkpoints_dir: str | Path, env: Any, **kw: Any) -> "OnlineLearner":
+    def for_policy(cls, policy: Any, checkpoints_dir: str | Path, env: Any, **kw: Any) -> OnlineLearner:
         from clover_rl.agents.sb3 import SB3Policy
 
         if not isinstance(policy, SB3Policy) or type(policy.model).__name__ != "MaskablePPO":

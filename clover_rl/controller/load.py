@@ -58,7 +58,7 @@ class SteadyLoad:
         self._thread: threading.Thread | None = None
         self._drain_s = timeout_s
 
-    def start(self) -> "SteadyLoad":
+    def start(self) -> SteadyLoad:
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="clover-load", daemon=True)
         self._thread.start()
         return self

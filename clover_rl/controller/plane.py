@@ -16,18 +16,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
 from collections import Counter, defaultdict
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from clover_rl.controller.clock import Clock, SystemClock
 from clover_rl.errors import BackendError
 from clover_rl.mig.config import Configuration
+from clover_rl.services import ServiceSpec
 from clover_rl.serving.backend import Backend, ReconfigReport
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
-from clover_rl.services import ServiceSpec
 
 log = logging.getLogger("clover_rl.controller")
 

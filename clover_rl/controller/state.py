@@ -17,9 +17,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from clover_rl.errors import ConfigError
 
@@ -61,7 +62,7 @@ class ControllerState:
         return {"format": FORMAT, **asdict(self)}
 
     @staticmethod
-    def from_dict(d: dict[str, Any], path: Path) -> "ControllerState":
+    def from_dict(d: dict[str, Any], path: Path) -> ControllerState:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ConfigError(f"{path}: not a clover-rl controller state (expected format {FORMAT})")
         known = {f for f in ControllerState.__dataclass_fields__}

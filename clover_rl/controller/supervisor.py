@@ -17,10 +17,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any
 
 from clover_rl.controller.clock import Clock, SystemClock
 from clover_rl.controller.loop import ControllerOptions

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class DeploymentView:
     """Env-shaped facade over a running :class:`~clover_rl.controller.loop.Controller`."""
 
-    def __init__(self, env: "CloverServingEnv", controller: "Controller") -> None:
+    def __init__(self, env: CloverServingEnv, controller: Controller) -> None:
         self._env = env
         self._ctl = controller
         self.scenario = env.scenario
@@ -41,7 +41,7 @@ class DeploymentView:
         self.observation_names = env.observation_names
 
     @property
-    def unwrapped(self) -> "DeploymentView":
+    def unwrapped(self) -> DeploymentView:
         return self
 
     @property

@@ -27,7 +27,8 @@ def test_report_table_files_and_plot(deployed, tmp_path, capsys):
     for want in ("scenario", "efficientnet", "intervals", "carbon (g CO2)", "SLA guard triggers",
                  "failed reconfigurations rolled back", "configuration", "p95 ms", "deployment.png"):
         assert want in text, want
-    rows = list(csv.DictReader(open(out / "intervals.csv")))
+    with open(out / "intervals.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [int(r["index"]) for r in rows] == [0, 1, 2, 3]
     assert float(rows[0]["carbon_g"]) > 0 and rows[0]["config"] == "7g:b7"
     summary = json.loads((out / "summary.json").read_text())
