@@ -35,6 +35,7 @@ def deploy(
     cpu_scale: float = typer.Option(1.0, "--cpu-scale", help="CPU device: scale model inputs by this"),
     cpu_threads: int = typer.Option(1, "--cpu-threads", help="CPU device: torch threads per worker"),
     seed: int = typer.Option(0, "--seed", help="seed of policies, learner and load generator"),
+    verbose: bool = typer.Option(False, "--verbose", help="serving-plane log lines (workers starting, ...)"),
 ) -> None:
     """Start the KServe v2 front end and a control loop that reconfigures it every interval."""
     from clover_rl.controller.deployment import Deployment, DeploySettings
@@ -60,7 +61,7 @@ def deploy(
                               cpu_threads=cpu_threads, options=opts,
                               load_image_size=32 if models == "emulated" else None)
     dep = Deployment(settings, echo=lambda t: print(t, flush=True))
-    _setup_logging()
+    _setup_logging(verbose)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -75,11 +76,12 @@ def deploy(
           f"tensorboard --logdir {state_dir}/tb)", file=sys.stdout, flush=True)
 
 
-def _setup_logging() -> None:
-    """Serving-plane INFO lines (workers starting, reconfigurations) and controller warnings."""
+def _setup_logging(verbose: bool) -> None:
+    """Serving-plane warnings (INFO with --verbose: workers starting, reconfigurations)."""
     import logging
 
-    for name, level in (("clover_rl.serving.live", logging.INFO), ("clover_rl.controller", logging.WARNING)):
+    live = logging.INFO if verbose else logging.WARNING
+    for name, level in (("clover_rl.serving.live", live), ("clover_rl.controller", logging.WARNING)):
         lg = logging.getLogger(name)
         if not lg.handlers:
             h = logging.StreamHandler(sys.stderr)

@@ -184,10 +184,13 @@ def controller_main(spec: ControllerSpec, conn: Connection) -> None:
         carbon = make_carbon_source(spec.carbon, spec.carbon_start)
         ctl = Controller(spec.scenario, spec.policy, plane, carbon, spec.state_dir, spec.options, **spec.overrides)
         ctl.run(stop)
-    except CloverError as e:
+    except (ConfigError, CheckpointError, TraceError) as e:  # the user's to fix: do not retry
         plane.fatal(e)
         print(f"controller: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except BackendError as e:  # a serving fault: the supervisor restarts us (with back-off)
+        print(f"controller: {e}", file=sys.stderr, flush=True)
+        sys.exit(3)
     sys.exit(0)
 
 
@@ -253,7 +256,7 @@ class Supervisor:
             fast_failures = fast_failures + 1 if ran < 10 else 0
             if fast_failures >= self.max_fast_failures:
                 raise BackendError(f"the controller process keeps failing (exit code {code}, "
-                                   f"{fast_failures} times within 10 s of starting)")
+                                   f"{fast_failures} times within 10 s of starting; see its messages above)")
             how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             self.echo(f"[supervisor] controller process {self.proc.pid} died ({how}); serving continues "
                       f"with the configuration in place; restarting in {delay:g} s")
