@@ -481,6 +481,8 @@ class Controller:
                 extra = {k: v for k, v in ld.items() if isinstance(v, (str, int, float, bool)) or v is None}
                 if ld.get("reason"):
                     d.reasons.append(str(ld["reason"]))
+            if d.source == "policy" and not d.reasons:
+                d.reasons.append(self._policy_note(obs, d.action, mask))
         if r.stale:
             d.reasons.append(f"carbon reading stale: {r.message}")
         elif r.message:
@@ -519,6 +521,28 @@ class Controller:
                    f"[{d.source}] {'; '.join(d.reasons[:2])}")
         self._publish()
         return d
+
+    def _policy_note(self, obs: np.ndarray, action: int, mask: np.ndarray) -> str:
+        """Why, for policies that do not say: a trained policy's probability of its choice."""
+        name = getattr(self.policy, "name", self.policy_spec)
+        if self.learner is not None and self.learner.active:
+            return f"{name}: sampled by the online learner"
+        model = getattr(self.policy, "model", None)
+        if model is None:
+            return f"{name}: its choice"
+        try:
+            from clover_rl.agents.sb3 import MaskedPredictor
+
+            o = self.policy.normalize(obs) if hasattr(self.policy, "normalize") else obs
+            pred = MaskedPredictor(model)
+            sc = pred.scores(np.asarray(o, dtype=np.float32)[None])
+            if sc is None or pred.algo == "dqn":
+                return f"{name}: greedy masked choice"
+            z = np.where(mask, sc[0], -np.inf)
+            p = np.exp(z - z.max())
+            return f"{name}: greedy masked choice (probability {p[action] / p.sum():.2f})"
+        except Exception:  # noqa: BLE001 - the note is cosmetic
+            return f"{name}: greedy masked choice"
 
     def _on_window(self, m: IntervalMetrics) -> None:
         st = self.state
