@@ -32,6 +32,7 @@ def deploy(
     gpus: int | None = typer.Option(None, "--gpus", help="GPU count (default: the scenario's)"),
     models: str = typer.Option("real", "--models", help="real, or emulated (profiled delays; no model compute)"),
     load: float | None = typer.Option(None, "--load", help="also offer Poisson load at this rate (req/s)"),
+    mig: bool = typer.Option(True, "--mig/--no-mig", help="cuda: MIG slices, or whole GPUs only (MIG mode untouched)"),
     cpu_scale: float = typer.Option(1.0, "--cpu-scale", help="CPU device: scale model inputs by this"),
     cpu_threads: int = typer.Option(1, "--cpu-threads", help="CPU device: torch threads per worker"),
     seed: int = typer.Option(0, "--seed", help="seed of policies, learner and load generator"),
@@ -58,7 +59,7 @@ def deploy(
                              learn_every=learn_every)
     settings = DeploySettings(scenario=scenario, policy=policy, carbon=carbon, state_dir=str(state_dir), device=device,
                               port=port, host=host, models=models, gpus=gpus, load_rps=load, cpu_scale=cpu_scale,
-                              cpu_threads=cpu_threads, options=opts,
+                              cpu_threads=cpu_threads, mig=mig, options=opts,
                               load_image_size=32 if models == "emulated" else None)
     dep = Deployment(settings, echo=lambda t: print(t, flush=True))
     _setup_logging(verbose)

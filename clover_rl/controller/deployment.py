@@ -49,6 +49,7 @@ class DeploySettings:
     load_image_size: int | None = None
     cpu_scale: float = 1.0
     cpu_threads: int = 1
+    mig: bool = True  # CUDA: MIG slices (False: whole GPUs only, MIG mode left alone)
     options: ControllerOptions = field(default_factory=ControllerOptions)
     pool_options: dict[str, Any] = field(default_factory=dict)
 
@@ -128,7 +129,7 @@ class Deployment:
             service = emulated_service(service, profile, gpu)
             energy = ProfileEnergyModel(profile, sc.gpus)
         self.service = service
-        placement = default_placement(s.device, gpu)
+        placement = default_placement(s.device, gpu, mig=s.mig)
         if self.placement_wrapper is not None:
             placement = self.placement_wrapper(placement)
         self.placement = placement
@@ -144,6 +145,8 @@ class Deployment:
     def start_controller(self) -> Supervisor:
         s = self.settings
         opts = s.options
+        if s.device == "cuda" and not s.mig:
+            opts = replace(opts, whole_gpu_only=True)
         if opts.echo is print:
             opts = replace(opts, echo=echo_flush)
         spec = ControllerSpec(s.scenario, self.policy, s.carbon, str(Path(s.state_dir).expanduser()), opts,

@@ -78,6 +78,8 @@ class ControllerOptions:
     """Intervals an updated policy must run without an SLA-guard trigger to count as good."""
     learn_rate: float = 1e-4
     """Fine-tuning learning rate (constant)."""
+    whole_gpu_only: bool = False
+    """Mask every configuration but whole GPUs (CUDA without MIG mode)."""
     echo: Callable[[str], None] | None = print
     """Console lines (None: quiet)."""
     tensorboard: bool = True
@@ -205,6 +207,9 @@ class Controller:
     def mask(self) -> np.ndarray:
         """Feasible configurations, minus those quarantined after a failed reconfiguration."""
         m = self.catalog.feasible.copy()
+        if self.options.whole_gpu_only:
+            whole = self.env.gpu.whole.name
+            m &= np.array([all(p == whole for p, _ in c.pairs) for c in self.catalog.configs])
         if self.state is not None:
             idx = self._next_index()
             for a, until in self.state.quarantine.items():

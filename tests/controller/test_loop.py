@@ -271,3 +271,13 @@ def test_state_of_another_deployment_is_refused(rig):
     (rig.state / "state.json").write_text(json.dumps(st))
     with pytest.raises(ConfigError, match="holds a deployment of scenario 'efficientnet' with another"):
         rig.controller().start()
+
+
+def test_whole_gpu_only_masks_mig_configurations(rig, env):
+    ctl = rig.controller(FixedPolicy(idx(env, GOOD)), whole_gpu_only=True)
+    ctl.start()
+    m = ctl.mask()
+    assert m[idx(env, "7g:b5")] and not m[idx(env, GOOD)]
+    ctl.run_interval()
+    ctl.close()
+    assert rig.records("decision")[0]["source"] == "refused"
