@@ -146,7 +146,6 @@ class Controller:
         self.current = self.catalog.base_index
         self.state: ControllerState | None = None
         self._measuring = False
-        self._obs: np.ndarray | None = None
         self._window_p95 = float("nan")
         self.telemetry: Any = None
         self.learner: Any = None
@@ -508,7 +507,6 @@ class Controller:
                             "action": self.current, "config": self.label(self.current), "decided": d.action,
                             "policy_action": d.policy_action, "source": d.source, "refused": d.refused,
                             "reconfigurations": reconfigs})
-        self._obs = obs
         self._save()
         rec = self._event(
             "decision", index=index, ci=r.value, stale=r.stale, carbon_source=r.source,
@@ -556,7 +554,7 @@ class Controller:
             self._window_p95 = m.p95_ms
         ev = self.guard.observe(m)
         if ev is None:
-            self._save_guard()
+            self._save()  # the guard's counts must survive a restart; the state file is small
             return
         if ev.kind == "trigger":
             st.count("guard_triggers")
@@ -588,10 +586,6 @@ class Controller:
             self._echo(f"[{self._time_str()}] SLA GUARD released: {ev.reason}; the policy decides again next interval")
         self._save()
         self._publish()
-
-    def _save_guard(self) -> None:
-        # cheap: the guard's counters change every window; the state file is small
-        self._save()
 
     def serve(self, until: float) -> None:
         """Measurement windows until ``until`` (epoch s), the SLA guard watching each."""
