@@ -66,14 +66,15 @@ def check_policy_spec(policy: str, learn: bool) -> str:
             raise ConfigError(f"--learn needs a MaskablePPO run folder as --policy (got {key})")
         return key
     if "/" in key or "\\" in key or key.endswith(".zip") or Path(key).exists():
-        resolve_checkpoint(key)  # CheckpointError: missing folder / model.zip
-        return key
-    try:
-        run_dir, _ = resolve_checkpoint(key)  # a shipped checkpoints/<name>
-    except CloverError:
-        raise ConfigError(f"unknown policy {key!r} (known: {', '.join(POLICY_NAMES)}; or a run folder / "
-                          "model.zip path)") from None
-    return str(run_dir)
+        run_dir, model = resolve_checkpoint(key)  # CheckpointError: missing folder / model.zip
+    else:
+        try:
+            run_dir, model = resolve_checkpoint(key)  # a shipped checkpoints/<name>
+        except CloverError:
+            raise ConfigError(f"unknown policy {key!r} (known: {', '.join(POLICY_NAMES)}; or a run folder / "
+                              "model.zip path)") from None
+    # absolute: the controller process must find it whatever its working directory
+    return str((model if key.endswith(".zip") else run_dir).resolve())
 
 
 class Deployment:
