@@ -126,10 +126,12 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     """(run folder, model file) for a run folder or a ``.zip`` path."""
     p = Path(path).expanduser()
     if not p.exists():
+        # shipped policies: ``efficientnet`` or ``checkpoints/efficientnet`` from any directory
         from clover_rl.paths import checkpoints_dir
 
-        shipped = checkpoints_dir() / str(path)
-        if shipped.exists():
+        rel = Path(*p.parts[1:]) if len(p.parts) > 1 and p.parts[0] == "checkpoints" else p
+        shipped = checkpoints_dir() / rel
+        if not p.is_absolute() and shipped.exists():
             p = shipped
         else:
             raise CheckpointError(f"checkpoint not found: {path}")
@@ -234,7 +236,7 @@ def load_model(model_path: Path, algo: str, device: str = "cpu") -> Any:
         return cls.load(str(model_path), device=device)
     except CheckpointError:
         raise
-    except Exception as e:  # corrupt zips surface as many different exception types
+    except Exception as e:  # noqa: BLE001 - corrupt zips surface as many exception types
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{model_path}: cannot load {algo} model ({msg})") from None
 
@@ -244,7 +246,7 @@ def load_vecnormalize(path: Path) -> Any:
     try:
         with open(path, "rb") as f:
             vn = pickle.load(f)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - unpickling fails in many ways
         raise CheckpointError(f"{path}: cannot load normalisation statistics ({e})") from None
     vn.training = False
     return vn

@@ -2,22 +2,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
 
 def train(
-    config: Optional[Path] = typer.Option(
-        None, "--config", "-c", help="training YAML (configs/train/NAME.yaml, a shipped name, or a run's config.yml)"),
-    timesteps: Optional[int] = typer.Option(
-        None, "--timesteps", help="total steps (new run) / further steps (--resume); default: n_timesteps"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="override the config's seed"),
-    n_envs: Optional[int] = typer.Option(None, "--n-envs", help="parallel envs (SubprocVecEnv when > 1)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="parent folder of the run folder (default: config's out_dir)"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run folder (same TensorBoard curves)"),
-    exp_name: Optional[str] = typer.Option(None, "--exp-name", help="override the experiment label in the run name"),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bar (default: config)"),
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="training YAML (configs/train/NAME.yaml, a shipped name, or a run's config.yml)")] = None,
+    timesteps: Annotated[int | None, typer.Option(
+        "--timesteps", help="total steps (new run) / further steps (--resume); default: n_timesteps")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="override the config's seed")] = None,
+    n_envs: Annotated[int | None, typer.Option("--n-envs", help="parallel envs (SubprocVecEnv when > 1)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="parent folder of the run folder (default: config's out_dir)")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="continue this run folder (same TensorBoard curves)")] = None,
+    exp_name: Annotated[str | None, typer.Option(
+        "--exp-name", help="override the experiment label in the run name")] = None,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="progress bar (default: config)")] = None,
 ) -> None:
     """Train MaskablePPO / PPO / DQN on trace replay; TensorBoard under RUN/tb."""
     from clover_rl.errors import ConfigError

@@ -8,8 +8,8 @@ windows), SB3's own ``rollout/``, ``train/``, ``time/``, and the run's hyperpara
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback

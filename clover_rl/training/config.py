@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ class TrainConfig:
     """``maskable_ppo`` (sb3-contrib, uses action masks), ``ppo`` or ``dqn`` (SB3; meet
     infeasible actions through the environment's refusal and penalty)."""
     policy: str = "MlpPolicy"
-    """SB3 policy class name."""
+    """``MlpPolicy`` (SB3's: one logit/Q-value row per configuration) or ``GraphMlpPolicy``
+    (PPO family: scores configurations by an embedding of their MIG graph, so learning
+    transfers between similar configurations; see clover_rl.training.policies)."""
     n_envs: int = 1
     """Parallel training environments (SubprocVecEnv when > 1 unless ``vec_env: dummy``)."""
     vec_env: str = "auto"
@@ -82,7 +85,7 @@ class TrainConfig:
     """Where run folders are created."""
 
     # ------------------------------------------------------------------ validation
-    def validate(self, where: str = "config") -> "TrainConfig":
+    def validate(self, where: str = "config") -> TrainConfig:
         """Check types and values; raise ConfigError naming the field."""
         if self.algo not in ALGOS:
             raise ConfigError(f"{where}: algo must be one of {', '.join(ALGOS)} (got {self.algo!r})")
@@ -90,6 +93,10 @@ class TrainConfig:
             raise ConfigError(f"{where}: best_metric must be reward or objective (got {self.best_metric!r})")
         if not isinstance(self.eval_oracle, bool) or not isinstance(self.progress_bar, bool):
             raise ConfigError(f"{where}: eval_oracle and progress_bar must be true or false")
+        if self.policy not in ("MlpPolicy", "GraphMlpPolicy"):
+            raise ConfigError(f"{where}: policy must be MlpPolicy or GraphMlpPolicy (got {self.policy!r})")
+        if self.policy == "GraphMlpPolicy" and self.algo == "dqn":
+            raise ConfigError(f"{where}: policy GraphMlpPolicy is for maskable_ppo and ppo, not dqn")
         if self.vec_env not in VEC_ENVS:
             raise ConfigError(f"{where}: vec_env must be one of {', '.join(VEC_ENVS)} (got {self.vec_env!r})")
         for name in ("n_envs", "n_timesteps", "n_eval_episodes", "torch_threads"):
@@ -129,7 +136,7 @@ class TrainConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with the non-None ``changes`` applied (command-line overrides)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -141,7 +148,7 @@ def field_docs() -> dict[str, str]:
     src = inspect.getsource(TrainConfig)
     body = ast.parse(src).body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
+    for node, nxt in itertools.pairwise(body):
         if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
             docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
     return docs
@@ -241,7 +248,7 @@ def build_hyperparams(cfg: TrainConfig) -> dict[str, Any]:
 
 def build_policy_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """Policy kwargs with activation names turned into torch classes."""
-    import torch.nn as nn
+    from torch import nn
 
     kw = dict(cfg.policy_kwargs)
     act = kw.get("activation_fn")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -45,7 +46,7 @@ class EpisodeMetrics(gym.Wrapper):
         try:
             st = u.model.steady_state(u.rate(), base_cfg).interval(u.scenario.control_interval_s)
             self._base_epr = st.energy_per_request_j
-        except Exception:  # fall back to BASE at the scenario's mean load
+        except Exception:  # noqa: BLE001 - fall back to BASE at the scenario's mean load
             self._base_epr = u.base_metrics.energy_per_request_j
         return obs, info
 
@@ -106,7 +107,7 @@ class FixedWindows(gym.Wrapper):
         super().__init__(env)
         u = env.unwrapped
         last = max(len(u.trace) - u.steps_per_episode, 0)
-        self.starts = [int(round(x)) for x in np.linspace(0, last, max(n, 1))]
+        self.starts = [round(x) for x in np.linspace(0, last, max(n, 1))]
         self._k = 0
 
     def rewind(self) -> None:

@@ -31,6 +31,7 @@ from clover_rl.training.config import (
     build_policy_kwargs,
     load_train_config,
 )
+from clover_rl.training.policies import GRAPH_POLICY, graph_features, resolve_policy, strip_features
 
 CONFIG_FILE = "config.yml"
 COMMAND_FILE = "command.txt"
@@ -127,7 +128,11 @@ def train(
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from clover_rl.training.callbacks import CloverEvalCallback, EpisodeChartsCallback, HParamCallback
+    from clover_rl.training.callbacks import (
+        CloverEvalCallback,
+        EpisodeChartsCallback,
+        HParamCallback,
+    )
     from clover_rl.training.envs import make_eval_env, make_vec_env
 
     if (cfg is None) == (resume is None):
@@ -166,22 +171,26 @@ def train(
     eval_env = None
     try:
         if hasattr(venv, "envs"):
-            spaces_meta = env_metadata(venv.envs[0])
+            spaces_meta, features = env_metadata(venv.envs[0]), graph_features(venv.envs[0])
         else:  # subprocess workers: describe an in-process twin
             from clover_rl.training.envs import build_env
 
             twin = build_env(cfg.scenario, dict(cfg.env_kwargs))
             try:
-                spaces_meta = env_metadata(twin)
+                spaces_meta, features = env_metadata(twin), graph_features(twin)
             finally:
                 twin.close()
         norm_kwargs = cfg.normalize if isinstance(cfg.normalize, dict) else {}
         if resume is None:
             if cfg.normalize:
                 venv = VecNormalize(venv, **{"norm_reward": False, **norm_kwargs})
+            policy_kwargs = build_policy_kwargs(cfg)
+            if cfg.policy == GRAPH_POLICY:
+                policy_kwargs["action_features"] = features
             try:
-                model = cls(cfg.policy, venv, seed=cfg.seed, device=cfg.device, verbose=cfg.verbose,
-                            policy_kwargs=build_policy_kwargs(cfg), **build_hyperparams(cfg))
+                model = cls(resolve_policy(cfg.policy, cfg.algo), venv, seed=cfg.seed, device=cfg.device,
+                            verbose=cfg.verbose, policy_kwargs=policy_kwargs, **build_hyperparams(cfg))
+                strip_features(model)
             except (TypeError, ValueError, AssertionError) as e:
                 raise ConfigError(f"cannot build {cfg.algo} from the config: {str(e).splitlines()[0]}") from None
             remaining = cfg.n_timesteps
@@ -199,7 +208,7 @@ def train(
                 venv.training = True
             try:
                 model = cls.load(str(model_path), env=venv, device=cfg.device)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - corrupt zips surface as many exception types
                 raise CheckpointError(f"{model_path}: cannot resume ({str(e).splitlines()[0]})") from None
             model.set_random_seed(cfg.seed + model.num_timesteps)
             done = int(model.num_timesteps)

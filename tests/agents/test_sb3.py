@@ -13,6 +13,7 @@ from clover_rl.envs.serving_env import CloverServingEnv
 from clover_rl.errors import CheckpointError
 from clover_rl.paths import checkpoints_dir
 from clover_rl.training.config import algo_class
+from clover_rl.training.policies import graph_features, resolve_policy, strip_features
 from clover_rl.training.run import env_metadata
 
 SMALL = {"maskable_ppo": {"n_steps": 16, "batch_size": 16}, "ppo": {"n_steps": 16, "batch_size": 16},
@@ -26,22 +27,28 @@ def yolo_env() -> CloverServingEnv:
     env.close()
 
 
-def _model(algo: str, env: CloverServingEnv, seed: int = 0):
-    return algo_class(algo)("MlpPolicy", env, seed=seed, policy_kwargs={"net_arch": [8]}, device="cpu",
-                            **SMALL[algo])
+def _model(algo: str, env: CloverServingEnv, seed: int = 0, graph: bool = False):
+    kwargs: dict = {"net_arch": [8]}
+    if graph:
+        kwargs.update(action_features=graph_features(env), action_embed_dim=4, action_hidden=8)
+    policy = resolve_policy("GraphMlpPolicy" if graph else "MlpPolicy", algo)
+    model = algo_class(algo)(policy, env, seed=seed, policy_kwargs=kwargs, device="cpu", **SMALL[algo])
+    strip_features(model)
+    return model
 
 
-def _run_folder(tmp: Path, algo: str, env: CloverServingEnv) -> Path:
+def _run_folder(tmp: Path, algo: str, env: CloverServingEnv, graph: bool = False) -> Path:
     run = tmp / f"run_{algo}"
     run.mkdir()
-    _model(algo, env).save(str(run / "model.zip"))
+    _model(algo, env, graph=graph).save(str(run / "model.zip"))
     (run / "metadata.json").write_text(json.dumps({"algo": algo, **env_metadata(env)}))
     return run
 
 
-@pytest.mark.parametrize("algo", ["maskable_ppo", "ppo", "dqn"])
-def test_masked_prediction_never_picks_a_masked_action(algo: str, yolo_env: CloverServingEnv) -> None:
-    pred = MaskedPredictor(_model(algo, yolo_env))
+@pytest.mark.parametrize(("algo", "graph"), [("maskable_ppo", False), ("ppo", False), ("dqn", False),
+                                            ("maskable_ppo", True), ("ppo", True)])
+def test_masked_prediction_never_picks_a_masked_action(algo: str, graph: bool, yolo_env: CloverServingEnv) -> None:
+    pred = MaskedPredictor(_model(algo, yolo_env, graph=graph))
     rng = np.random.default_rng(1)
     n = yolo_env.action_space.n
     obs = np.stack([yolo_env.observation_space.sample() for _ in range(64)])
@@ -54,16 +61,21 @@ def test_masked_prediction_never_picks_a_masked_action(algo: str, yolo_env: Clov
         assert masks[0, int(single)]
 
 
-@pytest.mark.parametrize("algo", ["maskable_ppo", "dqn"])
-def test_load_policy_acts_within_the_env_mask(algo: str, yolo_env: CloverServingEnv, tmp_path: Path) -> None:
-    policy = load_policy(_run_folder(tmp_path, algo, yolo_env), yolo_env)
+@pytest.mark.parametrize(("algo", "graph"), [("maskable_ppo", False), ("dqn", False), ("maskable_ppo", True)])
+def test_load_policy_acts_within_the_env_mask(algo: str, graph: bool, yolo_env: CloverServingEnv,
+                                              tmp_path: Path) -> None:
+    policy = load_policy(_run_folder(tmp_path, algo, yolo_env, graph), yolo_env)
     assert isinstance(policy, Policy) and policy.name.startswith(f"{algo}:")
+    if graph:  # the head's features are rebuilt from the saved policy kwargs
+        head = policy.model.policy.action_net
+        assert tuple(head.features.shape) == (438, 15)
+        assert np.array_equal(head.features.numpy(), np.rint(yolo_env.catalog.graphs))
     obs, info = yolo_env.reset(seed=0)
     policy.reset()
     for _ in range(4):
         a = policy.act(obs, info)
         assert yolo_env.action_masks()[a]
-        obs, _, _, trunc, info = yolo_env.step(a)
+        obs, _, _, _, info = yolo_env.step(a)
         assert not info["refused"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -104,6 +105,30 @@ def test_ppo_and_dqn_train(algo: str, tmp_path: Path) -> None:
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     meta = json.loads((run / "metadata.json").read_text())
     assert meta["algo"] == algo and (run / "model.zip").exists()
+
+
+def test_normalized_run_saves_and_applies_statistics(tmp_path: Path) -> None:
+    from clover_rl.agents.sb3 import load_policy
+    from clover_rl.envs.serving_env import CloverServingEnv
+
+    data = yaml.safe_load(SMOKE.read_text())
+    data.update(normalize={"norm_obs": True, "norm_reward": False}, eval_freq=32, n_eval_episodes=1,
+                eval_oracle=False, out_dir=str(tmp_path), hyperparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1})
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(data))
+    assert main(["train", "-c", str(cfg_path), "--timesteps", "32", "--no-progress"]) == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (run / "vecnormalize.pkl").exists() and (run / "last_vecnormalize.pkl").exists()
+    assert main(["train", "--resume", str(run), "--timesteps", "32", "--no-progress"]) == 0
+    env = CloverServingEnv("yolo", episode_hours=4)
+    try:
+        policy = load_policy(run, env)
+        assert policy.vecnormalize is not None
+        obs, info = env.reset(seed=0)
+        assert not np.allclose(policy.normalize(obs), obs)
+        assert env.action_masks()[policy.act(obs, info)]
+    finally:
+        env.close()
 
 
 def test_subproc_vec_env(tmp_path: Path) -> None:
