@@ -32,7 +32,7 @@ from clover_rl.controller.clock import Clock, SystemClock
 from clover_rl.controller.durations import format_duration
 from clover_rl.controller.guard import SlaGuard
 from clover_rl.controller.plane import ServicePlane
-from clover_rl.controller.reward import IntervalOutcome, env_outcome
+from clover_rl.controller.reward import IntervalOutcome, env_outcome, training_penalties
 from clover_rl.controller.state import ControllerState, StateStore
 from clover_rl.controller.view import DeploymentView
 from clover_rl.envs.observation import build_observation
@@ -157,6 +157,7 @@ class Controller:
             from clover_rl.agents.registry import make_policy
 
             self.policy = make_policy(self.policy_spec, self.view, seed=opts.seed)
+        self.penalties = training_penalties(self.policy, self.scenario.penalties)
         if opts.learn:
             from clover_rl.controller.learn import OnlineLearner
 
@@ -281,6 +282,7 @@ class Controller:
         self._event(why, policy=self.policy_spec, config=self.label(self.current), action=self.current,
                     note=note, scenario=self.scenario.name, dry_run=self.options.dry_run,
                     interval_s=self.options.interval_s, sla_ms=self.env.sla_ms, pid=os.getpid(),
+                    penalties=self.penalties.model_dump() if hasattr(self.penalties, "model_dump") else None,
                     plane=getattr(self.plane, "name", "?"), carbon_source=getattr(self.carbon, "name", "?"))
         self._echo(f"[{self._time_str()}] {why}: {note}; policy {self.policy_spec}, interval "
                    f"{format_duration(self.options.interval_s)}, SLA p95 {self.env.sla_ms:.0f} ms, safe "
@@ -606,7 +608,7 @@ class Controller:
         self._measuring = False
         ci = float(iv.get("ci", self.reading.value if self.reading else 0.0))
         out = env_outcome(self.env, m, ci, refused=bool(iv.get("refused")),
-                          reconfigurations=int(iv.get("reconfigurations", 0)))
+                          reconfigurations=int(iv.get("reconfigurations", 0)), penalties=self.penalties)
         if m.arrived or m.served:
             st.last = {"p95_over_sla": out.p95_over_sla, "accuracy_over_base": out.accuracy_over_base,
                        "energy_over_base": out.energy_over_base, "rate_rps": m.arrived / m.duration_s}

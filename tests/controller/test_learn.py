@@ -78,3 +78,20 @@ def test_guard_in_the_loop_reports_the_learner_rollback(rig, run_dir, env):
 def test_learn_needs_a_maskable_ppo_run(rig):
     with pytest.raises(ConfigError, match=r"--learn needs a MaskablePPO run folder as --policy \(got base\)"):
         rig.controller(spec="base", learn=True)
+
+
+def test_reward_uses_the_penalties_the_policy_was_trained_with(rig, run_dir, env, tmp_path):
+    import shutil
+
+    d = tmp_path / "run2"
+    shutil.copytree(run_dir, d)
+    meta = json.loads((d / "metadata.json").read_text())
+    meta["scenario_config"]["penalties"] = {"sla": 0.05, "infeasible": 0.05, "reconfiguration": 0.25}
+    (d / "metadata.json").write_text(json.dumps(meta))
+    ctl = rig.controller(spec=str(d))
+    assert ctl.penalties.reconfiguration == 0.25 and env.scenario.penalties.reconfiguration == 0.0
+    ctl.options.duration_s = 3600
+    ctl.run()
+    (iv,) = rig.records("interval")
+    assert iv["outcome"]["reconfig_penalty"] == -0.25 * rig.records("decision")[0]["applied"]
+    assert rig.records("start")[0]["penalties"]["reconfiguration"] == 0.25
