@@ -1,36 +1,37 @@
 """Emulated models for deployments on machines without GPUs or without the time to run real ones.
 
 ``--models emulated`` replaces every variant by a ``noop`` model that sleeps a service time
-fitted to the scenario's profile, and the CPU worker's duty-cycle throttle stretches it for
-smaller slices (``t x 7/c``). The per-variant time is the geometric-mean fit of the profile
-over all slice sizes, so emulated latencies follow the profile's ordering of variants and
-slices without burning CPU. Energy then comes from the same profile
-(:class:`ProfileEnergyModel`): idle power of every GPU for the wall time, plus each slice's
-active power for the time its worker was busy. Both are estimates and labelled so.
+taken from the scenario's profile, and the CPU worker's duty-cycle throttle stretches it for
+smaller slices (``t x 7/c``). GPU profiles scale sublinearly with slice size (a small model
+does not fill a 7g slice) while the throttle is linear, so no single time per variant matches
+every slice; the time chosen is the profile's on the smallest slice divided by its share
+(exact on 1g, faster than the profile on larger slices). Emulated service is therefore never
+slower than the profile says: a configuration the replay model finds within the SLA is within
+it here too, and the SLA guard reacts to the policy, not to the emulation.
+
+Energy comes from the same profile (:class:`ProfileEnergyModel`), charged as the replay backend
+charges it: idle power of every GPU for the wall time, plus each served request's profiled
+active energy on the slice that served it. Both figures are estimates and labelled so.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
+from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import GpuModel
 from clover_rl.services import ServiceSpec
 from clover_rl.serving.profile import Profile
 
 
 def fitted_delay_ms(profile: Profile, gpu: GpuModel, variant: str) -> float:
-    """Delay ``d`` minimising the log error of ``d x C/c`` against the profile over slice sizes."""
+    """Largest ``d`` with ``d x C/c`` <= the profile's mean service time on every slice size."""
     total = gpu.whole.compute_slices
-    logs = []
-    for p in gpu.base_profiles():
-        e = profile.entries.get((p.name, variant))
-        if e is None:  # a profile without this (slice, variant): fit on the others
-            continue
-        logs.append(math.log(max(e.mean_ms, 1e-3) * p.compute_slices / total))
-    if not logs:
-        raise ValueError(f"profile has no entry for variant {variant}")
-    return float(math.exp(sum(logs) / len(logs)))
+    bounds = [e.mean_ms * p.compute_slices / total for p in gpu.base_profiles()
+              if (e := profile.entries.get((p.name, variant))) is not None]
+    if not bounds:
+        raise ConfigError(f"profile has no entry for variant {variant!r}: cannot emulate it")
+    return float(max(min(bounds), 1e-3))
 
 
 def emulated_service(service: ServiceSpec, profile: Profile, gpu: GpuModel, time_scale: float = 1.0) -> ServiceSpec:
@@ -52,16 +53,15 @@ class ProfileEnergyModel:
         self.profile = profile
         self.n_gpus = n_gpus
 
-    def active_w(self, slot_id: str, variant: str) -> float:
+    def request_j(self, slot_id: str, variant: str) -> float:
+        """Profiled active energy of one request on the slot's slice (0 if unknown)."""
         prof = slot_id.split("/", 1)[-1].split("@", 1)[0]
-        try:
-            return float(self.profile.entry(prof, variant).active_power_w)
-        except Exception:  # noqa: BLE001 - unknown slice: no active power
-            return 0.0
+        e = self.profile.entries.get((prof, variant))
+        return float(e.energy_per_request_j) if e is not None else 0.0
 
     def energy_j(self, records: Sequence[Any], wall_s: float) -> float:
         e = self.profile.idle_power_w * self.n_gpus * max(wall_s, 0.0)
         for r in records:
-            if r.slot_id and r.variant:
-                e += self.active_w(r.slot_id, r.variant) * r.service_s
+            if r.status == 200 and r.slot_id and r.variant:
+                e += self.request_j(r.slot_id, r.variant)
         return float(e)
