@@ -207,7 +207,9 @@ def plot(rep: DeploymentReport, path: Path, variants: tuple[str, ...] | None = N
         ax_ci.plot(t[stale], [rows[i]["ci"] for i in stale], "x", color="tab:red", label="stale reading")
         ax_ci.legend(loc="upper right", fontsize=8)
     ax_ci.set_ylabel("carbon intensity\n(g/kWh)")
-    ax_ci.set_title(f"{s.get('scenario')} deployment, policy {s.get('policy')}"
+    pol = str(s.get("policy") or "")
+    pol = Path(pol).name if ("/" in pol or "\\" in pol) else pol
+    ax_ci.set_title(f"{s.get('scenario')} deployment, policy {pol}"
                     + (" (energy estimated)" if s["estimated"] else ""))
 
     names = variants or tuple(sorted({v for r in rows for v in r["variant_share"]}))
