@@ -94,6 +94,19 @@ def wait_for(cond: Callable[[], bool], timeout_s: float, stop: threading.Event |
     return cond()
 
 
+def busy_worker(pool: Any, timeout_s: float) -> Any:
+    """A ready worker with a request in flight (its busy time grows between two snapshots)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        a = {s.pid: s.busy_s for s in pool.snapshot().slots}
+        time.sleep(0.01)
+        busy = [s for s in pool.snapshot().slots
+                if s.state == "ready" and s.pid and s.pid in a and s.busy_s > a[s.pid] + 1e-4]
+        if busy:
+            return busy[0]
+    return next(s for s in pool.snapshot().slots if s.state == "ready" and s.pid)
+
+
 def run(interval_s: float = 6.0, rate: float = 2.5, state_dir: str | Path | None = None,
         echo: Callable[[str], None] = print, tail_intervals: int = 2) -> dict[str, Any]:
     from apis import ElectricityMapsFake, Fault
@@ -144,9 +157,11 @@ def run(interval_s: float = 6.0, rate: float = 2.5, state_dir: str | Path | None
         echo(f"serving at {dep.url}; steady load {rate:g} req/s; state {state}")
         wait_for(lambda: counter(state, "intervals") >= 1, 10 * interval_s)
 
-        # 1. a worker process dies
-        slots = [s for s in dep.backend.pool.snapshot().slots if s.state == "ready" and s.pid]
-        victim = slots[0]
+        # 1. a worker process dies while it serves a request (just after a decision, so it is not
+        #    about to be retired by a reconfiguration)
+        d = counter(state, "decisions")
+        wait_for(lambda: counter(state, "decisions") > d, 3 * interval_s)
+        victim = busy_worker(dep.backend.pool, 10.0)
         os.kill(victim.pid, signal.SIGKILL)
 
         def replaced() -> str:  # the dead process is gone from the pool: restarted, or retired by a reconfiguration
