@@ -151,9 +151,27 @@ class Deployment:
         if opts.echo is print:
             opts = replace(opts, echo=echo_flush)
         spec = ControllerSpec(s.scenario, self.policy, s.carbon, str(Path(s.state_dir).expanduser()), opts,
-                              carbon_start=time.time(), overrides=self.overrides)
+                              carbon_start=self._carbon_origin(), overrides=self.overrides)
         self.supervisor = Supervisor(spec, self.plane, echo=self.echo)
         return self.supervisor
+
+    def _carbon_origin(self) -> float:
+        """When a replayed trace started: kept in the state folder so a restarted deployment
+        continues the trace where it was instead of replaying it from its first sample."""
+        import json
+
+        path = Path(self.settings.state_dir).expanduser() / "carbon_origin.json"
+        try:
+            d = json.loads(path.read_text())
+            if d.get("carbon") == self.settings.carbon:
+                return float(d["start"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        t = time.time()
+        from clover_rl.controller.state import atomic_write_text
+
+        atomic_write_text(path, json.dumps({"carbon": self.settings.carbon, "start": t}) + "\n")
+        return t
 
     def wait_until_serving(self, stop: threading.Event, timeout_s: float = 600.0) -> bool:
         """Until the controller has brought the service up (some configuration, a ready worker)."""
