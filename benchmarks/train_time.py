@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -120,8 +121,12 @@ def ship(scenario: str, run_dir: Path, results: dict[str, Any]) -> Path:
     for name in SHIP_FILES:
         if (run_dir / name).exists():
             shutil.copy2(run_dir / name, dest / name)
+    cfg = yaml.safe_load((dest / "config.yml").read_text())
+    cfg["out_dir"] = "runs"  # the benchmark's output folder is machine-specific
+    (dest / "config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None))
     meta = json.loads((dest / "metadata.json").read_text())
     meta["shipped_from"] = run_dir.name
+    meta["policy_name"] = f"{meta.get('algo', 'sb3')}:checkpoints/{scenario}"
     meta["benchmark"] = results
     meta["evaluation"].pop("history", None)
     (dest / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")

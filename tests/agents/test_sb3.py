@@ -144,3 +144,18 @@ def test_shipped_checkpoints_load_and_act(scenario: str) -> None:
         assert "best" in meta["evaluation"]
     finally:
         env.close()
+
+
+def test_evaluate_cli_runs_the_shipped_policy(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from clover_rl.cli import main
+
+    folder = checkpoints_dir() / "efficientnet"
+    if not (folder / "model.zip").exists():
+        pytest.skip("no shipped checkpoint for efficientnet")
+    monkeypatch.chdir(checkpoints_dir().parent)
+    rc = main(["evaluate", "--scenario", "efficientnet", "--policy", "checkpoints/efficientnet",
+               "--hours", "3", "--json", "--no-progress"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["checkpoints/efficientnet"]["intervals"] == 3
