@@ -261,14 +261,17 @@ def train(
 
         before = int(model.num_timesteps)
         t_learn = time.perf_counter()
-        model.learn(total_timesteps=int(remaining), callback=callbacks, reset_num_timesteps=resume is None,
-                    progress_bar=cfg.progress_bar, tb_log_name=TB_DIR)
+        try:
+            model.learn(total_timesteps=int(remaining), callback=callbacks, reset_num_timesteps=resume is None,
+                        progress_bar=cfg.progress_bar, tb_log_name=TB_DIR)
+        except KeyboardInterrupt:  # keep what was learned: `--resume RUN` continues from here
+            _save_last(model, run_dir)
+            _write_json(run_dir / METADATA_FILE, {**meta, "status": "interrupted",
+                                                   "interrupted_at": int(model.num_timesteps)})
+            raise
         learn_s = time.perf_counter() - t_learn
 
-        model.save(str(run_dir / LAST_MODEL_FILE))
-        vn = model.get_vec_normalize_env()
-        if vn is not None:
-            vn.save(str(run_dir / LAST_VECNORM_FILE))
+        _save_last(model, run_dir)
         if eval_cb is None or (eval_cb.best is None and not (run_dir / MODEL_FILE).exists()):
             save_best(model)
 
@@ -297,6 +300,13 @@ def train(
         venv.close()
         if eval_env is not None:
             eval_env.close()
+
+
+def _save_last(model: Any, run_dir: Path) -> None:
+    model.save(str(run_dir / LAST_MODEL_FILE))
+    vn = model.get_vec_normalize_env()
+    if vn is not None:
+        vn.save(str(run_dir / LAST_VECNORM_FILE))
 
 
 def eval_env_kwargs_of(cfg: TrainConfig) -> dict[str, Any]:
