@@ -57,10 +57,17 @@ class Measurement:
     accuracy: float
     p95_ms: float
     ci_pue: float  # intensity x PUE when measured
+    energy_per_request_j: float = float("nan")  # for measurements taken at zero intensity
 
     def carbon_at(self, ci_pue: float) -> float:
-        """Carbon per request scaled to another CI x PUE (energy per request is unchanged)."""
-        return self.carbon_per_request_g * ci_pue / self.ci_pue
+        """Carbon per request scaled to another CI x PUE (energy per request is unchanged).
+
+        A measurement taken while the marginal intensity was 0 g/kWh (curtailment hours in
+        the CAISO traces) carries no ratio to scale; its energy per request is used instead.
+        """
+        if self.ci_pue > 0:
+            return self.carbon_per_request_g * ci_pue / self.ci_pue
+        return self.energy_per_request_j / 3.6e6 * ci_pue
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,7 @@ class OnlineSearchPolicy(BindablePolicy):
                 accuracy=ref.a_base * (1.0 - s.delta_a),
                 p95_ms=p95,
                 ci_pue=ci_pue,
+                energy_per_request_j=float(m.energy_per_request_j),
             )
         return Evaluation(action, s, p95 <= ref.sla_ms, probed=True)
 

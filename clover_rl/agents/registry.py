@@ -29,6 +29,12 @@ def _looks_like_path(spec: str) -> bool:
     return "/" in spec or "\\" in spec or spec.endswith(".zip") or spec.startswith(".")
 
 
+def _shipped_path(key: str) -> bool:
+    """``checkpoints/<name>`` names a shipped run folder from any working directory."""
+    parts = Path(key).parts
+    return len(parts) == 2 and parts[0] == "checkpoints" and parts[1] in _shipped_checkpoints()
+
+
 def _shipped_checkpoints() -> list[str]:
     from clover_rl.paths import checkpoints_dir
 
@@ -48,7 +54,7 @@ def make_policy(spec: str, env: Any, seed: int = 0, **params: Any) -> Policy:
             raise ConfigError(f"policy {key}: bad parameter(s) {sorted(params)} ({e})") from None
         except ValueError as e:
             raise ConfigError(f"policy {key}: {e}") from None
-    elif Path(key).expanduser().exists() or key in _shipped_checkpoints():
+    elif Path(key).expanduser().exists() or key in _shipped_checkpoints() or _shipped_path(key):
         if params:
             raise ConfigError(f"policy {key}: a checkpoint takes no parameters (got {sorted(params)})")
         from clover_rl.agents.sb3 import load_policy  # lazy: pulls in torch / SB3

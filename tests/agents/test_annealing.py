@@ -284,3 +284,11 @@ def test_masked_current_configuration_is_not_probed(cls) -> None:
     pol = cls(env, seed=0)
     a = pol.act(None, {})
     assert catalog.base_index not in env.probes and mask[a] and env.probes
+
+
+def test_measurement_at_zero_intensity_uses_energy() -> None:
+    # CAISO marginal intensity is 0 g/kWh in curtailment hours: no ratio to scale by.
+    m = Measurement(carbon_per_request_g=0.0, accuracy=83.0, p95_ms=300.0, ci_pue=0.0,
+                    energy_per_request_j=36.0)
+    assert m.carbon_at(0.0) == 0.0
+    assert m.carbon_at(500.0) == pytest.approx(36.0 / 3.6e6 * 500.0)
