@@ -137,7 +137,7 @@ def run(interval_s: float = 6.0, rate: float = 2.5, state_dir: str | Path | None
     def deploy() -> None:
         try:
             dep.run(stop)
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             err["e"] = e
 
     grid_stop = threading.Event()

@@ -28,7 +28,7 @@ class ObjectiveReference:
 
     @staticmethod
     def from_base(base_energy_per_request_j: float, a_base: float, sla_ms: float, lam: float = 0.1,
-                  reference_intensity: float = 250.0, reference_pue: float = 1.5) -> "ObjectiveReference":
+                  reference_intensity: float = 250.0, reference_pue: float = 1.5) -> ObjectiveReference:
         c_ref = carbon_g(base_energy_per_request_j, reference_intensity, reference_pue)
         return ObjectiveReference(c_ref, a_base, sla_ms, lam)
 

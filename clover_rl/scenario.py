@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.paths import configs_dir, resolve_named
-from clover_rl.serving.profile import Profile, load_default_profile, load_profile
 from clover_rl.services import ServiceSpec, load_service
+from clover_rl.serving.profile import Profile, load_default_profile, load_profile
 
 
 class CarbonSpec(BaseModel):

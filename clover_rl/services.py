@@ -56,7 +56,7 @@ class ServiceSpec(BaseModel):
     variants: tuple[Variant, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _check(self) -> "ServiceSpec":
+    def _check(self) -> ServiceSpec:
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate variant names {names}")

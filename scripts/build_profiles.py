@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.paths import profiles_dir
-from clover_rl.serving.estimate import estimate_profile
 from clover_rl.services import list_services, load_service
+from clover_rl.serving.estimate import estimate_profile
 
 
 def main() -> None:

@@ -68,7 +68,7 @@ def tiny(tmp_path_factory) -> Path:
     (d / "ci.csv").write_text("g_per_kwh\n" + "\n".join(str(v) for v in CI) + "\n")
     sc = {"name": "tiny", "service": "efficientnet.yaml", "gpus": 1,
           "carbon": {"trace": str(d / "ci.csv"), "forecast_hours": 2},
-          "workload": {"kind": "constant", "rate_rps": 1.0}, "episode_hours": 4}
+          "workload": {"kind": "constant", "rate_rps": 1.0}, "episode_hours": 4, "sla_ms": 1500.0}
     (d / "tiny.yaml").write_text(yaml.safe_dump(sc))
     return d / "tiny.yaml"
 

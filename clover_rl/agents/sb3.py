@@ -236,7 +236,7 @@ def load_model(model_path: Path, algo: str, device: str = "cpu") -> Any:
         return cls.load(str(model_path), device=device)
     except CheckpointError:
         raise
-    except Exception as e:  # noqa: BLE001 - corrupt zips surface as many exception types
+    except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{model_path}: cannot load {algo} model ({msg})") from None
 
@@ -246,7 +246,7 @@ def load_vecnormalize(path: Path) -> Any:
     try:
         with open(path, "rb") as f:
             vn = pickle.load(f)
-    except Exception as e:  # noqa: BLE001 - unpickling fails in many ways
+    except Exception as e:
         raise CheckpointError(f"{path}: cannot load normalisation statistics ({e})") from None
     vn.training = False
     return vn

@@ -34,7 +34,7 @@ class CarbonTrace:
             return 3600.0
         return float((self.times[1] - self.times[0]) / np.timedelta64(1, "s"))
 
-    def window(self, start: int, length: int) -> "CarbonTrace":
+    def window(self, start: int, length: int) -> CarbonTrace:
         return CarbonTrace(self.times[start:start + length], self.values[start:start + length],
                            self.name, self.provenance, self.synthetic)
 

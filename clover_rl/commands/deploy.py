@@ -20,7 +20,7 @@ def deploy(
     duration: str | None = typer.Option(None, "--duration", help="stop after this long (default: until Ctrl-C)"),
     port: int = typer.Option(8000, "--port", help="KServe v2 front end port (0 = any free port)"),
     host: str = typer.Option("127.0.0.1", "--host", help="address the front end listens on"),
-    state: Path | None = typer.Option(None, "--state", help="state folder (default: ./deploy_state/<scenario>)"),  # noqa: B008
+    state: Path | None = typer.Option(None, "--state", help="state folder (default: ./deploy_state/<scenario>)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="decide and log, never reconfigure after start-up"),
     learn: bool = typer.Option(False, "--learn", help="fine-tune the MaskablePPO policy online"),
     learn_every: int = typer.Option(8, "--learn-every", help="live transitions per PPO update"),

@@ -26,7 +26,7 @@ def _names(text: str | None) -> list[str] | None:
 
 def profile(
     service: str = typer.Option(..., help="service name or YAML path"),
-    out: Path = typer.Option(..., "--out", help="profile YAML to write"),  # noqa: B008
+    out: Path = typer.Option(..., "--out", help="profile YAML to write"),
     device: str = typer.Option("cpu", help="cpu (emulated slices) or cuda (MIG slices through NVML)"),
     gpu: str = typer.Option("a100-40gb", help="GPU model (its MIG geometry; on cuda, the real board)"),
     variants: str | None = typer.Option(None, help="comma-separated variants (default: all)"),

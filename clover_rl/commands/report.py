@@ -7,8 +7,8 @@ import typer
 
 
 def report(
-    state: Path = typer.Option(..., "--state", help="the deployment's state folder (clover-rl deploy --state)"),  # noqa: B008
-    out: Path | None = typer.Option(  # noqa: B008
+    state: Path = typer.Option(..., "--state", help="the deployment's state folder (clover-rl deploy --state)"),
+    out: Path | None = typer.Option(
         None, "--out", help="write intervals.csv, summary.json, deployment.png here (default: the state folder)"),
     rows: int = typer.Option(48, "--rows", help="intervals shown in the table (the most recent)"),
 ) -> None:

@@ -200,7 +200,7 @@ class Deployment:
         def supervise() -> None:
             try:
                 result["code"] = sup.run(stop)
-            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            except BaseException as e:
                 result["error"] = e
 
         t = threading.Thread(target=supervise, name="clover-supervisor", daemon=True)

@@ -169,7 +169,7 @@ class OnlineLearner:
     def _load_params(self, path: str) -> None:
         try:
             self.model.set_parameters(path, exact_match=True, device=self.model.device)
-        except Exception as e:  # noqa: BLE001 - corrupt checkpoint: say which
+        except Exception as e:
             raise CheckpointError(f"{path}: cannot restore the last good policy ({e})") from None
         self.model.policy.set_training_mode(False)
 

@@ -305,7 +305,7 @@ class Controller:
             r = self.carbon.read(now, horizon)
             if not (isinstance(r.value, (int, float)) and math.isfinite(r.value) and r.value >= 0):
                 raise BackendError(f"{getattr(self.carbon, 'name', 'carbon source')}: unusable value {r.value!r}")
-        except Exception as e:  # noqa: BLE001 - any source failure must not stop the loop
+        except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             last = self.reading
             if last is not None:
@@ -354,7 +354,7 @@ class Controller:
             return self.plane.apply(cfg)
         except CloverError as e:
             return ReconfigReport(True, previous, previous or cfg, ok=False, message=str(e))
-        except Exception as e:  # noqa: BLE001 - a crashing plane must not stop the loop
+        except Exception as e:
             return ReconfigReport(True, previous, previous or cfg, ok=False,
                                   message=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
@@ -477,7 +477,7 @@ class Controller:
                     st.count("refused_actions")
                 else:
                     d.action = a
-            except Exception as e:  # noqa: BLE001 - a policy bug must not stop the service
+            except Exception as e:
                 d.source = "fallback"
                 d.reasons.append(f"policy failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                                  "keeping the current configuration")
@@ -546,7 +546,7 @@ class Controller:
             z = np.where(mask, sc[0], -np.inf)
             p = np.exp(z - z.max())
             return f"{name}: greedy masked choice (probability {p[action] / p.sum():.2f})"
-        except Exception:  # noqa: BLE001 - the note is cosmetic
+        except Exception:
             return f"{name}: greedy masked choice"
 
     def _on_window(self, m: IntervalMetrics) -> None:
@@ -725,7 +725,7 @@ class Controller:
         }
         try:
             self.plane.publish(values)
-        except Exception as e:  # noqa: BLE001 - metrics are best effort
+        except Exception as e:
             log.debug("publish failed: %s", e)
 
 

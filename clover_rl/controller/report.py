@@ -267,5 +267,5 @@ def _variants(rep: DeploymentReport) -> tuple[str, ...] | None:
         from clover_rl.scenario import load_scenario
 
         return tuple(load_scenario(str(rep.summary["scenario"])).service_spec().variant_names)
-    except Exception:  # noqa: BLE001 - a folder copied elsewhere: fall back to sorted names
+    except Exception:
         return None

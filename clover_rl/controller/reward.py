@@ -77,5 +77,5 @@ def training_penalties(policy: Any, default: Any) -> Any:
         return default
     try:
         return type(default).model_validate({**default.model_dump(), **pen})
-    except Exception:  # noqa: BLE001 - foreign metadata: keep the scenario's penalties
+    except Exception:
         return default

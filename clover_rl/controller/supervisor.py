@@ -78,7 +78,7 @@ class PlaneHost:
                 reply = ("ok", result)
             except CloverError as e:
                 reply = ("err", type(e).__name__, str(e))
-            except Exception as e:  # noqa: BLE001 - any plane fault goes back to the caller
+            except Exception as e:
                 reply = ("err", "BackendError", f"{type(e).__name__}: {e}")
             try:
                 conn.send(reply)

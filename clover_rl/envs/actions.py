@@ -9,7 +9,12 @@ import numpy as np
 
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import GpuModel
-from clover_rl.mig.config import Configuration, base_configuration, enumerate_configurations, parse_configuration
+from clover_rl.mig.config import (
+    Configuration,
+    base_configuration,
+    enumerate_configurations,
+    parse_configuration,
+)
 from clover_rl.services import ServiceSpec
 
 

@@ -32,7 +32,7 @@ class Randomization:
     rate_scale: tuple[float, float] = (1.0, 1.0)
 
     @staticmethod
-    def from_dict(d: dict | None) -> "Randomization | None":
+    def from_dict(d: dict | None) -> Randomization | None:
         if not d:
             return None
         allowed = {"traces", "period", "synthetic_prob", "rate_scale"}

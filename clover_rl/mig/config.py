@@ -7,10 +7,10 @@ configurations that differ only in slot order or placement are the same action.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from itertools import combinations_with_replacement, product
-from typing import Iterable, Sequence
 
 import numpy as np
 import yaml
@@ -28,7 +28,7 @@ class Configuration:
     pairs: tuple[tuple[str, str], ...]  # (profile name, variant), canonical order
 
     @staticmethod
-    def of(gpu: GpuModel, pairs: Iterable[tuple[str, str]]) -> "Configuration":
+    def of(gpu: GpuModel, pairs: Iterable[tuple[str, str]]) -> Configuration:
         full = [(gpu.profile(p).name, v) for p, v in pairs]
         full.sort(key=lambda pv: (_profile_sort_key(pv[0]), pv[1]))
         return Configuration(gpu.name, tuple(full))
@@ -83,7 +83,7 @@ def parse_configuration(text: str, gpu: GpuModel, variants: Sequence[str]) -> Co
     return cfg
 
 
-@lru_cache(maxsize=None)
+@cache
 def enumerate_configurations(gpu: GpuModel, variants: tuple[str, ...], extended: bool = False) -> tuple[Configuration, ...]:
     """All unique configurations of the maximal partitions (1282 on A100-40GB with 4 variants)."""
     out: list[Configuration] = []

@@ -102,7 +102,7 @@ class MigManager:
     def close(self) -> None:
         self.gpu.close()
 
-    def __enter__(self) -> MigManager:  # noqa: PYI034 - py3.10 has no typing.Self
+    def __enter__(self) -> MigManager:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:

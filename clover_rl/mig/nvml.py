@@ -373,10 +373,10 @@ class NvmlGpu:
             self._handle = None
             try:
                 self.nvml.nvmlShutdown()
-            except Exception:  # noqa: BLE001,S110 - a failed shutdown is not actionable
+            except Exception:
                 pass
 
-    def __enter__(self) -> NvmlGpu:  # noqa: PYI034 - py3.10 has no typing.Self
+    def __enter__(self) -> NvmlGpu:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -422,7 +422,7 @@ class NvmlGpu:
     def driver_version(self) -> str | None:
         try:
             return _text(self.nvml.nvmlSystemGetDriverVersion())
-        except Exception:  # noqa: BLE001 - informational only
+        except Exception:
             return None
 
     def mig_mode(self) -> MigMode:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import COMPUTE_SLICES, MEMORY_SLOTS, GpuModel, MigProfile
@@ -49,7 +49,7 @@ def _can_add(gpu_profiles: tuple[MigProfile, ...], used: int, compute: int) -> b
     return False
 
 
-@lru_cache(maxsize=None)
+@cache
 def enumerate_partitions(gpu: GpuModel, extended: bool = False, maximal: bool = True) -> tuple[Partition, ...]:
     """All placement-distinct partitions; ``maximal`` keeps those that admit no further slice.
 
@@ -75,7 +75,7 @@ def enumerate_partitions(gpu: GpuModel, extended: bool = False, maximal: bool = 
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def slice_multisets(gpu: GpuModel, extended: bool = False) -> tuple[tuple[str, ...], ...]:
     """Distinct slice multisets of the maximal partitions, in a stable order."""
     seen: dict[tuple[str, ...], None] = {}

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from clover_rl.mig.catalog import GpuModel
-from clover_rl.serving.profile import QUANTILE_LEVELS, Profile, ProfileEntry
 from clover_rl.services import ServiceSpec
+from clover_rl.serving.profile import QUANTILE_LEVELS, Profile, ProfileEntry
 
 
 @dataclass(frozen=True)

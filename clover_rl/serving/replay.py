@@ -242,7 +242,7 @@ class ReplayBackend:
         return steady_state_servers(self.servers(configuration), rate_rps, timeout_s=self.timeout_s,
                                     n_requests=self.steady_requests)
 
-    def __enter__(self) -> ReplayBackend:  # noqa: PYI034
+    def __enter__(self) -> ReplayBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:

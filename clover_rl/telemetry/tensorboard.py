@@ -64,7 +64,7 @@ class ScalarWriter:
         self._w.flush()
         self._w.close()
 
-    def __enter__(self) -> ScalarWriter:  # noqa: PYI034 - py3.10 has no typing.Self
+    def __enter__(self) -> ScalarWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

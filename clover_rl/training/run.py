@@ -208,7 +208,7 @@ def train(
                 venv.training = True
             try:
                 model = cls.load(str(model_path), env=venv, device=cfg.device)
-            except Exception as e:  # noqa: BLE001 - corrupt zips surface as many exception types
+            except Exception as e:
                 raise CheckpointError(f"{model_path}: cannot resume ({str(e).splitlines()[0]})") from None
             model.set_random_seed(cfg.seed + model.num_timesteps)
             done = int(model.num_timesteps)

@@ -164,7 +164,7 @@ def test_reoptimisation_threshold() -> None:
     want = [True, False, False, True, False, True, False, True, False]
     #            +5     +12    +13 (vs 300)  vs 313  vs 313  vs 326  +13 vs 313, vs 313 -1
     got = []
-    for ci, w in zip(cis, want):
+    for ci, _w in zip(cis, want):
         env.ci = ci
         before = list(env.probes)
         a = pol.act(None, {})
@@ -180,7 +180,7 @@ def test_reoptimisation_threshold() -> None:
 def test_history_reuse_scaled_by_ci_ratio() -> None:
     env = scripted(smooth_figures)
     pol = CloverPolicy(env, seed=5)
-    for a, d, steps in _run(pol, env, _swinging(12)):
+    for _a, d, steps in _run(pol, env, _swinging(12)):
         ci_pue = d["ci_pue"]
         for r in steps:
             if not r["probed"]:
@@ -200,7 +200,7 @@ def test_neighbours_within_manhattan_distance() -> None:
     env = scripted(smooth_figures)
     pol = CloverPolicy(env, seed=11)
     checked = 0
-    for a, d, steps in _run(pol, env, _swinging(20)):
+    for _a, _d, steps in _run(pol, env, _swinging(20)):
         for prev, r in itertools.pairwise(steps):
             assert r["action"] == prev["next"]
             if not prev["exhausted"]:
@@ -214,7 +214,7 @@ def test_neighbours_within_manhattan_distance() -> None:
 def test_neighbour_distance_parameter() -> None:
     env = scripted(smooth_figures)
     pol = CloverPolicy(env, seed=2, neighbour_distance=2)
-    for a, d, steps in _run(pol, env, _swinging(8)):
+    for _a, _d, steps in _run(pol, env, _swinging(8)):
         for prev, r in itertools.pairwise(steps):
             if not prev["exhausted"]:
                 assert pol.distance(prev["center"], r["action"]) <= 2

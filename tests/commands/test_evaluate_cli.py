@@ -24,7 +24,7 @@ def tiny(tmp_path_factory) -> tuple[str, str]:
     (d / "ci.csv").write_text("CISO\n" + "\n".join(str(v) for v in CI) + "\n")
     sc = {"name": "tiny", "service": "efficientnet.yaml", "gpus": 1,
           "carbon": {"trace": "caiso_pge", "forecast_hours": 2},
-          "workload": {"kind": "constant", "rate_rps": 1.0}}
+          "workload": {"kind": "constant", "rate_rps": 1.0}, "sla_ms": 1500.0}
     (d / "tiny.yaml").write_text(yaml.safe_dump(sc))
     return str(d / "tiny.yaml"), str(d / "ci.csv")
 

@@ -6,8 +6,8 @@ import yaml
 
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import get_gpu
-from clover_rl.serving.profile import load_default_profile, load_profile
 from clover_rl.services import load_service
+from clover_rl.serving.profile import load_default_profile, load_profile
 
 A100 = get_gpu("a100-40gb")
 SERVICES = ["efficientnet", "yolo", "albert"]

@@ -154,9 +154,9 @@ def test_errors(service, profile, mk_profile, mk_cfg):
 def test_reseed_restarts_the_run_stream_and_settle_clears_downtime():
     from clover_rl.mig.catalog import get_gpu
     from clover_rl.mig.config import parse_configuration
+    from clover_rl.services import load_service
     from clover_rl.serving.profile import load_default_profile
     from clover_rl.serving.replay import ReplayBackend
-    from clover_rl.services import load_service
 
     svc = load_service("albert")
     be = ReplayBackend(svc, load_default_profile("albert", "a100-40gb"), "a100-40gb", 1, seed=1, mode="exact")

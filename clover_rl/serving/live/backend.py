@@ -140,7 +140,7 @@ class LiveBackend:
             self.pool.close()
             self.meter.close()
 
-    def __enter__(self) -> LiveBackend:  # noqa: PYI034 - py3.10 has no typing.Self
+    def __enter__(self) -> LiveBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:

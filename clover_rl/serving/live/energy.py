@@ -62,7 +62,7 @@ def _load_nvml() -> Any:
         raise BackendError("NVML energy metering needs nvidia-ml-py (import pynvml failed)") from None
     try:
         pynvml.nvmlInit()
-    except Exception as e:  # noqa: BLE001 - NVMLError subclasses vary by driver
+    except Exception as e:
         raise BackendError(f"NVML is not available: {e}") from None
     return pynvml
 
@@ -83,7 +83,7 @@ class NvmlEnergyMeter(_Monotonic):
         try:
             self._start = [self._counter_mj(h) for h in self.handles]
             self.source = "nvml"
-        except Exception:  # noqa: BLE001 - NotSupported on some boards: integrate power instead
+        except Exception:
             self.source = "nvml-power"
             self._energy = 0.0
             self._last_t = time.monotonic()
@@ -104,7 +104,7 @@ class NvmlEnergyMeter(_Monotonic):
     def _integrate(self) -> None:
         try:
             w = self._power_w()
-        except Exception:  # noqa: BLE001 - keep the last reading on a transient fault
+        except Exception:
             return
         now = time.monotonic()
         with self._lock:

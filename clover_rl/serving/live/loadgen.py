@@ -217,7 +217,7 @@ def _loadgen_main(conn: Any) -> None:
         url, service, seconds, rate, kwargs = msg
         try:
             conn.send(("ok", run_load(url, service, seconds, rate, **kwargs)))
-        except Exception as e:  # noqa: BLE001 - report, keep serving
+        except Exception as e:
             conn.send(("error", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
 
 

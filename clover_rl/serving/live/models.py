@@ -273,13 +273,13 @@ def _load_state(model: Any, weights: str) -> None:
         raise ConfigError(f"weights file not found: {p}")
     try:
         sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is a config error
+    except Exception as e:
         raise ConfigError(f"cannot read weights {p}: {str(e).splitlines()[0]}") from None
     if isinstance(sd, dict) and "state_dict" in sd:
         sd = sd["state_dict"]
     try:
         model.load_state_dict(sd)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ConfigError(f"weights {p} do not fit {type(model).__name__}: {str(e).splitlines()[0]}") from None
 
 
@@ -348,7 +348,7 @@ def _torchhub(src: ModelSource) -> Any:
     kwargs = {"pretrained": False, **src.kwargs} if src.weights is None else dict(src.kwargs)
     try:
         return torch.hub.load(str(repo), src.name, source="local", **kwargs)
-    except Exception as e:  # noqa: BLE001 - hub code raises anything
+    except Exception as e:
         raise ConfigError(f"torchhub {repo}:{src.name} failed to load: {str(e).splitlines()[0]}") from None
 
 
@@ -398,7 +398,7 @@ def _albert(src: ModelSource, device: str) -> tuple[Any, Any, str]:
             tokenizer = tr.AutoTokenizer.from_pretrained(where, local_files_only=True)
             tok_name = f"{where} (local)"
             break
-        except Exception:  # noqa: BLE001,S112 - absent cache raises OSError/ValueError/...
+        except Exception:
             continue
     if tokenizer is None:
         tok_name = HashingTokenizer.name

@@ -488,7 +488,7 @@ class WorkerPool:
         tp = time.perf_counter()
         try:
             devices = self._devices({sp.gpu_index for sp in new} | {w.plan.gpu_index for w in old}, configuration)
-        except Exception as e:  # noqa: BLE001 - NVML/placement faults become a failed report
+        except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             log.error("reconfiguration to %s failed: %s", configuration.label(), msg)
             return ReconfigReport(True, previous, previous or configuration, {}, 0, False, f"placement failed: {msg}")

@@ -188,7 +188,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
         for _ in range(spec.warmup_requests):
             loaded.servable.infer(x)
         warm_s = time.perf_counter() - t0 - load_s
-    except BaseException as e:  # noqa: BLE001 - report any start-up failure, then exit
+    except BaseException as e:
         try:
             conn.send(("error", _one_line(e)))
         except OSError:
@@ -212,7 +212,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
             if shared is not None:
                 inputs = {**inputs, **reader.arrays(shared)}
             out = servable.infer(inputs)
-        except Exception as e:  # noqa: BLE001 - the model rejected this request
+        except Exception as e:
             conn.send(("fail", rid, _one_line(e), time.perf_counter() - t0))
             continue
         compute = time.perf_counter() - t0
