@@ -51,3 +51,15 @@ def score(carbon_per_request_g: float, accuracy: float, p95_ms: float, ref: Obje
     raw = ref.lam * dc - (1.0 - ref.lam) * da
     factor = ref.sla_ms / p95_ms if p95_ms > ref.sla_ms else 1.0
     return Score(dc, da, raw, factor, raw * factor)
+
+
+def sla_penalty(p95_ms: float, sla_ms: float, weight: float) -> float:
+    """The RL reward's SLA penalty: ``weight * (1 + min(p95/SLA - 1, 10))`` when violated.
+
+    A fixed part as well as a proportional one: a policy must not learn that breaking the SLA
+    by a few percent is nearly free (the paper's SLA/p95 factor even rewards it when scores are
+    negative), so every violating interval costs at least ``weight``.
+    """
+    if p95_ms <= sla_ms:
+        return 0.0
+    return weight * (1.0 + min(p95_ms / sla_ms - 1.0, 10.0))

@@ -39,3 +39,12 @@ def test_sla_violation_scales_score():
 def test_base_at_reference_scores_zero():
     ref = ObjectiveReference.from_base(50.0, 89.1, 165.0)
     assert score(ref.c_ref_g, 89.1, 160.0, ref).value == pytest.approx(0.0)
+
+
+def test_sla_penalty_has_a_fixed_and_a_proportional_part():
+    from clover_rl.objective import sla_penalty
+
+    assert sla_penalty(100.0, 100.0, 0.05) == 0.0
+    assert sla_penalty(101.0, 100.0, 0.05) == pytest.approx(0.05 * 1.01)
+    assert sla_penalty(300.0, 100.0, 0.05) == pytest.approx(0.05 * 3.0)
+    assert sla_penalty(5000.0, 100.0, 0.05) == pytest.approx(0.05 * 11.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from clover_rl.objective import ObjectiveReference, carbon_g, score
+from clover_rl.objective import ObjectiveReference, carbon_g, score, sla_penalty
 from clover_rl.serving.metrics import IntervalMetrics
 
 
@@ -42,7 +42,7 @@ def interval_outcome(m: IntervalMetrics, *, intensity: float, pue: float, refere
     s = score(carbon_g(cpr_basis, intensity, pue), m.accuracy if m.served else 0.0,
               m.p95_ms if m.served else 1e9, reference)
     viol = m.p95_ms > sla_ms
-    sla_pen = penalties.sla * min(m.p95_ms / sla_ms - 1.0, 10.0) if viol else 0.0
+    sla_pen = sla_penalty(m.p95_ms, sla_ms, penalties.sla)
     inf_pen = penalties.infeasible if refused else 0.0
     rec_pen = penalties.reconfiguration * reconfigurations
     c_g = carbon_g(m.energy_j, intensity, pue)

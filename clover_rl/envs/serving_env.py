@@ -15,7 +15,7 @@ from clover_rl.envs.actions import ActionCatalog
 from clover_rl.envs.observation import ObservationLayout, build_observation
 from clover_rl.errors import ConfigError
 from clover_rl.mig.config import Configuration
-from clover_rl.objective import ObjectiveReference, Score, carbon_g, score
+from clover_rl.objective import ObjectiveReference, Score, carbon_g, score, sla_penalty
 from clover_rl.scenario import Scenario, load_scenario
 from clover_rl.serving.backend import Backend
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
@@ -104,7 +104,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
     ## Rewards
     The paper's score `lambda*dC - (1-lambda)*dA` (x SLA/p95 when violated) for the interval
     actually served (including any optimizer probes and the reconfiguration downtime, whose
-    queued requests are accounted), minus `penalties.sla * min(p95/SLA - 1, 10)` when the SLA
+    queued requests are accounted), minus `penalties.sla * (1 + min(p95/SLA - 1, 10))` when the SLA
     is violated, `penalties.infeasible` for a refused action and `penalties.reconfiguration`
     per reconfiguration. Every component is in `info`.
 
@@ -398,7 +398,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         c_g = carbon_g(m.energy_j, ci, pue)
         s = self._score(m)
         viol = m.p95_ms > self.sla_ms
-        sla_pen = sc.penalties.sla * min(m.p95_ms / self.sla_ms - 1.0, 10.0) if viol else 0.0
+        sla_pen = sla_penalty(m.p95_ms, self.sla_ms, sc.penalties.sla)
         inf_pen = sc.penalties.infeasible if refused else 0.0
         rec_pen = sc.penalties.reconfiguration * reconfigs
         reward = s.value - sla_pen - inf_pen - rec_pen
