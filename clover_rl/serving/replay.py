@@ -34,7 +34,7 @@ from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
 from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.backend import ReconfigReport
-from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
+from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.profile import Profile, load_default_profile, load_profile
 from clover_rl.serving.simulator import (
     DEFAULT_TIMEOUT_S,
@@ -50,11 +50,6 @@ from clover_rl.serving.simulator import (
 )
 
 Assignment = tuple[tuple[Slice, str], ...]
-
-
-# After a reconfiguration, how long (beyond 3x the downtime) the queue is given to drain
-# before the interval is taken as steady again.
-RECOVERY_S = 60.0
 
 
 class ReplayBackend:
@@ -197,24 +192,11 @@ class ReplayBackend:
         seconds = _check_positive("seconds", seconds)
         rate = _check_positive("rate_rps", rate_rps)
         sub_seed = self._next_seed()
-        if self.mode == "steady":
+        if self.mode == "steady" and not self._pending:
             st = steady_state_servers(self._servers, rate, timeout_s=self.timeout_s,
                                       n_requests=self.steady_requests)
             if st.trusted:
-                if not self._pending:
-                    return st.interval(seconds)
-                # Downtime disturbs only the head of the interval (the downtime, then the queue
-                # draining): simulate that exactly and take the undisturbed rest as the steady
-                # state, so an hour after a reconfiguration is not a fresh noisy sample.
-                head = min(seconds, 3.0 * max(self._pending.values()) + RECOVERY_S)
-                if head < seconds:
-                    disturbed = simulate(
-                        self._config, self.profile, self.service, self.n_gpus, rate, head, sub_seed,  # type: ignore[arg-type]
-                        downtime_s=self._pending, timeout_s=self.timeout_s, servers=self._servers,
-                    )
-                    self._pending = {}
-                    rest = seconds - disturbed.duration_s
-                    return merge_metrics([disturbed, st.interval(rest)]) if rest > 0 else disturbed
+                return st.interval(seconds)
         metrics = simulate(
             self._config, self.profile, self.service, self.n_gpus, rate, seconds, sub_seed,  # type: ignore[arg-type]
             downtime_s=self._pending, timeout_s=self.timeout_s, servers=self._servers,

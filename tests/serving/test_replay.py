@@ -171,25 +171,3 @@ def test_reseed_restarts_the_run_stream_and_settle_clears_downtime():
     assert be.pending_downtime_s
     be.settle()
     assert be.pending_downtime_s == {}
-
-
-def test_steady_mode_after_reconfiguration_is_steady_beyond_the_disturbed_head():
-    from clover_rl.mig.catalog import get_gpu
-    from clover_rl.mig.config import parse_configuration
-    from clover_rl.serving.profile import load_default_profile
-    from clover_rl.serving.replay import ReplayBackend
-    from clover_rl.services import load_service
-
-    svc = load_service("efficientnet")
-    gpu = get_gpu("a100-40gb")
-    be = ReplayBackend(svc, load_default_profile("efficientnet", "a100-40gb"), gpu, 2, seed=3)
-    be.apply(parse_configuration("7g:b7", gpu, svc.variant_names))
-    be.apply(parse_configuration("4g:b5,3g:b5", gpu, svc.variant_names))
-    hour = be.run(3600, 2.5)
-    steady = be.steady_state(2.5).interval(3600)
-    assert be.pending_downtime_s == {}
-    assert hour.arrived == pytest.approx(steady.arrived, rel=0.03)
-    # the downtime's queue shows in the tail, the rest of the hour is the steady state
-    assert hour.p99_ms > steady.p99_ms
-    assert hour.p50_ms == pytest.approx(steady.p50_ms, rel=0.05)
-    assert be.run(3600, 2.5) == steady
