@@ -8,9 +8,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from clover_rl.config_io import first_validation_error, load_yaml_mapping
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.paths import configs_dir, resolve_named
@@ -103,27 +103,14 @@ def _relative(value: str, base: Path | None) -> str:
     return value
 
 
-def _first_error(err: ValidationError) -> str:
-    e = err.errors()[0]
-    loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-    val = e.get("input")
-    shown = "" if isinstance(val, dict) else f" (got {val!r})"
-    return f"field {loc}: {e['msg']}{shown}"
-
-
 @lru_cache(maxsize=64)
 def _load(path: Path) -> Scenario:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = load_yaml_mapping(path)
     data.setdefault("name", path.stem)
     try:
         sc = Scenario.model_validate({**data, "source_path": str(path)})
     except ValidationError as e:
-        raise ConfigError(f"{path}: {_first_error(e)}") from None
+        raise ConfigError(f"{path}: {first_validation_error(e)}") from None
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     try:
@@ -149,7 +136,7 @@ def load_scenario(name_or_path: str | Path | Scenario, **overrides: object) -> S
             sc = Scenario.model_validate({**sc.model_dump(by_alias=True), **overrides,
                                           "source_path": sc.source_path})
         except ValidationError as e:
-            raise ConfigError(f"scenario {sc.name}: {_first_error(e)}") from None
+            raise ConfigError(f"scenario {sc.name}: {first_validation_error(e)}") from None
     return sc
 
 

@@ -8,9 +8,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from clover_rl.config_io import first_validation_error, load_yaml_mapping
 from clover_rl.errors import ConfigError
 from clover_rl.paths import configs_dir, resolve_named
 
@@ -80,24 +80,13 @@ class ServiceSpec(BaseModel):
         return self.variants[-1]
 
 
-def _first_error(err: ValidationError) -> str:
-    e = err.errors()[0]
-    loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-    return f"field {loc}: {e['msg']}"
-
-
 @lru_cache(maxsize=64)
 def _load(path: Path) -> ServiceSpec:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = load_yaml_mapping(path)
     try:
         return ServiceSpec.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(f"{path}: {_first_error(e)}") from None
+        raise ConfigError(f"{path}: {first_validation_error(e)}") from None
 
 
 def load_service(name_or_path: str | Path) -> ServiceSpec:

@@ -1,0 +1,29 @@
+"""Reading user YAML and turning pydantic validation errors into one-line messages."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from clover_rl.errors import ConfigError
+
+
+def load_yaml_mapping(path: Path) -> dict:
+    """The top-level mapping of a YAML file, or a ConfigError naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def first_validation_error(err: ValidationError) -> str:
+    """``field a.b: <message> (got <value>)`` for the first problem pydantic found."""
+    e = err.errors()[0]
+    loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+    val = e.get("input")
+    shown = "" if isinstance(val, (dict, list)) else f" (got {val!r})"
+    return f"field {loc}: {e['msg']}{shown}"
