@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# CPU build of torch (from the local wheel cache where there is one); GPU users install CUDA torch first.
-	$(BIN)/pip install -q torch==2.13.0
+	# torch 2.13.0 (the CPU build where the local wheel cache has it, as on CI) unless .venv already
+	# has a torch -- GPU users install their CUDA torch into .venv first.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
