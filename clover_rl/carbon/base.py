@@ -8,31 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
-import numpy as np
+from clover_rl.series import RegularSeries
 
 
 @dataclass(frozen=True)
-class CarbonTrace:
-    """A regularly sampled carbon-intensity series with its provenance."""
+class CarbonTrace(RegularSeries):
+    """A regularly sampled carbon-intensity series (g/kWh, finite, >= 0) with its provenance."""
 
-    times: np.ndarray  # datetime64[s], strictly increasing, regular
-    values: np.ndarray  # float64 g/kWh, finite, >= 0
     name: str = "trace"
-    provenance: str = ""  # where the numbers come from (file, licence, attribution)
     synthetic: bool = False
-
-    def __post_init__(self) -> None:
-        if len(self.times) != len(self.values):
-            raise ValueError("times and values differ in length")
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    @property
-    def resolution_s(self) -> float:
-        if len(self.times) < 2:
-            return 3600.0
-        return float((self.times[1] - self.times[0]) / np.timedelta64(1, "s"))
 
     def window(self, start: int, length: int) -> CarbonTrace:
         return CarbonTrace(self.times[start:start + length], self.values[start:start + length],

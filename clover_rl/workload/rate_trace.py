@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from clover_rl.carbon.trace import read_series
 from clover_rl.errors import ConfigError
+from clover_rl.series import RegularSeries
 
 RATE_VALUE_NAMES = ("rate_rps", "rate", "rps", "requests_per_s", "requests_per_second", "qps",
                     "req_per_s", "arrival_rate")
@@ -21,26 +20,10 @@ RATE_UNITS = {"rps": 1.0, "rpm": 1.0 / 60.0, "rph": 1.0 / 3600.0}
 
 
 @dataclass(frozen=True)
-class RateTrace:
-    """A regularly sampled request rate (req/s); each value holds for one step."""
+class RateTrace(RegularSeries):
+    """A regularly sampled request rate (req/s, >= 0); each value holds for one step."""
 
-    times: np.ndarray  # datetime64[s]
-    values: np.ndarray  # float64 req/s, >= 0
     name: str = "rate"
-    provenance: str = ""
-
-    def __post_init__(self) -> None:
-        if len(self.times) != len(self.values):
-            raise ValueError("times and values differ in length")
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    @property
-    def resolution_s(self) -> float:
-        if len(self.times) < 2:
-            return 3600.0
-        return float((self.times[1] - self.times[0]) / np.timedelta64(1, "s"))
 
 
 def load_rate_trace(path: str | Path, *, value_column: str | None = None,
