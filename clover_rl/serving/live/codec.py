@@ -10,6 +10,7 @@ bytes per element.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,7 +124,7 @@ def decode_request(body: bytes, header_length: int | str | None = None) -> Infer
         if dt not in DTYPES:
             raise CodecError(f"{where}: unknown datatype {dt!r} (known: {', '.join(DTYPES)})")
         shape = _shape(t, where)
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)
         tparams = t.get("parameters") or {}
         size = tparams.get("binary_data_size") if isinstance(tparams, dict) else None
         if size is not None:
