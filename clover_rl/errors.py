@@ -24,3 +24,16 @@ class CheckpointError(CloverError, ValueError):
 
 class BackendError(CloverError, RuntimeError):
     """A serving backend failed (reconfiguration, worker, NVML)."""
+
+
+def positive_number(label: str, x: object) -> float:
+    """A finite positive float, or a ConfigError ``<label> must be a positive number, got <x>``."""
+    import math
+
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{label} must be a positive number, got {x!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ConfigError(f"{label} must be a positive number, got {x!r}")
+    return v

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from clover_rl.errors import ConfigError
+from clover_rl.errors import ConfigError, positive_number
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
@@ -354,14 +354,7 @@ def poisson_arrivals(rng: np.random.Generator, rate_rps: float, duration_s: floa
     return t[: np.searchsorted(t, duration_s, side="left")]
 
 
-def _check_positive(name: str, x: object) -> float:
-    try:
-        v = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a positive number, got {x!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ConfigError(f"{name} must be a positive number, got {x!r}")
-    return v
+_check_positive = positive_number
 
 
 # --------------------------------------------------------------------------- exact path

@@ -62,6 +62,17 @@ class GraphActionHead(nn.Module):
 
 
 class _GraphHeadMixin:
+    """Shared by the PPO and MaskablePPO policies: put first in the bases so it wraps both."""
+
+    def __init__(self, *args: Any, action_features: Any = None, n_action_features: int | None = None,
+                 action_embed_dim: int = 16, action_hidden: int = 32, **kwargs: Any) -> None:
+        self._init_graph(action_features, n_action_features, action_embed_dim, action_hidden)
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)  # type: ignore[misc]
+        self._install_graph_head(lr_schedule)
+
     def _init_graph(self, action_features: Any, n_action_features: int | None, embed_dim: int, hidden: int) -> None:
         if action_features is None and n_action_features is None:
             raise ConfigError(f"{GRAPH_POLICY} needs action_features (set by the training code)")
@@ -82,27 +93,9 @@ class _GraphHeadMixin:
 class GraphActorCriticPolicy(_GraphHeadMixin, ActorCriticPolicy):
     """PPO policy with the graph action head."""
 
-    def __init__(self, *args: Any, action_features: Any = None, n_action_features: int | None = None,
-                 action_embed_dim: int = 16, action_hidden: int = 32, **kwargs: Any) -> None:
-        self._init_graph(action_features, n_action_features, action_embed_dim, action_hidden)
-        super().__init__(*args, **kwargs)
-
-    def _build(self, lr_schedule: Any) -> None:
-        super()._build(lr_schedule)
-        self._install_graph_head(lr_schedule)
-
 
 class MaskableGraphActorCriticPolicy(_GraphHeadMixin, MaskableActorCriticPolicy):
     """MaskablePPO policy with the graph action head."""
-
-    def __init__(self, *args: Any, action_features: Any = None, n_action_features: int | None = None,
-                 action_embed_dim: int = 16, action_hidden: int = 32, **kwargs: Any) -> None:
-        self._init_graph(action_features, n_action_features, action_embed_dim, action_hidden)
-        super().__init__(*args, **kwargs)
-
-    def _build(self, lr_schedule: Any) -> None:
-        super()._build(lr_schedule)
-        self._install_graph_head(lr_schedule)
 
 
 def resolve_policy(name: str, algo: str) -> Any:

@@ -24,7 +24,6 @@ timestamp and ``speed=1``: ``read(now=t)`` then serves the sample at trace time 
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -32,7 +31,7 @@ import numpy as np
 
 from clover_rl.carbon.base import CarbonReading, CarbonTrace, utcnow
 from clover_rl.carbon.providers.common import as_utc
-from clover_rl.errors import ConfigError
+from clover_rl.errors import ConfigError, positive_number
 
 END_MODES = ("loop", "hold")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -40,13 +39,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def check_speed(speed: object, name: str = "file") -> float:
     """A finite positive float, or a :class:`ConfigError` naming the bad value."""
-    try:
-        v = float(speed)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: speed must be a positive number, got {speed!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ConfigError(f"{name}: speed must be a positive number, got {speed!r}")
-    return v
+    return positive_number(f"{name}: speed", speed)
 
 
 def _to_datetime(t: np.datetime64) -> datetime:

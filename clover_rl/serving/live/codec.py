@@ -179,6 +179,18 @@ def _json_data(a: np.ndarray) -> list:
     return a.reshape(-1).tolist()
 
 
+def _encode_tensor(name: str, a: np.ndarray, binary: bool, blobs: list[bytes]) -> dict[str, Any]:
+    """One tensor's JSON entry; binary data goes to ``blobs`` (the binary tensor extension)."""
+    t: dict[str, Any] = {"name": name, "datatype": datatype_of(a), "shape": list(a.shape)}
+    if binary:
+        raw = serialize_bytes(a) if t["datatype"] == "BYTES" else np.ascontiguousarray(a).tobytes()
+        t["parameters"] = {"binary_data_size": len(raw)}
+        blobs.append(raw)
+    else:
+        t["data"] = _json_data(a)
+    return t
+
+
 def encode_response(
     model_name: str,
     outputs: dict[str, np.ndarray],
@@ -193,20 +205,13 @@ def encode_response(
         head["id"] = request.id
     if parameters:
         head["parameters"] = parameters
-    items, blobs = [], []
+    items: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
     for n in names:
         if n not in outputs:
             raise CodecError(f"unknown output {n!r} (known: {', '.join(outputs)})")
-        a = outputs[n]
-        t: dict[str, Any] = {"name": n, "datatype": datatype_of(a), "shape": list(a.shape)}
         binary = request.binary_default if request.outputs is None else request.outputs[n]
-        if binary:
-            raw = serialize_bytes(a) if t["datatype"] == "BYTES" else np.ascontiguousarray(a).tobytes()
-            t["parameters"] = {"binary_data_size": len(raw)}
-            blobs.append(raw)
-        else:
-            t["data"] = _json_data(a)
-        items.append(t)
+        items.append(_encode_tensor(n, outputs[n], binary, blobs))
     head["outputs"] = items
     js = json.dumps(head, separators=(",", ":")).encode()
     if not blobs:
@@ -224,16 +229,10 @@ def encode_request(
     head: dict[str, Any] = {}
     if request_id is not None:
         head["id"] = request_id
-    items, blobs = [], []
+    items: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
     for n, a in inputs.items():
-        t: dict[str, Any] = {"name": n, "datatype": datatype_of(a), "shape": list(a.shape)}
-        if binary:
-            raw = serialize_bytes(a) if t["datatype"] == "BYTES" else np.ascontiguousarray(a).tobytes()
-            t["parameters"] = {"binary_data_size": len(raw)}
-            blobs.append(raw)
-        else:
-            t["data"] = _json_data(a)
-        items.append(t)
+        items.append(_encode_tensor(n, a, binary, blobs))
     head["inputs"] = items
     if binary_output:
         head["parameters"] = {"binary_data_output": True}
