@@ -50,7 +50,7 @@ class PenaltySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     sla: float = Field(0.05, ge=0, description="reward penalty of an SLA-violating interval: sla x (1 + min(p95/SLA - 1, 10))")
     infeasible: float = Field(0.05, ge=0, description="reward penalty for a refused action")
-    reconfiguration: float = Field(0.0, ge=0, description="extra penalty per changed slice")
+    reconfiguration: float = Field(0.0, ge=0, description="reward penalty per applied reconfiguration (probes included; a failed apply is not counted)")
 
 
 class Scenario(BaseModel):

@@ -137,7 +137,7 @@ class Deployment:
         pool = {"max_queue_wait_s": sc.timeout_s, **s.pool_options}
         self.backend = LiveBackend(service, gpu, sc.gpus, s.device, s.port, host=s.host, cpu_scale=s.cpu_scale,
                                    cpu_threads=s.cpu_threads, placement=placement, **pool)
-        self.plane = LivePlane(self.backend, energy_model=energy)
+        self.plane = LivePlane(self.backend, energy_model=energy, timeout_s=sc.timeout_s)
         register_collector(self.backend.frontend.app.state.registry, lambda: self.plane.published)
         self.echo(f"KServe v2 front end on {self.backend.url} (model {service.name!r}; metrics at "
                   f"{self.backend.url}/metrics); {sc.gpus} x {gpu.name} on {s.device}"

@@ -32,13 +32,13 @@ from clover_rl.controller.clock import Clock, SystemClock
 from clover_rl.controller.durations import format_duration
 from clover_rl.controller.guard import SlaGuard
 from clover_rl.controller.plane import ServicePlane
-from clover_rl.controller.reward import IntervalOutcome, env_outcome, training_penalties
+from clover_rl.controller.reward import env_outcome, training_penalties
 from clover_rl.controller.state import ControllerState, StateStore
 from clover_rl.controller.view import DeploymentView
 from clover_rl.envs.observation import build_observation
 from clover_rl.errors import BackendError, CloverError, ConfigError
 from clover_rl.mig.config import Configuration
-from clover_rl.objective import carbon_g, score
+from clover_rl.objective import IntervalOutcome, score_metrics
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.metrics import IntervalMetrics
 
@@ -419,14 +419,12 @@ class Controller:
             ok = self.reconfigure(idx, "probe")[0] if change else True
             if ok:
                 m = self.plane.window(probe_s, self.stop_event)
-            else:  # could not serve the candidate: it scores as serving nothing
-                m = IntervalMetrics(probe_s, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+            else:  # could not serve the candidate: it scores as serving nothing (an outage)
+                m = IntervalMetrics.nothing_served(probe_s, round(rate * probe_s), timeout_s=self.scenario.timeout_s,
+                                                   backend=self.plane.name)
             if change and ok and self.state is not None and self.state.interval is not None:
                 self.state.interval["reconfigurations"] = int(self.state.interval.get("reconfigurations", 0)) + 1
-        ci = self.view.intensity()
-        pue = self.scenario.carbon.pue
-        cpr = carbon_g(m.energy_per_request_j if m.served else m.energy_j, ci, pue)
-        s = score(cpr, m.accuracy if m.served else 0.0, m.p95_ms if m.served else 1e9, self.env.reference)
+        s = score_metrics(m, self.view.intensity(), self.scenario.carbon.pue, self.env.objective)
         return {"metrics": m, "score": s, "config": self.label(idx), "action": idx}
 
     # ------------------------------------------------------------------ one interval

@@ -29,6 +29,7 @@ from clover_rl.mig.config import Configuration
 from clover_rl.services import ServiceSpec
 from clover_rl.serving.backend import Backend, ReconfigReport
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
+from clover_rl.serving.simulator import DEFAULT_TIMEOUT_S
 
 log = logging.getLogger("clover_rl.controller")
 
@@ -58,19 +59,14 @@ class ServicePlane(Protocol):
     def close(self) -> None: ...
 
 
-def empty_metrics(duration_s: float, backend: str, estimated: bool = True) -> IntervalMetrics:
-    return IntervalMetrics(duration_s=max(duration_s, 1e-9), arrived=0, served=0, dropped=0, p50_ms=0.0,
-                           p95_ms=0.0, p99_ms=0.0, mean_ms=0.0, throughput_rps=0.0, energy_j=0.0,
-                           accuracy=0.0, estimated=estimated, backend=backend)
-
-
 def metrics_from_records(records: Sequence[Any], wall_s: float, energy_j: float, service: ServiceSpec,
-                         *, estimated: bool, backend: str = "live") -> IntervalMetrics:
+                         *, timeout_s: float, estimated: bool, backend: str = "live") -> IntervalMetrics:
     """Interval metrics from the pool's finished-request records (status, variant, latency).
 
     Latency is the service's own: enqueue at the pool to answer, exact percentiles over the
     window's requests. Accuracy is the request-weighted catalog accuracy of the variants that
-    answered. Every non-200 record counts as dropped (an explicit error, never a silent loss).
+    answered. Every non-200 record counts as dropped (an explicit error, never a silent loss);
+    with none answered the interval is :meth:`IntervalMetrics.nothing_served` at ``timeout_s``.
     """
     ok = [r for r in records if r.status == 200]
     lat = np.array([r.latency_s * 1000.0 for r in ok], dtype=float)
@@ -82,12 +78,16 @@ def metrics_from_records(records: Sequence[Any], wall_s: float, energy_j: float,
         if r.slot_id is not None:
             busy[r.slot_id] += r.service_s
     wall = max(float(wall_s), 1e-9)
+    util = {k: min(1.0, v / wall) for k, v in sorted(busy.items())}
+    if not ok:  # an outage scores as in replay: every request charged ``timeout_s``
+        return IntervalMetrics.nothing_served(wall, len(records), timeout_s=timeout_s, energy_j=float(energy_j),
+                                              utilization=util, estimated=estimated, backend=backend)
     q = (lambda p: float(np.percentile(lat, p))) if lat.size else (lambda p: 0.0)
     return IntervalMetrics(
         duration_s=wall, arrived=len(records), served=len(ok), dropped=len(records) - len(ok),
         p50_ms=q(50), p95_ms=q(95), p99_ms=q(99), mean_ms=float(lat.mean()) if lat.size else 0.0,
         throughput_rps=len(ok) / wall, energy_j=float(energy_j), accuracy=float(acc),
-        utilization={k: min(1.0, v / wall) for k, v in sorted(busy.items())},
+        utilization=util,
         variant_share={v: c / n for v, c in sorted(by_variant.items())} if n else {},
         estimated=estimated, backend=backend,
     )
@@ -99,8 +99,10 @@ class ReplayPlane:
     ``rate_rps`` is a number or a callable of the epoch time (a diurnal workload).
     """
 
-    def __init__(self, backend: Backend, clock: Clock, rate_rps: float | Callable[[float], float]) -> None:
+    def __init__(self, backend: Backend, clock: Clock, rate_rps: float | Callable[[float], float],
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.backend = backend
+        self.timeout_s = timeout_s
         self.clock = clock
         self.rate_rps = rate_rps
         self.name = f"replay:{backend.name}"
@@ -130,8 +132,9 @@ class ReplayPlane:
         return m
 
     def interval(self) -> IntervalMetrics:
-        if not self._windows:
-            return empty_metrics(self.clock.time() - self._start, self.name)
+        if not self._windows:  # no time has passed: nothing arrived
+            return IntervalMetrics.nothing_served(self.clock.time() - self._start, 0, timeout_s=self.timeout_s,
+                                                  backend=self.name)
         merged = merge_metrics(self._windows)
         w0 = self._windows[0]
         if all(w.served and (w.p50_ms, w.p95_ms, w.p99_ms) == (w0.p50_ms, w0.p95_ms, w0.p99_ms) for w in self._windows):
@@ -153,8 +156,11 @@ class LivePlane:
     concurrently with the pool serving requests.
     """
 
-    def __init__(self, backend: Any, clock: Clock | None = None, energy_model: Any = None) -> None:
+    def __init__(self, backend: Any, clock: Clock | None = None, energy_model: Any = None,
+                 timeout_s: float | None = None) -> None:
         self.backend = backend
+        # latency charged to unanswered requests (the scenario's timeout_s for parity with replay)
+        self.timeout_s = float(timeout_s if timeout_s is not None else backend.outage_timeout_s)
         self.energy_model = energy_model  # e.g. ProfileEnergyModel for emulated models; None: the meter
         self.pool = backend.pool
         self.meter = backend.meter
@@ -224,7 +230,7 @@ class LivePlane:
             t, e = time.perf_counter(), self.meter.read_joules()
             m = metrics_from_records(recs, t - self._window_t0,
                                      self._energy(recs, t - self._window_t0, e - self._window_e0), self.service,
-                                     estimated=self.estimated)
+                                     timeout_s=self.timeout_s, estimated=self.estimated)
             self._window_t0, self._window_e0 = t, e
             return m
 
@@ -239,7 +245,7 @@ class LivePlane:
             wall = t - self._interval_t0
             return metrics_from_records(self._interval_records, wall,
                                         self._energy(self._interval_records, wall, e - self._interval_e0),
-                                        self.service, estimated=self.estimated)
+                                        self.service, timeout_s=self.timeout_s, estimated=self.estimated)
 
     def publish(self, values: dict[str, Any]) -> None:
         self.published = dict(values)

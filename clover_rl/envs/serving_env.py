@@ -15,7 +15,15 @@ from clover_rl.envs.actions import ActionCatalog
 from clover_rl.envs.observation import ObservationLayout, build_observation
 from clover_rl.errors import ConfigError
 from clover_rl.mig.config import Configuration
-from clover_rl.objective import ObjectiveReference, Score, carbon_g, score, sla_penalty
+from clover_rl.objective import (
+    Objective,
+    ObjectiveReference,
+    PaperObjective,
+    Score,
+    carbon_g,
+    interval_outcome,
+    score_metrics,
+)
 from clover_rl.scenario import Scenario, load_scenario
 from clover_rl.serving.backend import Backend
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
@@ -58,17 +66,14 @@ class ConfigTable:
     p95_ms: np.ndarray
     feasible: np.ndarray
 
-    def scores(self, intensity: float, pue: float, ref: ObjectiveReference) -> np.ndarray:
-        """The paper's score of every configuration at this intensity (-inf where infeasible)."""
+    def scores(self, intensity: float, pue: float, objective: Objective | ObjectiveReference) -> np.ndarray:
+        """The objective of every configuration at this intensity (-inf where infeasible)."""
+        if isinstance(objective, ObjectiveReference):
+            objective = PaperObjective(objective)
         ok = self.feasible & np.isfinite(self.energy_per_request_j) & np.isfinite(self.p95_ms)
         e = np.where(ok, self.energy_per_request_j, 0.0)
         p95 = np.where(ok, self.p95_ms, 1.0)
-        cpr = e / 3.6e6 * intensity * pue
-        dc = (ref.c_ref_g - cpr) / ref.c_ref_g
-        da = (ref.a_base - self.accuracy) / ref.a_base
-        raw = ref.lam * dc - (1 - ref.lam) * da
-        factor = np.where(p95 > ref.sla_ms, ref.sla_ms / p95, 1.0)
-        return np.where(ok, raw * factor, -np.inf)
+        return np.where(ok, objective.scores(carbon_g(e, intensity, pue), self.accuracy, p95), -np.inf)
 
 
 @dataclass
@@ -186,6 +191,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             base.energy_per_request_j, base.accuracy, self.sla_ms, sc.objective.lam,
             sc.objective.reference_intensity, sc.objective.reference_pue,
         )
+        self.objective: Objective = PaperObjective(self.reference)
         self._ci_ref = sc.objective.reference_intensity * sc.objective.reference_pue
 
         self.layout = ObservationLayout(sc.carbon.forecast_hours, self.catalog.variants, self.catalog.profiles)
@@ -214,6 +220,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         if backend == "live":
             from clover_rl.serving.live.backend import LiveBackend
 
+            kwargs.setdefault("max_queue_wait_s", self.scenario.timeout_s)  # outage latency as in replay
             return LiveBackend(self.service, self.gpu, self.scenario.gpus, **kwargs)
         raise ConfigError(f"unknown backend {backend!r} (replay, live)")
 
@@ -290,6 +297,11 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             hour_of_day=self._hour(),
         )
 
+    def _served_index(self) -> int:
+        """The catalog index of what the backend actually serves (after a failed apply)."""
+        served = self.backend.configuration
+        return self.catalog.index.get(served, self._current) if served is not None else self._current
+
     def _draw_trace(self, options: dict) -> CarbonTrace:
         r = self.randomization
         if "trace" in options:
@@ -332,7 +344,8 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             self.backend.reseed(int(self.np_random.integers(2**31)))
         start_cfg = options.get("config", self.catalog.base_index)
         self._current = self.catalog.lookup(start_cfg)
-        self.backend.apply(self.configuration)
+        if not self.backend.apply(self.configuration).ok:
+            self._current = self._served_index()
         if hasattr(self.backend, "settle"):  # an episode starts from a service already running
             self.backend.settle()
         self._last = _Last()
@@ -364,16 +377,14 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             raise ConfigError("probe budget exceeds the control interval")
         before = self.backend.configuration
         m = self.backend.probe(cfg, self.scenario.probe_s, self.rate())
-        changed = before != cfg
+        changed = self.backend.configuration != before  # a failed apply changes nothing
         self._last.probes.append(m)
         self._last.probe_changes += int(changed)
         sc = self._score(m)
         return {"metrics": m, "score": sc, "config": cfg.label(), "action": idx}
 
     def _score(self, m: IntervalMetrics) -> Score:
-        pue = self.scenario.carbon.pue
-        cpr = carbon_g(m.energy_per_request_j if m.served else m.energy_j, self.intensity(), pue)
-        return score(cpr, m.accuracy if m.served else 0.0, m.p95_ms if m.served else 1e9, self.reference)
+        return score_metrics(m, self.intensity(), self.scenario.carbon.pue, self.objective)
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict]:
         a = int(action)
@@ -388,26 +399,22 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         report = None
         if self.backend.configuration != self.catalog.configs[target]:
             report = self.backend.apply(self.catalog.configs[target])
-            reconfigs += int(report.changed)
+            if report.ok:
+                reconfigs += int(report.changed)
+            else:  # the backend still serves what it served: no counted reconfiguration
+                target = self._served_index()
         main = self.backend.run(max(sc.control_interval_s - probe_time, 1e-3), self.rate())
         m = merge_metrics(list(probes) + [main])
         self._current = target
 
         pue = sc.carbon.pue
         ci = self.intensity()
-        c_g = carbon_g(m.energy_j, ci, pue)
-        s = self._score(m)
-        viol = m.p95_ms > self.sla_ms
-        sla_pen = sla_penalty(m.p95_ms, self.sla_ms, sc.penalties.sla)
-        inf_pen = sc.penalties.infeasible if refused else 0.0
-        rec_pen = sc.penalties.reconfiguration * reconfigs
-        reward = s.value - sla_pen - inf_pen - rec_pen
-
-        self._last = _Last(
-            p95_over_sla=m.p95_ms / self.sla_ms,
-            accuracy_over_base=m.accuracy / self.reference.a_base if m.served else 0.0,
-            energy_over_base=(m.energy_per_request_j / self.base_metrics.energy_per_request_j) if m.served else 10.0,
-        )
+        out = interval_outcome(m, intensity=ci, pue=pue, objective=self.objective, sla_ms=self.sla_ms,
+                               base_energy_per_request_j=self.base_metrics.energy_per_request_j,
+                               penalties=sc.penalties, refused=refused, reconfigurations=reconfigs)
+        reward = out.reward
+        self._last = _Last(p95_over_sla=out.p95_over_sla, accuracy_over_base=out.accuracy_over_base,
+                           energy_over_base=out.energy_over_base)
         info = {
             "time": str(self._episode_trace.times[self._t]),
             "ci": ci,
@@ -417,8 +424,8 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             "config": self.configuration.label(),
             "refused": refused,
             "refused_reason": self.catalog.why_infeasible(a) if refused else "",
-            "carbon_g": c_g,
-            "carbon_per_request_g": c_g / m.served if m.served else float("nan"),
+            "carbon_g": out.carbon_g,
+            "carbon_per_request_g": out.carbon_per_request_g,
             "energy_j": m.energy_j,
             "energy_per_request_j": m.energy_per_request_j,
             "accuracy": m.accuracy,
@@ -426,23 +433,25 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             "p95_ms": m.p95_ms,
             "p99_ms": m.p99_ms,
             "sla_ms": self.sla_ms,
-            "sla_violated": viol,
+            "sla_violated": out.sla_violated,
             "served": m.served,
             "dropped": m.dropped,
             "arrived": m.arrived,
             "probes": len(probes),
             "probe_s": probe_time,
             "reconfigurations": reconfigs,
+            "reconfig_failed": bool(report is not None and not report.ok),
+            "reconfig_message": report.message if report is not None else "",
             "downtime_s": max(report.downtime_s.values(), default=0.0) if report else 0.0,
             "variant_share": dict(m.variant_share),
-            "objective": s.value,
-            "delta_c": s.delta_c,
-            "delta_a": s.delta_a,
-            "sla_factor": s.sla_factor,
-            "reward_objective": s.value,
-            "reward_sla_penalty": -sla_pen,
-            "reward_infeasible_penalty": -inf_pen,
-            "reward_reconfig_penalty": -rec_pen,
+            "objective": out.objective,
+            "delta_c": out.delta_c,
+            "delta_a": out.delta_a,
+            "sla_factor": out.sla_factor,
+            "reward_objective": out.objective,
+            "reward_sla_penalty": out.reward_sla_penalty,
+            "reward_infeasible_penalty": out.reward_infeasible_penalty,
+            "reward_reconfig_penalty": out.reward_reconfig_penalty,
             "estimated": m.estimated,
             "backend": m.backend,
         }

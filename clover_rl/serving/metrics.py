@@ -22,6 +22,37 @@ class IntervalMetrics:
     estimated: bool = True  # energy/latency from an estimated profile or model
     backend: str = "replay"
 
+    @classmethod
+    def nothing_served(
+        cls,
+        duration_s: float,
+        arrived: int,
+        *,
+        timeout_s: float,
+        energy_j: float = 0.0,
+        accuracy: float = 0.0,
+        utilization: dict[str, float] | None = None,
+        estimated: bool = True,
+        backend: str = "replay",
+    ) -> IntervalMetrics:
+        """An interval in which no request was answered -- the one constructor every backend,
+        plane and controller uses, so an outage scores the same in replay and live.
+
+        Every arrived request counts as dropped. Latencies are ``timeout_s`` in ms when
+        requests arrived (a total outage: each request waited at least the timeout, so the
+        SLA is violated and the reward penalises it) and 0 when nothing arrived (no traffic:
+        nothing to judge). ``accuracy`` is informative only (scoring treats an interval with
+        nothing served as accuracy 0). Never NaN: it would poison rewards and merges.
+        """
+        arrived = int(arrived)
+        if arrived < 0 or timeout_s <= 0:
+            raise ValueError(f"nothing_served needs arrived >= 0 and timeout_s > 0, got {arrived}, {timeout_s}")
+        lat = float(timeout_s) * 1e3 if arrived else 0.0
+        return cls(duration_s=max(float(duration_s), 1e-9), arrived=arrived, served=0, dropped=arrived,
+                   p50_ms=lat, p95_ms=lat, p99_ms=lat, mean_ms=lat, throughput_rps=0.0,
+                   energy_j=float(energy_j), accuracy=float(accuracy), utilization=dict(utilization or {}),
+                   estimated=estimated, backend=backend)
+
     @property
     def energy_per_request_j(self) -> float:
         return self.energy_j / self.served if self.served else float("nan")

@@ -382,14 +382,18 @@ class SimResult:
         arrived = int(self.arrivals.shape[0])
         span = max(self.duration_s, self.last_completion_s)
         lat = self.latency_s[skip:][served_mask[skip:]]
+        energy = sv.idle_power_w * span + float(np.dot(sv.active_power_w, self.busy_s))
+        util = {sid: float(b / span) for sid, b in zip(sv.ids, self.busy_s)} if span > 0 else {}
+        if not served:  # see module docstring: the shared "nothing served" interval
+            return IntervalMetrics.nothing_served(span, arrived, timeout_s=self.timeout_s, energy_j=energy,
+                                                  accuracy=float(sv.accuracy[0]), utilization=util,
+                                                  estimated=sv.estimated, backend="replay")
         if lat.size:
             p50, p95, p99 = np.percentile(lat, [50.0, 95.0, 99.0]) * 1e3
             mean = float(lat.mean()) * 1e3
-        else:  # never NaN (it would poison rewards and merges): see module docstring
-            p50 = p95 = p99 = mean = (self.timeout_s * 1e3 if arrived > served else 0.0)
-        energy = sv.idle_power_w * span + float(np.dot(sv.active_power_w, self.busy_s))
-        acc = float(np.dot(sv.accuracy, self.count) / served) if served else float(sv.accuracy[0])
-        util = {sid: float(b / span) for sid, b in zip(sv.ids, self.busy_s)} if span > 0 else {}
+        else:  # every served request fell in the warm-up skip: never NaN
+            p50 = p95 = p99 = mean = 0.0
+        acc = float(np.dot(sv.accuracy, self.count) / served)
         share: dict[str, float] = {}
         if served:
             for v, c in zip(sv.variants, self.count):
@@ -515,6 +519,7 @@ class SteadyState:
     variant_share: dict[str, float]
     estimated: bool
     n_requests: int
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property
     def rho(self) -> float:
@@ -538,6 +543,11 @@ class SteadyState:
         arrived = round(self.rate_rps * seconds)
         dropped = round(arrived * self.drop_fraction)
         served = arrived - dropped
+        energy = self.idle_power_w * seconds + self.active_j_per_request * served
+        if not served:
+            return IntervalMetrics.nothing_served(seconds, arrived, timeout_s=self.timeout_s, energy_j=energy,
+                                                  accuracy=self.accuracy, utilization=self.utilization,
+                                                  estimated=self.estimated, backend="replay")
         return IntervalMetrics(
             duration_s=float(seconds),
             arrived=arrived,
@@ -548,7 +558,7 @@ class SteadyState:
             p99_ms=self.p99_ms,
             mean_ms=self.mean_ms,
             throughput_rps=served / seconds,
-            energy_j=self.idle_power_w * seconds + self.active_j_per_request * served,
+            energy_j=energy,
             accuracy=self.accuracy,
             utilization=dict(self.utilization),
             variant_share=dict(self.variant_share),
@@ -590,6 +600,7 @@ def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int,
         variant_share=m.variant_share,
         estimated=servers.estimated,
         n_requests=int(arr.shape[0]),
+        timeout_s=timeout_s,
     )
     _STEADY_CACHE[key] = st
     if len(_STEADY_CACHE) > _STEADY_CACHE_MAX:
@@ -648,6 +659,7 @@ def steady_state_servers(
         variant_share=_mix_dict(a.variant_share, b.variant_share, w),
         estimated=a.estimated,
         n_requests=min(a.n_requests, b.n_requests),
+        timeout_s=a.timeout_s,
     )
 
 

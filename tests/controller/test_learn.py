@@ -93,5 +93,5 @@ def test_reward_uses_the_penalties_the_policy_was_trained_with(rig, run_dir, env
     ctl.options.duration_s = 3600
     ctl.run()
     (iv,) = rig.records("interval")
-    assert iv["outcome"]["reconfig_penalty"] == -0.25 * rig.records("decision")[0]["applied"]
+    assert iv["outcome"]["reward_reconfig_penalty"] == -0.25 * rig.records("decision")[0]["applied"]
     assert rig.records("start")[0]["penalties"]["reconfiguration"] == 0.25

@@ -15,7 +15,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from clover_rl.errors import BackendError, ConfigError
+from clover_rl.errors import BackendError, CloverError, ConfigError
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
 from clover_rl.services import ServiceSpec, load_service
@@ -95,13 +95,24 @@ class LiveBackend:
         return self.pool.configuration
 
     @property
+    def outage_timeout_s(self) -> float:
+        """The latency an unanswered request is charged: the pool's queue timeout (the scenario's
+        ``timeout_s`` when the env or the deployment built the backend), else the client's."""
+        wait = self.pool.max_queue_wait_s
+        return float(wait) if wait is not None else float(self.request_timeout_s)
+
+    @property
     def url(self) -> str:
         return self.frontend.url
 
     def apply(self, configuration: Configuration) -> ReconfigReport:
         """Reconfigure every GPU to ``configuration`` (blocks until new workers are warm)."""
         self._check_open()
-        report = self.pool.reconfigure(configuration)
+        previous = self.pool.configuration
+        try:
+            report = self.pool.reconfigure(configuration)
+        except CloverError as e:  # a backend fault is reported, never raised (Backend contract)
+            report = ReconfigReport(True, previous, previous or configuration, ok=False, message=str(e))
         if not report.ok:
             log.error("live reconfiguration failed: %s", report.message)
         return report
@@ -172,29 +183,32 @@ class LiveBackend:
         served = res.answered
         by_variant = Counter(res.variants) if res.variants else Counter(r.variant for r in records if r.status == 200)
         n = sum(by_variant.values())
-        acc = (sum(self.service.variant(v).accuracy * c for v, c in by_variant.items()) / n if n
-               else self.service.variants[0].accuracy)  # as the simulator: nothing served
-        # Nothing answered: report the timeout as the latency (as the simulator does), never 0.
-        none_ms = self.request_timeout_s * 1000.0 if res.sent else 0.0
         busy: dict[str, float] = defaultdict(float)
         for s in self.pool.snapshot().slots:
             busy[s.slot_id] += 0.0
         for r in records:
             if r.slot_id is not None:
                 busy[r.slot_id] += r.service_s
+        util = {k: min(1.0, v / wall) for k, v in sorted(busy.items())} if wall > 0 else {}
+        if not served:  # the shared outage interval: the longest allowed wait as every latency
+            return IntervalMetrics.nothing_served(wall, res.sent, timeout_s=self.outage_timeout_s, energy_j=energy,
+                                                  accuracy=self.service.variants[0].accuracy, utilization=util,
+                                                  estimated=self.meter.estimated, backend=self.name)
+        acc = (sum(self.service.variant(v).accuracy * c for v, c in by_variant.items()) / n if n
+               else self.service.variants[0].accuracy)
         return IntervalMetrics(
             duration_s=wall,
             arrived=res.sent,
             served=served,
             dropped=res.errors,
-            p50_ms=res.p50_ms if served else none_ms,
-            p95_ms=res.p95_ms if served else none_ms,
-            p99_ms=res.p99_ms if served else none_ms,
-            mean_ms=res.mean_ms if served else none_ms,
+            p50_ms=res.p50_ms,
+            p95_ms=res.p95_ms,
+            p99_ms=res.p99_ms,
+            mean_ms=res.mean_ms,
             throughput_rps=served / wall if wall > 0 else 0.0,
             energy_j=energy,
             accuracy=acc,
-            utilization={k: min(1.0, v / wall) for k, v in sorted(busy.items())},
+            utilization=util,
             variant_share={v: c / n for v, c in sorted(by_variant.items())} if n else {},
             estimated=self.meter.estimated,
             backend=self.name,
