@@ -96,10 +96,11 @@ class LiveBackend:
 
     @property
     def outage_timeout_s(self) -> float:
-        """The latency an unanswered request is charged: the pool's queue timeout (the scenario's
-        ``timeout_s`` when the env or the deployment built the backend), else the client's."""
+        """The latency an unanswered request is charged: whichever gives up first, the pool's queue
+        timeout (the scenario's ``timeout_s`` when the env or the deployment built the backend) or
+        the client's request timeout."""
         wait = self.pool.max_queue_wait_s
-        return float(wait) if wait is not None else float(self.request_timeout_s)
+        return min(float(self.request_timeout_s), float(wait) if wait is not None else float("inf"))
 
     @property
     def url(self) -> str:
