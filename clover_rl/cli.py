@@ -21,12 +21,38 @@ def _register() -> None:
     from clover_rl.commands import register_all
 
     register_all(app)
+    _conventional_help()
+
+
+def _conventional_help() -> None:
+    """Help in the usual POSIX style: on/off flags as flags (``--dry-run``, not ``--dry-run
+    <bool>`` as if they took a value) and required arguments as ``SOURCE`` (typer 0.2x writes
+    ``{SOURCE}``). Patches typer's help formatting once; a typer without these hooks is left as is."""
+    from typer.core import TyperArgument, TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is not None and not getattr(shown, "_clover", False):
+        def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+            return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+        display_type_rich._clover = True  # type: ignore[attr-defined]
+        TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+    usage = getattr(TyperArgument, "_usage_display_name", None)
+    if usage is not None and not getattr(usage, "_clover", False):
+        def _usage_display_name(self: TyperArgument) -> str:
+            name = usage(self)
+            return name[1:-1] if name.startswith("{") and name.endswith("}") else name
+
+        _usage_display_name._clover = True  # type: ignore[attr-defined]
+        TyperArgument._usage_display_name = _usage_display_name  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> int:
     _register()
+    if not (sys.argv[1:] if argv is None else argv):
+        argv = ["--help"]  # no arguments: the help, exit 0 (not click's empty usage error)
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=False, prog_name="clover-rl")
     except CloverError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -45,11 +45,11 @@ def evaluate(
     res = evaluate_policies(scenario, policy, carbon_trace=carbon_trace, hours=hours, seed=seed,
                             start=start, progress=progress)
     # With --json stdout carries only the JSON object; file notes go to stderr.
-    console = Console(stderr=as_json, highlight=False)
+    console = Console(stderr=as_json, highlight=False, soft_wrap=True)
     if as_json:
         sys.stdout.write(to_json_text(res) + "\n")
     else:
-        render_table(res, console)
+        render_table(res)
     if out is not None:
         paths = write_outputs(res, out)
         console.print(f"wrote {', '.join(str(p) for p in paths.values())}")

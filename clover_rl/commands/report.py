@@ -13,20 +13,15 @@ def report(
     rows: int = typer.Option(48, "--rows", help="intervals shown in the table (the most recent)"),
 ) -> None:
     """Summarise a deployment: totals, the last intervals, and a plot over time."""
-    from rich.console import Console
-
-    from clover_rl.controller.report import load_report, render, write_outputs
+    from clover_rl.controller.report import format_report, load_report, write_outputs
     from clover_rl.errors import ConfigError
 
     if rows < 1:
         raise ConfigError(f"--rows must be >= 1, got {rows}")
     rep = load_report(state)
-    import sys
-
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
-    render(rep, console, rows)
+    print(format_report(rep, rows))
     paths = write_outputs(rep, out if out is not None else state)
-    console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 
 def register(app: typer.Typer) -> None:

@@ -42,7 +42,7 @@ def _human(d: dict) -> str:
 
 @traces_app.command("show")
 def show(
-    source: str = typer.Argument(..., help="CSV file, or a shipped name (caiso_pge, caiso_pge:eval)"),
+    source: str = typer.Argument(..., metavar="SOURCE", help="CSV file, or a shipped name (caiso_pge, caiso_pge:eval)"),
     period: str = typer.Option("all", help="train (2019-2020), eval (2021) or all; shipped traces only"),
     value_column: str | None = typer.Option(None, help="column holding the intensity"),
     time_column: str | None = typer.Option(None, help="column holding the timestamps"),
@@ -75,7 +75,8 @@ def synth(
     days: int = typer.Option(7, help="length in days (hourly samples)"),
     seed: int = typer.Option(0, help="random seed"),
     out: Path = typer.Option(..., "--out", help="CSV to write (.gz compresses)"),
-    mean: float | None = typer.Option(None, help="mean level, g/kWh"),
+    mean: float | None = typer.Option(
+        None, help="the shape's base level, g/kWh (the realised mean differs by the shape's skew)"),
     amplitude: float | None = typer.Option(None, help="size of the daily/weather swings, g/kWh"),
     noise: float | None = typer.Option(None, help="hourly noise std, g/kWh"),
     start: str = typer.Option("2021-01-01T00:00:00Z", help="first timestamp (UTC)"),
@@ -85,8 +86,10 @@ def synth(
                        start=start)
     path = save_trace(trace, out)
     d = summarize(trace)
-    print(f"wrote {path}: {d['n']} hourly samples, {d['start']} .. {d['end']}, "
-          f"g/kWh min {d['min']:.1f} mean {d['mean']:.1f} max {d['max']:.1f} (synthetic)")
+    # The file's provenance names the parameters (mean= is the base level); say which is which.
+    print(f"wrote {path}: {d['n']} hourly samples, {d['start']} .. {d['end']}\n"
+          f"  realised g/kWh: min {d['min']:.1f}, mean {d['mean']:.1f}, max {d['max']:.1f}\n"
+          f"  {trace.provenance} (mean= is the base level the shape is built around)")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,13 @@ import numpy as np
 
 from clover_rl.controller.state import LOG_FILE, STATE_FILE, read_log
 from clover_rl.errors import ConfigError
+from clover_rl.telemetry.table import (
+    Column,
+    compact_config,
+    format_pairs,
+    format_table,
+    format_value,
+)
 
 COLUMNS = ("index", "start", "duration_s", "ci", "stale", "config", "source", "served", "dropped", "p95_ms",
            "sla_ms", "accuracy", "energy_j", "carbon_g", "carbon_per_request_g", "reward", "guard_active")
@@ -117,58 +124,64 @@ def load_report(state_dir: str | Path) -> DeploymentReport:
     served = summary["served"]
     summary["carbon_per_request_g"] = summary["carbon_g"] / served if served else float("nan")
     acc = [(r["accuracy"], r["served"]) for r in rows if r["served"]]
+    rewards = [r["reward"] for r in rows if math.isfinite(r["reward"])]
+    summary["reward"] = float(np.mean(rewards)) if rewards else float("nan")
     summary["accuracy"] = float(sum(a * n for a, n in acc) / sum(n for _, n in acc)) if acc else float("nan")
     return DeploymentReport(d, rows, events, summary, counters)
 
 
-def _fmt(v: Any, nd: int = 3) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else ""
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "-"
-        return f"{v:.{nd}g}" if abs(v) < 1e4 else f"{v:.0f}"
-    return str(v)
+#: (summary key, label, format) of the report's summary block.
+SUMMARY_LINES: tuple[tuple[str, str, str], ...] = (
+    ("scenario", "scenario", "{}"), ("policy", "policy", "{}"), ("config_now", "configuration now", "{}"),
+    ("intervals", "intervals finished", "{}"), ("span", "span (UTC)", "{}"),
+    ("served", "requests answered", "{}"), ("dropped", "requests with an error status", "{}"),
+    ("energy_kwh", "energy (kWh)", "{:.4g}"), ("carbon_g", "carbon (g CO2)", "{:.4g}"),
+    ("carbon_per_request_g", "carbon per request (g)", "{:.4g}"),
+    ("accuracy", "accuracy (request-weighted)", "{:.2f}"), ("mean_ci", "mean carbon intensity (g/kWh)", "{:.0f}"),
+    ("reward", "mean reward", "{:+.4f}"), ("sla_violations", "intervals over the SLA", "{}"),
+    ("guard_triggers", "SLA guard triggers", "{}"), ("rollbacks", "failed reconfigurations rolled back", "{}"),
+    ("stale_intervals", "intervals on a stale reading", "{}"), ("restarts", "controller restarts", "{}"),
+)
+
+#: The per-interval table; flags: * stale reading, ! p95 over the SLA, G guard active.
+INTERVAL_COLUMNS: tuple[Column, ...] = (
+    Column("index", "#", "{}", drop=0),
+    Column("start_short", "start UTC", "{}", drop=1, align="left"),
+    Column("ci_cell", "CI g/kWh", "{}", drop=0),
+    Column("config_short", "configuration", "{}", drop=0, align="left"),
+    Column("by", "by", "{}", drop=1, align="left"),
+    Column("served", "served", "{}", drop=1),
+    Column("p95_cell", "p95 ms", "{}", drop=0),
+    Column("sla_ms", "SLA ms", "{:.0f}", drop=2),
+    Column("accuracy", "acc", "{:.2f}", drop=3),
+    Column("carbon_g", "carbon g", "{:.3g}", drop=1),
+    Column("reward", "reward", "{:+.4f}", drop=0),
+)
 
 
-def render(rep: DeploymentReport, console: Any, max_rows: int = 48) -> None:
-    """Summary table, then the last ``max_rows`` intervals."""
-    from rich.table import Table
-
+def format_report(rep: DeploymentReport, max_rows: int = 48, width: int | None = None) -> str:
+    """The summary block, then the last ``max_rows`` intervals, fitted to ``width`` columns
+    (default: the terminal's, 80 when piped); full precision is in intervals.csv/summary.json."""
     s = rep.summary
-    t = Table(title=f"deployment {rep.state_dir}" + (" (estimated energy)" if s["estimated"] else ""),
-              show_header=False)
-    t.add_column("field")
-    t.add_column("value")
-    for key, label in (("scenario", "scenario"), ("policy", "policy"), ("config_now", "configuration now"),
-                       ("intervals", "intervals"), ("span", "span (UTC)"), ("served", "requests served"),
-                       ("dropped", "requests with an error status"), ("energy_kwh", "energy (kWh)"),
-                       ("carbon_g", "carbon (g CO2)"), ("carbon_per_request_g", "carbon per request (g)"),
-                       ("accuracy", "accuracy (request-weighted)"), ("mean_ci", "mean carbon intensity (g/kWh)"),
-                       ("sla_violations", "intervals over the SLA"), ("guard_triggers", "SLA guard triggers"),
-                       ("rollbacks", "failed reconfigurations rolled back"), ("stale_intervals", "intervals on a stale reading"),
-                       ("restarts", "controller restarts")):
-        t.add_row(label, _fmt(s.get(key), 4))
+    pairs = [(label, format_value(f, s.get(key))) for key, label, f in SUMMARY_LINES]
     if rep.counters:
-        t.add_row("reconfigurations", str(rep.counters.get("reconfigurations", 0)))
-    console.print(t)
+        pairs.append(("reconfigurations", str(rep.counters.get("reconfigurations", 0))))
+    title = f"deployment {rep.state_dir}" + (" (energy estimated)" if s["estimated"] else "")
+    parts = [format_pairs(pairs, width=width, title=title)]
     rows = rep.rows[-max_rows:]
     if not rows:
-        console.print("no finished intervals yet")
-        return
-    it = Table(title=f"intervals ({len(rows)} of {len(rep.rows)})" if len(rows) < len(rep.rows) else "intervals")
-    for c, j in (("#", "right"), ("start (UTC)", "left"), ("CI g/kWh", "right"), ("configuration", "left"),
-                 ("by", "left"), ("served", "right"), ("p95 ms", "right"), ("SLA", "right"), ("acc", "right"),
-                 ("carbon g", "right"), ("reward", "right")):
-        it.add_column(c, justify=j)  # type: ignore[arg-type]
-    for r in rows:
-        ci = _fmt(r["ci"], 4) + ("*" if r["stale"] else "")
-        p95 = _fmt(r["p95_ms"], 4) + ("!" if r["served"] and r["p95_ms"] > r["sla_ms"] else "")
-        it.add_row(str(r["index"]), r["start"], ci, r["config"], r["source"] + (" G" if r["guard_active"] else ""),
-                   str(r["served"]), p95, _fmt(r["sla_ms"], 4), _fmt(r["accuracy"], 4), _fmt(r["carbon_g"], 4),
-                   _fmt(r["reward"], 3))
-    console.print(it)
-    console.print("* stale carbon reading   ! p95 over the SLA   G SLA guard active   by: who chose the configuration")
+        return "\n".join([*parts, "no finished intervals yet"])
+    cells = [{**r, "start_short": r["start"][11:], "config_short": compact_config(r["config"]),
+              "ci_cell": format_value("{:.0f}", r["ci"]) + ("*" if r["stale"] else ""),
+              "p95_cell": format_value("{:.0f}", r["p95_ms"])
+              + ("!" if r["served"] and r["p95_ms"] > r["sla_ms"] else ""),
+              "by": r["source"] + (" G" if r["guard_active"] else "")} for r in rows]
+    title = f"intervals ({len(rows)} of {len(rep.rows)})" if len(rows) < len(rep.rows) else "intervals"
+    parts.append("")
+    parts.append(format_table(cells, INTERVAL_COLUMNS, width=width, title=title, notes=[
+        "* stale carbon reading; ! p95 over the SLA; G SLA guard active; by: who chose the configuration"],
+        more="all columns: intervals.csv"))
+    return "\n".join(parts)
 
 
 def write_csv(rep: DeploymentReport, path: Path) -> Path:

@@ -4,32 +4,30 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from clover_rl.errors import ConfigError
 from clover_rl.evaluation.runner import BASE, ROW_FIELDS, SUMMARY_FIELDS, EvaluationResult
+from clover_rl.telemetry.table import Column, format_table, short_names
 
-# (summary key, column header, format)
-_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("carbon_g", "carbon g", "{:.1f}"),
-    ("carbon_per_request_g", "g/request", "{:.5f}"),
-    ("carbon_saving_pct", "saving %", "{:+.1f}"),
-    ("accuracy", "accuracy", "{:.2f}"),
-    ("accuracy_drop_pct", "acc drop %", "{:+.2f}"),
-    ("p95_ms", "p95 ms", "{:.0f}"),
-    ("p95_max_ms", "max p95", "{:.0f}"),
-    ("sla_violation_pct", "SLA viol %", "{:.1f}"),
-    ("reconfigurations", "reconfigs", "{:d}"),
-    ("objective", "objective", "{:+.4f}"),
-    ("oracle_gap_pct", "oracle gap %", "{:.1f}"),
+#: The evaluate table's columns; ``drop`` ranks say which go first at narrow widths (the full
+#: set, at full precision, is in ``--json`` and ``--out``'s CSV).
+COLUMNS: tuple[Column, ...] = (
+    Column("policy", "policy", align="left", drop=0),
+    Column("objective", "objective", "{:+.4f}", drop=0),
+    Column("carbon_saving_pct", "saving %", "{:+.1f}", drop=0),
+    Column("accuracy_drop_pct", "acc drop %", "{:+.2f}", drop=0),
+    Column("sla_violation_pct", "SLA viol %", "{:.1f}", drop=0),
+    Column("oracle_gap_pct", "oracle gap %", "{:.1f}", drop=1),
+    Column("reconfigurations", "reconfigs", "{:d}", drop=1),
+    Column("p95_ms", "p95 ms", "{:.0f}", drop=2),
+    Column("carbon_per_request_g", "g/request", "{:.5f}", drop=2),
+    Column("accuracy", "accuracy", "{:.2f}", drop=3),
+    Column("carbon_g", "carbon g", "{:.1f}", drop=3),
+    Column("p95_max_ms", "max p95 ms", "{:.0f}", drop=3),
 )
-
-
-def _fmt(fmt: str, v: Any) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return fmt.format(int(v) if fmt.endswith("d}") else v)
 
 
 def window_line(res: EvaluationResult) -> str:
@@ -54,24 +52,25 @@ def notes(res: EvaluationResult) -> list[str]:
     return out
 
 
-def render_table(res: EvaluationResult, console: Any = None) -> None:
-    """Print one row per requested policy, then the window and the estimated/measured note."""
-    from rich.console import Console
-    from rich.table import Table
+def policy_names(res: EvaluationResult) -> dict[str, str]:
+    """The short name of each requested policy spec (the table's and TensorBoard's)."""
+    return short_names(res.policies)
 
-    console = console or Console()
-    if not console.is_terminal and console.width < 160:
-        console.width = 160  # piped output: show the whole table rather than wrap it at 80
-    table = Table(title=window_line(res), title_justify="left")
-    table.add_column("policy", no_wrap=True)
-    for _, header, _f in _COLUMNS:
-        table.add_column(header, justify="right")
-    for p in res.policies:
-        s = res.runs[p].summary
-        table.add_row(p, *(_fmt(f, s.get(k)) for k, _h, f in _COLUMNS))
-    console.print(table)
-    for line in notes(res):
-        console.print(line, highlight=False)
+
+def format_result(res: EvaluationResult, width: int | None = None) -> str:
+    """One row per requested policy (short names), the window as title, then the notes; fits
+    ``width`` (default: the terminal's, 80 when piped)."""
+    names = policy_names(res)
+    rows = [{"policy": names[p], **res.runs[p].summary} for p in res.policies]
+    extra = [f"{n} = {p}" for p, n in names.items() if n != p]
+    note = notes(res) + ([f"policies: {'; '.join(extra)}"] if extra else [])
+    return format_table(rows, COLUMNS, width=width, title=window_line(res), notes=note,
+                        more="all figures: --json, or summary.csv with --out")
+
+
+def render_table(res: EvaluationResult, file: Any = None, width: int | None = None) -> None:
+    """Print :func:`format_result` to ``file`` (default stdout)."""
+    print(format_result(res, width), file=file or sys.stdout)
 
 
 def to_json_text(res: EvaluationResult) -> str:
@@ -146,7 +145,10 @@ def _json_safe(v: Any) -> Any:
 
 
 __all__ = [
+    "COLUMNS",
+    "format_result",
     "notes",
+    "policy_names",
     "render_table",
     "to_json_text",
     "window_line",

@@ -8,12 +8,13 @@ training runs (``{env}__{exp}__{seed}__{time}``) in one TensorBoard log dir.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from clover_rl.telemetry.table import short_name, short_names
 
 if TYPE_CHECKING:
     from clover_rl.evaluation.runner import EvaluationResult
@@ -72,10 +73,9 @@ class ScalarWriter:
 
 
 def safe_name(s: str) -> str:
-    """A policy spec (maybe a path) as one folder-name component."""
-    s = s.strip().rstrip("/\\")
-    s = Path(s).name if ("/" in s or "\\" in s) else s
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", s).strip("._") or "policy"
+    """A policy spec (maybe a path) as one folder-name component: the name the evaluate table
+    shows (:func:`clover_rl.telemetry.table.short_name`)."""
+    return short_name(s)
 
 
 def eval_run_name(scenario: str, policy: str, seed: int, when: float | None = None) -> str:
@@ -113,7 +113,7 @@ def write_evaluation(res: EvaluationResult, root: str | Path, *, run_names: bool
     if run_names:
         names = _unique((p, eval_run_name(res.scenario, p, res.seed, when)) for p in res.policies)
     else:
-        names = _unique((p, safe_name(p)) for p in res.policies)
+        names = short_names(res.policies)  # the names the evaluate table shows
     out: dict[str, Path] = {}
     for p in res.policies:
         run = res.runs[p]

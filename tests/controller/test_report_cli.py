@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 from conftest import BAD, FixedPolicy
@@ -25,8 +26,9 @@ def test_report_table_files_and_plot(deployed, tmp_path, capsys):
     assert main(["report", "--state", str(deployed.state), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     for want in ("scenario", "efficientnet", "intervals", "carbon (g CO2)", "SLA guard triggers",
-                 "failed reconfigurations rolled back", "configuration", "p95 ms", "deployment.png"):
+                 "failed reconfigurations rolled back", "configuration", "p95", "deployment.png"):
         assert want in text, want
+
     with open(out / "intervals.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["index"]) for r in rows] == [0, 1, 2, 3]
@@ -36,6 +38,17 @@ def test_report_table_files_and_plot(deployed, tmp_path, capsys):
     assert summary["counters"]["intervals"] == 4
     png = (out / "deployment.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_report_fits_80_columns_with_signed_rewards(deployed, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["report", "--state", str(deployed.state), "--out", str(deployed.state / "o")]) == 0
+    table = capsys.readouterr().out.split("wrote ")[0]
+    assert all(len(ln) <= 80 for ln in table.splitlines()), table
+    rows = [ln for ln in table.splitlines() if re.match(r"\s*\d+\s", ln)]
+    assert len(rows) == 4
+    assert all(re.search(r"[+-]\d\.\d{4}$", ln) for ln in rows), rows  # reward, signed
+    assert "mean reward" in table
 
 
 def test_report_defaults_to_the_state_folder(deployed, capsys):
