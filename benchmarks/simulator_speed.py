@@ -32,6 +32,7 @@ from clover_rl.services import load_service
 from clover_rl.serving import simulator as sim
 from clover_rl.serving.profile import QUANTILE_LEVELS, Profile, ProfileEntry, load_default_profile
 from clover_rl.serving.replay import ReplayBackend
+from clover_rl.workload.arrivals import poisson_arrivals
 
 GPU = get_gpu("a100-40gb")
 TOL = {"p50": 0.03, "p95": 0.03, "p99": 0.05, "mean": 0.03, "util": 0.01, "energy": 0.01}
@@ -154,7 +155,7 @@ def _summary(servers: sim.Servers, arrivals, lat, srv, busy_s, last, duration):
 def _workload(servers: sim.Servers, load: float, n: int, seed: int):
     rng = np.random.default_rng(seed)
     rate = load * servers.capacity_rps
-    arr = sim.poisson_arrivals(rng, rate, n / rate)
+    arr = poisson_arrivals(rate, n / rate, rng)
     return arr, rng.random(arr.size), rate
 
 

@@ -23,6 +23,8 @@ def load_yaml_mapping(path: Path) -> dict:
 def first_validation_error(err: ValidationError) -> str:
     """``field a.b: <message> (got <value>)`` for the first problem pydantic found."""
     e = err.errors()[0]
+    if not e["loc"] and isinstance((e.get("ctx") or {}).get("error"), ConfigError):
+        return str(e["ctx"]["error"])  # a model-level check that already names its field
     loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
     val = e.get("input")
     shown = "" if isinstance(val, (dict, list)) else f" (got {val!r})"

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clover_rl.config_io import first_validation_error, load_yaml_mapping
 from clover_rl.errors import ConfigError
@@ -16,6 +16,8 @@ from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.paths import configs_dir, resolve_named
 from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.profile import Profile, load_default_profile, load_profile
+from clover_rl.workload.build import workload_from_config
+from clover_rl.workload.workload import Workload
 
 
 class CarbonSpec(BaseModel):
@@ -27,23 +29,73 @@ class CarbonSpec(BaseModel):
 
 
 class WorkloadSpec(BaseModel):
+    """The request load; built by :func:`clover_rl.workload.build.workload_from_config` (its
+    docstring lists the forms). Fields of other kinds are ignored."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["constant", "diurnal", "trace"] = "constant"
-    rate_rps: float | None = Field(None, gt=0)
-    mean_rps: float | None = Field(None, gt=0)
-    amplitude: float = Field(0.0, ge=0, lt=1)
-    peak_hour: float = Field(14.0, ge=0, lt=24)
-    path: str | None = None
+    rate_rps: float | None = Field(None, gt=0, description="constant: req/s")
+    inter_arrival_s: float | None = Field(None, gt=0, description="constant: mean gap (s), instead of rate_rps")
+    mean_rps: float | None = Field(None, gt=0, description="diurnal: mean req/s")
+    amplitude: float | None = Field(None, ge=0, le=1, description="diurnal: relative swing (default 0.5)")
+    peak_hour: float = Field(14.0, ge=0, lt=24, description="diurnal: hour of the peak (UTC of the carbon trace)")
+    path: str | None = Field(None, description="trace: CSV path (relative to the scenario file)")
+    format: Literal["auto", "rates", "requests"] | None = Field(
+        None, description="trace: rates (timestamp,rate) or requests (one row per request); default auto")
+    units: str | None = Field(None, description="rate trace: rps, rpm or rph (default: as the file says, else rps)")
+    value_column: str | None = Field(None, description="rate trace: the rate column")
+    time_column: str | None = Field(None, description="trace: the timestamp column")
+    interval_s: float | None = Field(None, ge=1, description="rate trace without timestamps: step (s)")
+    bin_s: float | None = Field(None, gt=0, description="request trace: rate aggregation bin (s, default 60)")
+    replay: Literal["arrivals", "rates"] | None = Field(
+        None, description="request trace: replay the recorded arrivals (default) or Poisson at the binned rate")
+    wrap: bool | None = Field(None, description="trace: repeat past the end (default true)")
+    rates: list[float] | None = Field(None, description="trace: inline rates (req/s), interval_s apart")
+    scale: float | None = Field(None, ge=0, description="multiplies the rate")
+
+    def build(self, base_dir: str | Path | None = None) -> Workload:
+        """The workload (cached; a trace file is read once per path)."""
+        key = (self.model_dump_json(), str(base_dir))
+        if key not in _WORKLOADS:
+            _WORKLOADS[key] = workload_from_config(self.model_dump(exclude_none=True), base_dir=base_dir)
+        return _WORKLOADS[key]
 
     def mean_rate(self) -> float:
-        return float(self.rate_rps or self.mean_rps or 1.0)
+        """The nominal rate (req/s) the SLA and the references are measured at."""
+        return self.build().nominal_rate()
+
+
+_WORKLOADS: dict[tuple[str, str], Workload] = {}
 
 
 class ObjectiveSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    lam: float = Field(0.1, ge=0, le=1, alias="lambda")
-    reference_intensity: float = Field(250.0, gt=0)
+    """What the controller maximises (:mod:`clover_rl.objectives` has the formulas)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    kind: Literal["paper", "carbon_budget", "accuracy_floor"] = Field(
+        "paper", description="paper: the Clover score; carbon_budget: max accuracy under a carbon "
+                             "budget per window; accuracy_floor: min carbon above an accuracy floor")
+    lam: float = Field(0.1, ge=0, le=1, alias="lambda", description="paper: weight of carbon")
+    reference_intensity: float = Field(250.0, gt=0, description="g/kWh of C_ref (BASE's carbon per request)")
     reference_pue: float = Field(1.5, ge=1.0)
+    budget_g: float | None = Field(None, gt=0, description="carbon_budget: grams per window")
+    budget_fraction: float | None = Field(
+        None, gt=0, description="carbon_budget: budget as a fraction of BASE's carbon per window at "
+                                "the nominal load and the reference intensity (instead of budget_g)")
+    window_hours: float = Field(24.0, gt=0, description="carbon_budget: the budget's window (h)")
+    overspend_penalty: float = Field(
+        1.0, ge=0, description="carbon_budget: value lost per interval-allowance (budget / intervals) overspent")
+    floor: float | None = Field(None, gt=0, le=1, description="accuracy_floor: minimum accuracy / BASE's")
+    shortfall_penalty: float = Field(10.0, ge=0, description="accuracy_floor: value lost per unit of "
+                                                             "(floor - accuracy) / BASE's accuracy")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> ObjectiveSpec:
+        if self.kind == "carbon_budget" and (self.budget_g is None) == (self.budget_fraction is None):
+            raise ConfigError("objective: carbon_budget needs exactly one of budget_g, budget_fraction")
+        if self.kind == "accuracy_floor" and self.floor is None:
+            raise ConfigError("objective.floor: required for kind accuracy_floor (e.g. 0.98 of BASE's accuracy)")
+        return self
 
 
 class PenaltySpec(BaseModel):
@@ -76,6 +128,23 @@ class Scenario(BaseModel):
     @classmethod
     def _gpu(cls, v: str) -> str:
         return get_gpu(v).name
+
+    @model_validator(mode="after")
+    def _workload(self) -> Scenario:
+        """Build the workload now (a missing trace file fails at load) and pin a relative trace
+        path to the scenario file's folder, so a saved scenario reloads the same workload."""
+        base = Path(self.source_path).parent if self.source_path else None
+        w = self.workload
+        if w.path is not None and base is not None and not Path(w.path).expanduser().is_absolute() \
+                and (base / w.path).exists():
+            w = w.model_copy(update={"path": str((base / w.path).resolve())})
+            object.__setattr__(self, "workload", w)
+        w.build(base)
+        return self
+
+    def build_workload(self) -> Workload:
+        """The scenario's workload (``t = 0`` at the episode's start)."""
+        return self.workload.build(Path(self.source_path).parent if self.source_path else None)
 
     # Resolved objects (cached per scenario file).
     def service_spec(self) -> ServiceSpec:

@@ -9,7 +9,8 @@
   10 by default, so they spend the same budget.)
 * ``OraclePolicy`` -- per interval the best configuration in hindsight, read from the replay
   model's steady-state table at the interval's intensity and load, with no exploration cost:
-  an upper bound, not an achievable controller.
+  an upper bound, not an achievable controller. Under a carbon budget: a hindsight plan of the
+  window (dynamic program over the configuration table with a discretised budget).
 * ``GreedyCarbonPolicy`` -- least carbon per request subject to the SLA, ignoring accuracy.
   **Hindsight**: it reads the same table as the oracle (documented choice, see its docstring).
 """
@@ -21,6 +22,7 @@ import numpy as np
 
 from clover_rl.agents.annealing import OnlineSearchPolicy
 from clover_rl.agents.base import BindablePolicy
+from clover_rl.agents.planning import plan_budget
 from clover_rl.objective import carbon_g
 
 
@@ -104,10 +106,11 @@ class OraclePolicy(_HindsightPolicy):
 
     def _choose(self) -> tuple[int, dict[str, Any]]:
         env = self.env
-        table = env.config_table(env.rate())
-        scores = table.scores(env.intensity(), env.scenario.carbon.pue, env.reference)
-        scores = np.where(env.action_masks(), scores, -np.inf)
-        meets = np.isfinite(scores) & (table.p95_ms <= env.reference.sla_ms * (1 + 1e-9))
+        if getattr(env.objective, "budgeted", False):
+            return self._plan_window()
+        tv = env.objective_table()
+        scores = np.where(env.action_masks(), tv.value, -np.inf)
+        meets = np.isfinite(scores) & tv.meets_sla
         if meets.any():
             a = int(np.argmax(np.where(meets, scores, -np.inf)))
             reason = "hindsight best score within the SLA"
@@ -115,6 +118,25 @@ class OraclePolicy(_HindsightPolicy):
             a = int(np.argmax(scores))
             reason = "no configuration meets the SLA in hindsight: best score"
         return a, {"reason": reason, "best_score": float(scores[a])}
+
+    def _plan_window(self) -> tuple[int, dict[str, Any]]:
+        """A carbon budget: the hindsight plan of the rest of the window (dynamic program over
+        the carbon spent, :func:`plan_budget`), re-planned every interval with the budget
+        actually left; the first action is served."""
+        env, obj = self.env, self.env.objective
+        step = env.step_index
+        n = min(obj.steps_left(step), env.steps_per_episode - step)
+        values, carbon = [], []
+        for o in range(n):
+            tv = env.objective_table(o)
+            allowed = tv.allowed() & env.action_masks()
+            values.append(np.where(allowed, tv.value, -np.inf))
+            carbon.append(np.where(allowed, tv.carbon_g, np.inf))
+        spent = obj.budget_g - obj.left_g(step)
+        plan, total = plan_budget(np.array(values), np.array(carbon), obj.budget_g,
+                                  obj.overspend_penalty / obj.allowance_g, spent_g=spent)
+        return int(plan[0]), {"reason": f"hindsight budget plan over the {n} interval(s) left in the window",
+                              "plan_value": total, "budget_left_g": obj.budget_g - spent}
 
 
 class GreedyCarbonPolicy(_HindsightPolicy):

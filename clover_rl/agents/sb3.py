@@ -91,8 +91,10 @@ class SB3Policy:
     """A trained SB3 model as a deployable Policy (greedy, masked, normalised like training)."""
 
     def __init__(self, model: Any, *, name: str, vecnormalize: Any = None,
-                 metadata: dict | None = None, path: Path | None = None) -> None:
+                 metadata: dict | None = None, path: Path | None = None,
+                 obs_index: np.ndarray | None = None) -> None:
         self.model = model
+        self.obs_index = obs_index  # the env's features this model was trained on (None: all)
         self.name = name
         self.vecnormalize = vecnormalize
         self.metadata = metadata or {}
@@ -109,6 +111,8 @@ class SB3Policy:
 
     def normalize(self, observation: np.ndarray) -> np.ndarray:
         obs = np.asarray(observation, dtype=np.float32)
+        if self.obs_index is not None:
+            obs = obs[..., self.obs_index]
         if self.vecnormalize is not None and getattr(self.vecnormalize, "norm_obs", False):
             obs = np.asarray(self.vecnormalize.normalize_obs(obs), dtype=np.float32)
         return obs
@@ -175,9 +179,21 @@ def env_spaces(env: Any) -> dict[str, Any]:
     return out
 
 
+def observation_index(saved: dict, env: Any) -> np.ndarray | None:
+    """Where a checkpoint's observation features sit in ``env``'s observation, when the env has
+    them all and more (features added after the checkpoint was trained); None otherwise."""
+    names = saved.get("observation_names")
+    now = env_spaces(env).get("observation_names")
+    if not names or not now or list(names) == list(now) or not set(names) <= set(now):
+        return None
+    return np.array([list(now).index(n) for n in names], dtype=np.int64)
+
+
 def mismatches(saved: dict, env: Any) -> list[str]:
     """Human-readable differences between a checkpoint's recorded spaces and ``env``'s."""
     now = env_spaces(env)
+    if observation_index(saved, env) is not None:  # the checkpoint reads a subset by name
+        saved = {k: v for k, v in saved.items() if k not in ("observation_shape", "observation_names")}
     out: list[str] = []
     labels = {"observation_shape": "observation shape", "action_count": "action count",
               "catalog_signature": "configuration catalog signature", "service": "scenario service",
@@ -268,7 +284,9 @@ def load_policy(path: str | Path, env: Any, *, device: str = "cpu") -> SB3Policy
     # the model's own spaces (also covers bare zips without metadata)
     u = getattr(env, "unwrapped", env)
     problems = []
-    if tuple(model.observation_space.shape) != tuple(u.observation_space.shape):
+    index = observation_index(meta, env)
+    env_shape = (len(index),) if index is not None else tuple(u.observation_space.shape)
+    if tuple(model.observation_space.shape) != env_shape:
         problems.append(f"observation shape {_show(model.observation_space.shape)} (checkpoint) != "
                         f"{_show(u.observation_space.shape)} (env)")
     if getattr(model.action_space, "n", None) != getattr(u.action_space, "n", None):
@@ -279,6 +297,6 @@ def load_policy(path: str | Path, env: Any, *, device: str = "cpu") -> SB3Policy
     vn_path = vecnormalize_path(model_path)
     vn = load_vecnormalize(vn_path) if vn_path.exists() else None
     name = meta.get("policy_name") or f"{algo}:{run_dir.name}"
-    policy = SB3Policy(model, name=name, vecnormalize=vn, metadata=meta, path=run_dir)
+    policy = SB3Policy(model, name=name, vecnormalize=vn, metadata=meta, path=run_dir, obs_index=index)
     policy.bind(env)
     return policy

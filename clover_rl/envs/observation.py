@@ -9,6 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Appended after the hour of day (so checkpoints trained before them map by name): the load's
+#: change over the last interval / the nominal rate, the carbon budget left in the window (a
+#: fraction; 1 without a budget) and the window's intervals left (a fraction; 1 without one).
+EXTRA_FEATURES = ("request_rate_trend", "budget_left", "window_left")
+
 
 @dataclass(frozen=True)
 class ObservationLayout:
@@ -22,6 +27,7 @@ class ObservationLayout:
         n += ["request_rate", "p95_over_sla", "accuracy_over_base", "energy_over_base"]
         n += [f"graph[{v},{p}]" for v in self.variants for p in self.profiles]
         n += ["hour_sin", "hour_cos"]
+        n += list(EXTRA_FEATURES)
         return n
 
     @property
@@ -31,10 +37,13 @@ class ObservationLayout:
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         low = np.zeros(self.size, dtype=np.float32)
         high = np.full(self.size, 10.0, dtype=np.float32)
-        low[-2:] = -1.0
-        high[-2:] = 1.0
+        h = self.names.index("hour_sin")
+        low[h:h + 2] = -1.0
+        high[h:h + 2] = 1.0
         g0 = 1 + self.forecast_hours + 4
         high[g0:g0 + len(self.variants) * len(self.profiles)] = 1.0
+        low[h + 2] = -10.0  # request_rate_trend
+        high[h + 4] = 1.0  # window_left
         return low, high
 
 
@@ -49,6 +58,9 @@ def build_observation(
     energy_over_base: float,
     graph: np.ndarray,
     hour_of_day: float,
+    rate_trend: float = 0.0,
+    budget_left: float = 1.0,
+    window_left: float = 1.0,
 ) -> np.ndarray:
     """``ci_*`` are CI x PUE divided by the reference (250 g/kWh x 1.5 by default)."""
     fc = np.asarray(forecast, dtype=np.float32)[: layout.forecast_hours]
@@ -62,6 +74,7 @@ def build_observation(
         np.array([rate_ratio, p95_over_sla, accuracy_over_base, energy_over_base], dtype=np.float32),
         np.asarray(graph, dtype=np.float32).ravel() / 7.0,
         np.array([np.sin(angle), np.cos(angle)], dtype=np.float32),
+        np.array([rate_trend, budget_left, window_left], dtype=np.float32),
     ]).astype(np.float32)
     low, high = layout.bounds()
     return np.clip(np.nan_to_num(obs, nan=0.0, posinf=10.0), low, high)

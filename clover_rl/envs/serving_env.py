@@ -24,9 +24,21 @@ from clover_rl.objective import (
     interval_outcome,
     score_metrics,
 )
+from clover_rl.objectives import TableValues, make_objective
 from clover_rl.scenario import Scenario, load_scenario
 from clover_rl.serving.backend import Backend
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
+from clover_rl.workload.build import workload_from_config
+from clover_rl.workload.workload import DiurnalRate, Workload
+
+
+def table_rate(rate_rps: float, nominal_rps: float, rel: float = 0.10) -> float:
+    """``rate_rps`` on a grid ``rel`` apart (log-spaced, through the nominal rate): steady-state
+    tables are costly per load level, so planners share them between close loads."""
+    if rate_rps <= 0 or nominal_rps <= 0:
+        return max(rate_rps, 1e-6)
+    k = round(math.log(rate_rps / nominal_rps) / math.log1p(rel))
+    return nominal_rps * math.exp(k * math.log1p(rel))
 
 
 @dataclass(frozen=True)
@@ -38,12 +50,14 @@ class Randomization:
     period: str = "train"
     synthetic_prob: float = 0.0
     rate_scale: tuple[float, float] = (1.0, 1.0)
+    load_patterns: tuple[str, ...] = ()  # drawn per episode: see clover_rl.workload.randomize
+    rate_traces: tuple[str, ...] = ()  # rate / request trace files for the "trace" pattern
 
     @staticmethod
     def from_dict(d: dict | None) -> Randomization | None:
         if not d:
             return None
-        allowed = {"traces", "period", "synthetic_prob", "rate_scale"}
+        allowed = {"traces", "period", "synthetic_prob", "rate_scale", "load_patterns", "rate_traces"}
         bad = set(d) - allowed
         if bad:
             raise ConfigError(f"randomization: unknown field(s) {sorted(bad)} (allowed: {sorted(allowed)})")
@@ -53,7 +67,11 @@ class Randomization:
         p = float(d.get("synthetic_prob", 0.0))
         if not 0.0 <= p <= 1.0:
             raise ConfigError(f"randomization.synthetic_prob must be in [0, 1], got {p}")
-        return Randomization(tuple(d.get("traces", ())), str(d.get("period", "train")), p, rs)  # type: ignore[arg-type]
+        from clover_rl.workload.randomize import check_patterns
+
+        pats = check_patterns(d.get("load_patterns", ()), d.get("rate_traces", ()))
+        return Randomization(tuple(d.get("traces", ())), str(d.get("period", "train")), p, rs,  # type: ignore[arg-type]
+                             pats, tuple(str(x) for x in d.get("rate_traces", ())))
 
 
 @dataclass(frozen=True)
@@ -182,7 +200,9 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
                                    timeout_s=sc.timeout_s)
         self.backend: Backend = self._make_backend(backend, backend_kwargs)
 
-        self.mean_rate = sc.workload.mean_rate()
+        self.workload = sc.build_workload()
+        self._episode_workload = self.workload
+        self.mean_rate = self.workload.nominal_rate()
         base_cfg = self.catalog.configs[self.catalog.base_index]
         base = self.model.steady_state(self.mean_rate, base_cfg).interval(sc.control_interval_s)
         self.base_metrics = base
@@ -191,8 +211,9 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             base.energy_per_request_j, base.accuracy, self.sla_ms, sc.objective.lam,
             sc.objective.reference_intensity, sc.objective.reference_pue,
         )
-        self.objective: Objective = PaperObjective(self.reference)
         self._ci_ref = sc.objective.reference_intensity * sc.objective.reference_pue
+        self.objective: Objective = make_objective(sc.objective, self.reference, interval_s=sc.control_interval_s,
+                                        nominal_rate_rps=self.mean_rate)
 
         self.layout = ObservationLayout(sc.carbon.forecast_hours, self.catalog.variants, self.catalog.profiles)
         low, high = self.layout.bounds()
@@ -242,12 +263,26 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         return float(vals[min(self._t + offset, len(vals) - 1)])
 
     def rate(self, offset: int = 0) -> float:
-        w = self.scenario.workload
-        base = self.mean_rate
-        if w.kind == "diurnal" and w.amplitude > 0:
-            hour = self._hour(offset)
-            base = self.mean_rate * (1.0 + w.amplitude * math.cos(2 * math.pi * (hour - w.peak_hour) / 24.0))
-        return max(base * self._rate_scale, 1e-6)
+        """Mean request rate (req/s) of the current interval + ``offset`` (the episode's workload)."""
+        step = self.scenario.control_interval_s
+        t0 = (self._t - self._t0 + offset) * step
+        return max(self._episode_workload.mean_rate(t0, t0 + step) * self._rate_scale, 1e-6)
+
+    @property
+    def step_index(self) -> int:
+        """The current interval's index in the episode (0-based)."""
+        return self._t - self._t0
+
+    def objective_table(self, offset: int = 0, *, rate_rps: float | None = None,
+                        intensity: float | None = None) -> TableValues:
+        """The objective's value and carbon of every configuration for interval ``offset`` from
+        the replay model's steady state (hindsight: for the oracle, or with forecast ``rate_rps``
+        / ``intensity`` for a model-predictive controller)."""
+        rate = self.rate(offset) if rate_rps is None else float(rate_rps)
+        table = self.config_table(table_rate(rate, self.mean_rate))
+        ci = self.intensity(offset) if intensity is None else float(intensity)
+        return self.objective.table(table.energy_per_request_j, table.accuracy, table.p95_ms,
+                                    table.feasible & self.catalog.feasible, ci, self.scenario.carbon.pue, rate)
 
     def _hour(self, offset: int = 0) -> float:
         times = self._episode_trace.times
@@ -285,6 +320,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         fh = self.scenario.carbon.forecast_hours
         vals = self._episode_trace.values
         fc = vals[self._t + 1: self._t + 1 + fh] * pue / self._ci_ref
+        budget_left, window_left = self.objective.features(self.step_index)
         return build_observation(
             self.layout,
             ci_now=self.intensity() * pue / self._ci_ref,
@@ -295,6 +331,9 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             energy_over_base=self._last.energy_over_base,
             graph=self.catalog.graphs[self._current],
             hour_of_day=self._hour(),
+            rate_trend=(self.rate() - self.rate(-1)) / self.mean_rate,
+            budget_left=budget_left,
+            window_left=window_left,
         )
 
     def _served_index(self) -> int:
@@ -313,6 +352,21 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             days = self.steps_per_episode // 24 + 2
             return synthesize(shape, days, int(self.np_random.integers(2**31)))
         return self._pool[int(self.np_random.integers(len(self._pool)))]
+
+    def _draw_workload(self, options: dict) -> Workload:
+        """The episode's workload: given, drawn from the randomisation's load patterns, or the
+        scenario's; a diurnal cycle is aligned with the carbon trace's clock."""
+        r = self.randomization
+        w = self.workload
+        if "workload" in options:
+            w = workload_from_config(options["workload"])
+        elif r and r.load_patterns:
+            from clover_rl.workload.randomize import random_workload
+
+            kind = str(self.np_random.choice(list(r.load_patterns)))
+            w = random_workload(kind, self.mean_rate, self.steps_per_episode, self.np_random,
+                                step_s=self.scenario.control_interval_s, traces=r.rate_traces)
+        return w.at_hour(self._hour()) if isinstance(w, DiurnalRate) else w
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -340,6 +394,8 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             self._rate_scale = float(self.np_random.uniform(*r.rate_scale))
         else:
             self._rate_scale = 1.0
+        self._episode_workload = self._draw_workload(options)
+        self.objective.reset()
         if hasattr(self.backend, "reseed"):
             self.backend.reseed(int(self.np_random.integers(2**31)))
         start_cfg = options.get("config", self.catalog.base_index)
@@ -380,7 +436,10 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         changed = self.backend.configuration != before  # a failed apply changes nothing
         self._last.probes.append(m)
         self._last.probe_changes += int(changed)
-        sc = self._score(m)
+        pue = self.scenario.carbon.pue
+        cpr = carbon_g(m.energy_per_request_j if m.served else m.energy_j, self.intensity(), pue)
+        sc = self.objective.online_score(cpr, m.accuracy if m.served else 0.0, m.p95_ms if m.served else 1e9,
+                                         self.rate(), self.step_index)
         return {"metrics": m, "score": sc, "config": cfg.label(), "action": idx}
 
     def _score(self, m: IntervalMetrics) -> Score:
@@ -415,6 +474,8 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         reward = out.reward
         self._last = _Last(p95_over_sla=out.p95_over_sla, accuracy_over_base=out.accuracy_over_base,
                            energy_over_base=out.energy_over_base)
+        value, booked = self.objective.book(self.step_index, out.carbon_g, out.objective)
+        reward += value - out.objective  # a budget's overspend penalty (0 for other objectives)
         info = {
             "time": str(self._episode_trace.times[self._t]),
             "ci": ci,
@@ -444,11 +505,13 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             "reconfig_message": report.message if report is not None else "",
             "downtime_s": max(report.downtime_s.values(), default=0.0) if report else 0.0,
             "variant_share": dict(m.variant_share),
-            "objective": out.objective,
+            "objective": value,
+            "objective_kind": self.objective.kind,
+            **booked,
             "delta_c": out.delta_c,
             "delta_a": out.delta_a,
             "sla_factor": out.sla_factor,
-            "reward_objective": out.objective,
+            "reward_objective": value,
             "reward_sla_penalty": out.reward_sla_penalty,
             "reward_infeasible_penalty": out.reward_infeasible_penalty,
             "reward_reconfig_penalty": out.reward_reconfig_penalty,

@@ -50,6 +50,7 @@ from clover_rl.mig.partition import Slice
 from clover_rl.services import ServiceSpec
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.profile import QUANTILE_LEVELS, Profile
+from clover_rl.workload.arrivals import poisson_arrivals
 
 DEFAULT_TIMEOUT_S = 30.0
 LEVELS = np.asarray(QUANTILE_LEVELS, dtype=np.float64)
@@ -343,17 +344,6 @@ def simulate_kernel(
 # --------------------------------------------------------------------------- arrivals
 
 
-def poisson_arrivals(rng: np.random.Generator, rate_rps: float, duration_s: float) -> np.ndarray:
-    """Sorted Poisson arrival times in [0, duration) by cumulated exponential gaps (O(n))."""
-    mean_n = rate_rps * duration_s
-    size = int(mean_n + 6.0 * math.sqrt(mean_n) + 16)
-    t = np.cumsum(rng.exponential(1.0 / rate_rps, size))
-    while t[-1] < duration_s:  # vanishingly rare: extend
-        more = np.cumsum(rng.exponential(1.0 / rate_rps, size)) + t[-1]
-        t = np.concatenate([t, more])
-    return t[: np.searchsorted(t, duration_s, side="left")]
-
-
 _check_positive = positive_number
 
 
@@ -483,7 +473,7 @@ def simulate(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if arrivals is None:
         rate = _check_positive("rate_rps", rate_rps)
-        arr = poisson_arrivals(rng, rate, duration_s)
+        arr = poisson_arrivals(rate, duration_s, rng)
     else:
         arr = _check_arrivals(arrivals, duration_s)
     u = rng.random(arr.shape[0])
@@ -580,7 +570,7 @@ def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int,
     # Common random numbers per grid point: every configuration sees the same workload.
     rng = np.random.default_rng([seed, grid_index + (1 << 20)])
     horizon = n_requests / rate
-    arr = poisson_arrivals(rng, rate, horizon)
+    arr = poisson_arrivals(rate, horizon, rng)
     u = rng.random(arr.shape[0])
     res = simulate_arrays(servers, arr, u, horizon, timeout_s=timeout_s)
     skip = int(arr.shape[0] * STEADY_WARMUP)

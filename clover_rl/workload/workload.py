@@ -10,22 +10,23 @@ Config form (scenario YAML, ``workload_from_config``)::
     {kind: constant, rate_rps: 2.5}             # or inter_arrival_s: 0.4
     {kind: diurnal, mean_rps: 2.5, amplitude: 0.5, peak_hour: 14}   # amplitude: relative, 0..1
     {kind: trace, path: rates.csv}              # timestamp,rate_rps or a single column
+    {kind: trace, path: requests.csv, format: requests}   # one row per request (Azure LLM layout)
     # any kind: scale: 1.5  (multiplies the rate)
+
+The builder is :func:`clover_rl.workload.build.workload_from_config`.
 """
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from clover_rl.errors import ConfigError
 from clover_rl.workload.arrivals import RngLike, as_rng, nonhomogeneous_arrivals, poisson_arrivals
-from clover_rl.workload.rate_trace import RateTrace, load_rate_trace
+from clover_rl.workload.rate_trace import RateTrace
 
 
 def _num(where: str, value: object, *, lo: float | None = None, hi: float | None = None,
@@ -67,6 +68,11 @@ class Workload(ABC):
     def to_config(self) -> dict[str, Any]:
         """The config dict that :func:`workload_from_config` turns back into this workload."""
 
+    @abstractmethod
+    def nominal_rate(self) -> float:
+        """The workload's typical rate (req/s): what the SLA and reference are measured at and
+        what the observation's rate is relative to (a trace: its mean over one replay)."""
+
     def rate_at(self, t_s: float) -> float:
         return float(self.rates(np.asarray([t_s], dtype=np.float64))[0])
 
@@ -102,6 +108,9 @@ class ConstantRate(Workload):
         return float(self.rate_rps)
 
     def mean_rate(self, t0_s: float, t1_s: float) -> float:
+        return float(self.rate_rps)
+
+    def nominal_rate(self) -> float:
         return float(self.rate_rps)
 
     def arrivals(self, t0_s: float, duration_s: float, rng: RngLike) -> np.ndarray:
@@ -152,6 +161,13 @@ class DiurnalRate(Workload):
         integral = (np.sin(self._phase(t1_s)) - np.sin(self._phase(t0_s))) / w
         return float(self.mean_rps * (1.0 + self.amplitude * integral / (t1_s - t0_s)))
 
+    def nominal_rate(self) -> float:
+        return float(self.mean_rps)
+
+    def at_hour(self, hour: float) -> DiurnalRate:
+        """The same cycle with ``t = 0`` at ``hour`` o'clock (align it with a trace's clock)."""
+        return replace(self, start_hour=float(hour) % 24.0)
+
     def scale(self, factor: float) -> DiurnalRate:
         return replace(self, mean_rps=self.mean_rps * _num("scale", factor, lo=0.0))
 
@@ -170,7 +186,8 @@ class TraceRate(Workload):
     trace: RateTrace
     wrap: bool = True
     factor: float = 1.0
-    source: str = ""  # path it was loaded from, for to_config
+    source: str = ""  # path it was loaded from ("" for an inline trace), for to_config
+    options: dict[str, Any] = field(default_factory=dict)  # loader options, for to_config
     kind: ClassVar[str] = "trace"
 
     def __post_init__(self) -> None:
@@ -207,88 +224,27 @@ class TraceRate(Workload):
         w = np.clip(hi - lo, 0.0, None)
         return float(np.sum(self.rates(ks * res) * w) / (t1_s - t0_s))
 
+    def nominal_rate(self) -> float:
+        return float(np.mean(self.trace.values) * self.factor)
+
+    @property
+    def period_s(self) -> float:
+        """Length of one replay of the trace (s)."""
+        return len(self.trace) * self.trace.resolution_s
+
     def scale(self, factor: float) -> TraceRate:
         return replace(self, factor=self.factor * _num("scale", factor, lo=0.0))
 
     def to_config(self) -> dict[str, Any]:
-        cfg: dict[str, Any] = {"kind": self.kind, "path": self.source or self.trace.name,
-                               "wrap": self.wrap}
+        cfg: dict[str, Any] = {"kind": self.kind, "wrap": self.wrap}
+        if self.source:
+            cfg.update(path=self.source, format="rates", **self.options)
+        else:  # inline (e.g. a randomised pattern): the rates themselves
+            cfg.update(rates=[float(v) for v in self.trace.values],
+                       interval_s=float(self.trace.resolution_s))
         if self.factor != 1.0:
             cfg["scale"] = self.factor
         return cfg
-
-
-_KEYS = {
-    "constant": {"rate_rps", "inter_arrival_s"},
-    "diurnal": {"mean_rps", "amplitude", "peak_hour", "start_hour"},
-    "trace": {"path", "wrap", "value_column", "time_column", "units", "interval_s"},
-}
-_ALL_KEYS = {"kind", "scale"} | set().union(*_KEYS.values())
-
-
-def workload_from_config(cfg: Mapping[str, Any] | Any, *, base_dir: str | Path | None = None,
-                         where: str = "workload") -> Workload:
-    """A Workload from a config mapping (or a pydantic model / an existing Workload).
-
-    Keys of other kinds are ignored (a serialised scenario carries all of them, mostly
-    None); unknown keys and missing/invalid values raise ConfigError naming the field.
-    A relative trace ``path`` is resolved against ``base_dir`` when that file exists.
-    """
-    if isinstance(cfg, Workload):
-        return cfg
-    if hasattr(cfg, "model_dump"):
-        cfg = cfg.model_dump()
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with a 'kind' (got {cfg!r})")
-    unknown = sorted(str(k) for k in cfg if k not in _ALL_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown field (known: {', '.join(sorted(_ALL_KEYS))})")
-    kind = cfg.get("kind")
-    if kind not in _KEYS:
-        raise ConfigError(f"{where}.kind: expected one of {', '.join(_KEYS)} (got {kind!r})")
-
-    def get(key: str, default: Any = None, *, required: bool = False) -> Any:
-        v = cfg.get(key)
-        if v is None:
-            if required:
-                raise ConfigError(f"{where}.{key}: required for kind {kind!r}")
-            return default
-        return v
-
-    w: Workload
-    if kind == "constant":
-        rate, ia = get("rate_rps"), get("inter_arrival_s")
-        if rate is not None and ia is not None:
-            raise ConfigError(f"{where}: give rate_rps or inter_arrival_s, not both")
-        if ia is not None:
-            rate = 1.0 / _num(f"{where}.inter_arrival_s", ia, lo=0.0, lo_open=True)
-        elif rate is None:
-            raise ConfigError(f"{where}.rate_rps: required for kind 'constant' (or inter_arrival_s)")
-        w = ConstantRate(_num(f"{where}.rate_rps", rate, lo=0.0))
-    elif kind == "diurnal":
-        w = DiurnalRate(
-            mean_rps=_num(f"{where}.mean_rps", get("mean_rps", required=True), lo=0.0),
-            amplitude=_num(f"{where}.amplitude", get("amplitude", 0.5), lo=0.0, hi=1.0),
-            peak_hour=_num(f"{where}.peak_hour", get("peak_hour", 14.0), lo=0.0, hi=24.0, hi_open=True),
-            start_hour=_num(f"{where}.start_hour", get("start_hour", 0.0), lo=0.0, hi=24.0, hi_open=True),
-        )
-    else:
-        raw_path = get("path", required=True)
-        if not isinstance(raw_path, (str, Path)):
-            raise ConfigError(f"{where}.path: expected a file path (got {raw_path!r})")
-        path = Path(raw_path).expanduser()
-        if base_dir is not None and not path.is_absolute() and (Path(base_dir) / path).exists():
-            path = Path(base_dir) / path
-        wrap = get("wrap", True)
-        if not isinstance(wrap, bool):
-            raise ConfigError(f"{where}.wrap: expected true or false (got {wrap!r})")
-        tr = load_rate_trace(path, value_column=get("value_column"), time_column=get("time_column"),
-                             units=get("units", "rps"), interval_s=get("interval_s", 3600.0))
-        w = TraceRate(tr, wrap=wrap, source=str(raw_path))
-    factor = get("scale")
-    if factor is not None:
-        w = w.scale(_num(f"{where}.scale", factor, lo=0.0))
-    return w
 
 
 def random_scale(workload: Workload, rng: RngLike, low: float = 0.5,

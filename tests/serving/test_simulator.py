@@ -8,6 +8,7 @@ import pytest
 from clover_rl.errors import ConfigError
 from clover_rl.serving import simulator as sim
 from clover_rl.serving.profile import QUANTILE_LEVELS
+from clover_rl.workload.arrivals import poisson_arrivals
 
 
 def _servers(mk_cfg, profile, service, pairs, n_gpus=1):
@@ -32,7 +33,7 @@ def test_kernel_matches_reference_exactly(mk_cfg, profile, service, reference, p
     sv = _servers(mk_cfg, profile, service, pairs, n_gpus)
     rng = np.random.default_rng(7)
     rate = load * sv.capacity_rps
-    arr = sim.poisson_arrivals(rng, rate, 3000 / rate)
+    arr = poisson_arrivals(rate, 3000 / rate, rng)
     arr[10:20] = arr[10]  # simultaneous arrivals exercise the ties
     u = rng.random(arr.size)
     avail = np.where(np.arange(len(sv)) % 2 == 0, downtime, 0.0)

@@ -42,5 +42,5 @@ def test_bad_rate_files(tmp_path, body, match):
 def test_missing_file_and_bad_units(tmp_path):
     with pytest.raises(TraceError, match="file not found"):
         load_rate_trace(tmp_path / "none.csv")
-    with pytest.raises(ConfigError, match="units: expected one of rps, rpm, rph"):
+    with pytest.raises(ConfigError, match="units: expected a rate unit rps, rpm or rph"):
         load_rate_trace(tmp_path / "none.csv", units="rpd")

@@ -22,6 +22,8 @@ from clover_rl.errors import ConfigError
 from clover_rl.services import ServiceSpec
 from clover_rl.serving.live.codec import HEADER, encode_request
 from clover_rl.serving.live.models import synthetic_inputs
+from clover_rl.workload.arrivals import nonhomogeneous_arrivals, poisson_arrivals
+from clover_rl.workload.workload import Workload
 
 TIMEOUT = 0  # status recorded for a client-side timeout
 CONNECT_ERROR = -1  # status recorded when the server could not be reached
@@ -64,16 +66,6 @@ class LoadResult:
                 f"p95 {self.p95_ms:.2f} p99 {self.p99_ms:.2f} mean {self.mean_ms:.2f}")
 
 
-def poisson_arrivals(rate_rps: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """Arrival times (s) of a Poisson process on [0, seconds)."""
-    if rate_rps < 0 or seconds < 0:
-        raise ConfigError(f"rate and duration must be non-negative, got {rate_rps} req/s for {seconds} s")
-    if rate_rps == 0 or seconds == 0:
-        return np.zeros(0)
-    n = rng.poisson(rate_rps * seconds)
-    return np.sort(rng.uniform(0.0, seconds, n))
-
-
 def trace_arrivals(trace: Sequence[tuple[float, float]], seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Non-homogeneous Poisson arrivals for a piecewise-constant ``[(t_start_s, rate_rps), ...]``."""
     if not trace:
@@ -82,12 +74,8 @@ def trace_arrivals(trace: Sequence[tuple[float, float]], seconds: float, rng: np
     rs = np.asarray([r for _, r in trace], dtype=float)
     if ts[0] != 0 or np.any(np.diff(ts) <= 0) or np.any(rs < 0):
         raise ConfigError("rate trace must start at t=0, increase in time and have non-negative rates")
-    peak = float(rs.max())
-    cand = poisson_arrivals(peak, seconds, rng)
-    if peak == 0 or cand.size == 0:
-        return cand
-    rate_at = rs[np.searchsorted(ts, cand, side="right") - 1]
-    return cand[rng.uniform(0.0, peak, cand.size) < rate_at]
+    return nonhomogeneous_arrivals(lambda t: rs[np.searchsorted(ts, t, side="right") - 1], seconds, rng,
+                                   max_rate=float(rs.max()))
 
 
 def build_bodies(service: ServiceSpec, seed: int = 0, n: int = 4, image_size: int | None = None,
@@ -120,7 +108,7 @@ async def run_load_async(
     seconds: float,
     rate_rps: float | None = None,
     *,
-    trace: Sequence[tuple[float, float]] | None = None,
+    trace: Sequence[tuple[float, float]] | Workload | None = None,
     seed: int = 0,
     timeout_s: float = 60.0,
     drain_timeout_s: float | None = None,
@@ -132,7 +120,9 @@ async def run_load_async(
     import httpx
 
     rng = np.random.default_rng(seed)
-    if trace is not None:
+    if isinstance(trace, Workload):  # a scenario workload: its arrivals from t = 0
+        arrivals = trace.arrivals(0.0, seconds, rng)
+    elif trace is not None:
         arrivals = trace_arrivals(trace, seconds, rng)
     elif rate_rps is not None:
         arrivals = poisson_arrivals(rate_rps, seconds, rng)

@@ -8,8 +8,9 @@ from live_helpers import tiny_albert
 from clover_rl.errors import ConfigError
 from clover_rl.services import load_service
 from clover_rl.serving.live.codec import decode_request
-from clover_rl.serving.live.loadgen import build_bodies, poisson_arrivals, trace_arrivals
+from clover_rl.serving.live.loadgen import build_bodies, trace_arrivals
 from clover_rl.serving.live.models import check_inputs
+from clover_rl.workload.arrivals import poisson_arrivals
 
 
 def test_poisson_arrivals_are_seeded_and_sized() -> None:
