@@ -17,7 +17,7 @@ def test_budget_env_books_carbon_and_shows_budget_left():
     names = env.observation_names
     assert obs[names.index("budget_left")] == 1.0 and obs[names.index("window_left")] == 1.0
     spent = 0.0
-    for t in range(3):
+    for _ in range(3):
         obs, _, _, _, info = env.step(env.catalog.base_index)
         spent += info["carbon_g"]
         assert info["budget_spent_g"] == pytest.approx(spent)
