@@ -19,6 +19,7 @@ vectorised form over a configuration table (:meth:`Objective.table`): the same f
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -213,3 +214,25 @@ def make_objective(spec: Any, ref: ObjectiveReference, *, interval_s: float, nom
             budget = spec.budget_fraction * ref.c_ref_g * nominal_rate_rps * steps * interval_s
         return CarbonBudget(ref, interval_s, steps, float(budget), float(spec.overspend_penalty))
     raise ConfigError(f"objective.kind: expected one of {', '.join(KINDS)} (got {kind!r})")
+
+
+def table_rate(rate_rps: float, nominal_rps: float, rel: float = 0.10) -> float:
+    """``rate_rps`` on a grid ``rel`` apart (log-spaced, through the nominal rate): steady-state
+    tables are costly per load level (seconds each), so planners share them between close loads."""
+    if rate_rps <= 0 or nominal_rps <= 0:
+        return max(rate_rps, 1e-6)
+    k = round(math.log(rate_rps / nominal_rps) / math.log1p(rel))
+    return nominal_rps * math.exp(k * math.log1p(rel))
+
+
+def objective_table(env: Any, offset: int = 0, *, rate_rps: float | None = None,
+                    intensity: float | None = None) -> TableValues:
+    """The objective's value and carbon of every configuration of ``env`` (the env or a
+    deployment view) for interval ``offset``, from the replay model's steady state at the
+    interval's load (on the :func:`table_rate` grid) and intensity -- hindsight in replay, unless
+    a forecast ``rate_rps`` / ``intensity`` is given, as a model-predictive controller does."""
+    rate = env.rate(offset) if rate_rps is None else float(rate_rps)
+    table = env.config_table(table_rate(rate, env.mean_rate))
+    ci = env.intensity(offset) if intensity is None else float(intensity)
+    return env.objective.table(table.energy_per_request_j, table.accuracy, table.p95_ms,
+                               table.feasible & env.catalog.feasible, ci, env.scenario.carbon.pue, rate)

@@ -39,6 +39,9 @@ class DeploymentView:
         self.observation_space = env.observation_space
         self.action_space = env.action_space
         self.observation_names = env.observation_names
+        self.objective = env.objective  # scoring only: the controller does not book a budget yet
+        self.step_index = 0
+        self.steps_per_episode = env.steps_per_episode
 
     @property
     def unwrapped(self) -> DeploymentView:
@@ -66,6 +69,14 @@ class DeploymentView:
 
     def probe(self, action: Any) -> dict:
         return self._ctl.probe(action)
+
+    def objective_table(self, offset: int = 0, *, rate_rps: float | None = None,
+                        intensity: float | None = None) -> Any:
+        """The objective over the configuration table at the measured load and the provider's
+        intensity / forecast (:func:`clover_rl.objectives.objective_table`)."""
+        from clover_rl.objectives import objective_table
+
+        return objective_table(self, offset, rate_rps=rate_rps, intensity=intensity)
 
     def config_table(self, rate_rps: float | None = None) -> Any:
         """The replay model's steady-state table (hindsight baselines only; estimated)."""

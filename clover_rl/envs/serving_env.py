@@ -1,7 +1,6 @@
 """CloverServingEnv: carbon-aware MIG configuration of an inference service, one hour a step."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, SupportsFloat
 
@@ -24,21 +23,12 @@ from clover_rl.objective import (
     interval_outcome,
     score_metrics,
 )
-from clover_rl.objectives import TableValues, make_objective
+from clover_rl.objectives import TableValues, make_objective, objective_table
 from clover_rl.scenario import Scenario, load_scenario
 from clover_rl.serving.backend import Backend
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
 from clover_rl.workload.build import workload_from_config
 from clover_rl.workload.workload import DiurnalRate, Workload
-
-
-def table_rate(rate_rps: float, nominal_rps: float, rel: float = 0.10) -> float:
-    """``rate_rps`` on a grid ``rel`` apart (log-spaced, through the nominal rate): steady-state
-    tables are costly per load level, so planners share them between close loads."""
-    if rate_rps <= 0 or nominal_rps <= 0:
-        return max(rate_rps, 1e-6)
-    k = round(math.log(rate_rps / nominal_rps) / math.log1p(rel))
-    return nominal_rps * math.exp(k * math.log1p(rel))
 
 
 @dataclass(frozen=True)
@@ -275,14 +265,10 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
 
     def objective_table(self, offset: int = 0, *, rate_rps: float | None = None,
                         intensity: float | None = None) -> TableValues:
-        """The objective's value and carbon of every configuration for interval ``offset`` from
-        the replay model's steady state (hindsight: for the oracle, or with forecast ``rate_rps``
-        / ``intensity`` for a model-predictive controller)."""
-        rate = self.rate(offset) if rate_rps is None else float(rate_rps)
-        table = self.config_table(table_rate(rate, self.mean_rate))
-        ci = self.intensity(offset) if intensity is None else float(intensity)
-        return self.objective.table(table.energy_per_request_j, table.accuracy, table.p95_ms,
-                                    table.feasible & self.catalog.feasible, ci, self.scenario.carbon.pue, rate)
+        """The objective's value and carbon of every configuration for interval ``offset``
+        (:func:`clover_rl.objectives.objective_table`; hindsight unless ``rate_rps`` and
+        ``intensity`` are forecasts)."""
+        return objective_table(self, offset, rate_rps=rate_rps, intensity=intensity)
 
     def _hour(self, offset: int = 0) -> float:
         times = self._episode_trace.times

@@ -87,7 +87,7 @@ def test_space_mismatches_are_one_line_errors(yolo_env: CloverServingEnv, tmp_pa
             load_policy(run, other)
         msg = str(e.value)
         assert "\n" not in msg
-        for needle in ("observation shape 28 (checkpoint) != 33 (env)", "action count 438 (checkpoint) != 1282 (env)",
+        for needle in ("observation shape 31 (checkpoint) != 36 (env)", "action count 438 (checkpoint) != 1282 (env)",
                        "signature", "scenario service yolo (checkpoint) != efficientnet (env)"):
             assert needle in msg, msg
     finally:
@@ -95,7 +95,7 @@ def test_space_mismatches_are_one_line_errors(yolo_env: CloverServingEnv, tmp_pa
     shorter = CloverServingEnv("yolo", episode_hours=4,
                                carbon={"trace": "caiso_pge", "period": "eval", "pue": 1.5, "forecast_hours": 3})
     try:
-        with pytest.raises(CheckpointError, match="observation shape 28 .checkpoint. != 25 .env."):
+        with pytest.raises(CheckpointError, match="observation shape 31 .checkpoint. != 28 .env."):
             load_policy(run, shorter)
     finally:
         shorter.close()
