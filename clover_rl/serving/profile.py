@@ -4,7 +4,10 @@ live profiler writes.
 A profile holds, per (slice profile, variant) on one GPU model, the service-time
 distribution of one request (as quantiles, so measured and estimated profiles share a
 format) and the power drawn above idle while that slice serves; per GPU the idle power;
-and reconfiguration times.
+and reconfiguration times. Measured profiles also hold the whole request path outside the
+worker (:class:`Overhead`, by request payload size) and the reconfiguration downtime the
+live plane was seen to pay (:class:`Downtime`); both are optional (older files load with
+``None``: the replay then adds no overhead and uses the partition/model-load formula).
 """
 from __future__ import annotations
 
@@ -44,6 +47,83 @@ class ProfileEntry:
 
 
 @dataclass(frozen=True)
+class Spread:
+    """Mean, median and 95th percentile of a per-request time, ms."""
+
+    mean_ms: float
+    p50_ms: float
+    p95_ms: float
+
+    @classmethod
+    def of(cls, samples_ms: np.ndarray | list[float]) -> Spread:
+        x = np.asarray(samples_ms, dtype=float)
+        if x.size == 0:
+            return cls(0.0, 0.0, 0.0)
+        p50, p95 = np.percentile(x, [50.0, 95.0])
+        return cls(float(x.mean()), float(p50), float(p95))
+
+    def to_dict(self) -> dict:
+        return {"mean": round(self.mean_ms, 4), "p50": round(self.p50_ms, 4), "p95": round(self.p95_ms, 4)}
+
+
+@dataclass(frozen=True)
+class OverheadPoint:
+    """Per-request time outside the worker's service time, at one request payload size.
+
+    ``frontend``: request accepted by the front end to queued, plus answer to response sent
+    (decode, checks, encode, event loop) -- adds latency, does not hold a slice.
+    ``dispatch``: central-queue hand-off to the slice's feeder and the transfer to the worker
+    process and back, minus the worker's service time -- holds the slice (the feeder takes
+    the next request only after the answer is back). ``client``: client latency minus server
+    latency (HTTP both ways, the load generator's own delays) -- outside the server-side
+    latency definition, kept for comparison.
+    """
+
+    payload_bytes: int
+    frontend: Spread
+    dispatch: Spread
+    client: Spread
+    samples: int
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Overhead by payload size; :meth:`at` interpolates linearly in log(payload)."""
+
+    points: tuple[OverheadPoint, ...]  # sorted by payload_bytes
+    estimated: bool = False
+
+    def at(self, payload_bytes: int | None = None) -> tuple[float, float]:
+        """(frontend mean, dispatch mean) in seconds at ``payload_bytes`` (default: the first
+        point); clamped to the measured range."""
+        pts = self.points
+        if payload_bytes is None or len(pts) == 1:
+            p = pts[0]
+            return p.frontend.mean_ms / 1e3, p.dispatch.mean_ms / 1e3
+        x = np.log([max(1, p.payload_bytes) for p in pts])
+        xi = math.log(max(1, payload_bytes))
+        fe = float(np.interp(xi, x, [p.frontend.mean_ms for p in pts]))
+        di = float(np.interp(xi, x, [p.dispatch.mean_ms for p in pts]))
+        return fe / 1e3, di / 1e3
+
+
+@dataclass(frozen=True)
+class Downtime:
+    """Reconfiguration behaviour observed on the live plane.
+
+    ``make_before_break``: new workers start while the old ones serve, so a changed slice is
+    not unavailable (CPU emulation); otherwise (MIG) the slice is down for the partition
+    change and model load. ``switch_s``: unavailability observed for a slice that changed
+    variant (~0 with make-before-break). ``worker_restart_s``: a crashed worker back in service.
+    """
+
+    make_before_break: bool
+    switch_s: float
+    worker_restart_s: float
+    estimated: bool = False
+
+
+@dataclass(frozen=True)
 class Profile:
     gpu: str
     service: str
@@ -54,6 +134,16 @@ class Profile:
     estimated: bool = True
     method: str = ""
     path: str | None = field(default=None, compare=False)
+    payload_bytes: int | None = None  # request body size the service times were measured with
+    overhead: Overhead | None = None
+    downtime: Downtime | None = None
+
+    def overhead_s(self) -> tuple[float, float]:
+        """(frontend, dispatch) mean overhead per request, seconds, at this profile's payload;
+        (0, 0) when the profile has none (estimated profiles fold it into service time)."""
+        if self.overhead is None:
+            return 0.0, 0.0
+        return self.overhead.at(self.payload_bytes)
 
     def entry(self, slice_profile: str, variant: str) -> ProfileEntry:
         try:
@@ -69,7 +159,7 @@ class Profile:
         return "estimated" if self.estimated else "measured"
 
     def to_dict(self) -> dict:
-        return {
+        d: dict = {
             "format": FORMAT,
             "gpu": self.gpu,
             "service": self.service,
@@ -90,6 +180,21 @@ class Profile:
                 for e in self.entries.values()
             ],
         }
+        if self.payload_bytes is not None:
+            d["payload_bytes"] = int(self.payload_bytes)
+        if self.overhead is not None:
+            d["overhead"] = {
+                "source": "estimated" if self.overhead.estimated else "measured",
+                "points": [{"payload_bytes": p.payload_bytes, "frontend_ms": p.frontend.to_dict(),
+                            "dispatch_ms": p.dispatch.to_dict(), "client_ms": p.client.to_dict(),
+                            "samples": p.samples} for p in self.overhead.points],
+            }
+        if self.downtime is not None:
+            t = self.downtime
+            d["downtime"] = {"source": "estimated" if t.estimated else "measured",
+                             "make_before_break": t.make_before_break, "switch_s": round(t.switch_s, 3),
+                             "worker_restart_s": round(t.worker_restart_s, 3)}
+        return d
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -106,6 +211,53 @@ def _num(path: Path, where: str, x: object, positive: bool = False) -> float:
     if not math.isfinite(v) or v < 0 or (positive and v == 0):
         raise ConfigError(f"{path}: {where} must be {'positive' if positive else 'non-negative'}, got {x!r}")
     return v
+
+
+def _source(path: Path, where: str, d: dict) -> bool:
+    """True when the section says ``source: estimated``."""
+    src = d.get("source", "measured")
+    if src not in ("measured", "estimated"):
+        raise ConfigError(f"{path}: {where}.source must be measured or estimated, got {src!r}")
+    return src == "estimated"
+
+
+def _spread(path: Path, where: str, d: object) -> Spread:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: {where} must be a mapping with mean, p50, p95")
+    return Spread(*(_num(path, f"{where}.{k}", d.get(k)) for k in ("mean", "p50", "p95")))
+
+
+def _overhead(path: Path, d: object) -> Overhead | None:
+    if d is None:
+        return None
+    if not isinstance(d, dict) or not isinstance(d.get("points"), list) or not d["points"]:
+        raise ConfigError(f"{path}: overhead needs a non-empty 'points' list")
+    pts = []
+    for i, p in enumerate(d["points"]):
+        w = f"overhead.points[{i}]"
+        if not isinstance(p, dict):
+            raise ConfigError(f"{path}: {w} must be a mapping")
+        pts.append(OverheadPoint(
+            int(_num(path, f"{w}.payload_bytes", p.get("payload_bytes"))),
+            _spread(path, f"{w}.frontend_ms", p.get("frontend_ms")),
+            _spread(path, f"{w}.dispatch_ms", p.get("dispatch_ms")),
+            _spread(path, f"{w}.client_ms", p.get("client_ms", {"mean": 0, "p50": 0, "p95": 0})),
+            int(_num(path, f"{w}.samples", p.get("samples", 0))),
+        ))
+    return Overhead(tuple(sorted(pts, key=lambda p: p.payload_bytes)), _source(path, "overhead", d))
+
+
+def _downtime(path: Path, d: object) -> Downtime | None:
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: downtime must be a mapping")
+    mbb = d.get("make_before_break")
+    if not isinstance(mbb, bool):
+        raise ConfigError(f"{path}: downtime.make_before_break must be true or false, got {mbb!r}")
+    return Downtime(mbb, _num(path, "downtime.switch_s", d.get("switch_s", 0.0)),
+                    _num(path, "downtime.worker_restart_s", d.get("worker_restart_s", 0.0)),
+                    _source(path, "downtime", d))
 
 
 def load_profile(path: str | Path) -> Profile:
@@ -152,6 +304,9 @@ def load_profile(path: str | Path) -> Profile:
         estimated=bool(d.get("estimated", True)),
         method=str(d.get("method", "")),
         path=str(path),
+        payload_bytes=int(_num(path, "payload_bytes", d["payload_bytes"])) if "payload_bytes" in d else None,
+        overhead=_overhead(path, d.get("overhead")),
+        downtime=_downtime(path, d.get("downtime")),
     )
 
 

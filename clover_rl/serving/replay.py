@@ -6,6 +6,9 @@ Reconfiguration downtime (paid at the start of the next :meth:`ReplayBackend.run
 
 * a slice whose (profile, placement) is new pays ``partition_change_s + model_load_s[variant]``;
 * a slice whose placement is unchanged but whose variant changed pays ``model_load_s[variant]``;
+* with a profile whose measured :class:`~clover_rl.serving.profile.Downtime` says the plane
+  makes before it breaks (new workers warm up while the old ones serve: CPU emulation), a
+  changed slice pays the observed ``downtime.switch_s`` instead of the two rules above;
 * an unchanged slice pays nothing; neither does the first ``apply`` (the service is assumed
   deployed before the first interval, as in the paper's experiments, where the initial
   deployment is not part of any measured hour).
@@ -155,6 +158,8 @@ class ReplayBackend:
             old = previous.get((slc.profile, slc.start))
             if first or old == variant:
                 cost[slc] = 0.0
+            elif self.profile.downtime is not None and self.profile.downtime.make_before_break:
+                cost[slc] = self.profile.downtime.switch_s
             elif old is None:
                 cost[slc] = self.profile.partition_change_s + self._load_s(variant)
             else:

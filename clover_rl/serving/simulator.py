@@ -11,6 +11,11 @@ Model (the paper's serving plane):
   takes the request; equal means go to the lower GPU index, then the lower placement start.
   When none is idle the request takes the server that frees first (same tie rule on equal
   free times). Servers are stored in this priority order, so "lowest index" is the rule.
+* Overhead outside the worker (measured profiles, :meth:`Profile.overhead_s`) is paid where
+  the live plane pays it: the dispatch part (queue hand-off, transfer to the worker and back)
+  is added to every service time of the slice (it holds the slice), the front-end part is
+  added to every served request's latency (it does not). Latency is thus server-side:
+  request accepted by the front end to response sent.
 * A server may start unavailable (``available_at``: reconfiguration downtime); requests queue
   meanwhile.
 * A request whose queueing wait would exceed ``timeout_s`` leaves the queue unserved and is
@@ -126,6 +131,7 @@ class Servers:
     estimated: bool
     key: tuple = field(repr=False)  # hashable fingerprint for caches
     key_id: int = field(default=-1, repr=False)  # small interned stand-in for ``key``
+    frontend_s: float = 0.0  # front-end overhead added to each served request's latency
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -170,17 +176,20 @@ def build_servers(
         entry = profile.entry(slc.profile, variant)  # ConfigError naming (slice, variant)
         acc = service.variant(variant).accuracy
         rows.append((slc, variant, entry, acc))
+    frontend_s, dispatch_s = profile.overhead_s()
     servers = []
     for g in range(int(n_gpus)):
         for slc, variant, entry, acc in rows:
-            servers.append((entry.mean_ms / 1e3, g, slc.start, slice_id(g, slc), variant, entry, acc))
+            servers.append((entry.mean_ms / 1e3 + dispatch_s, g, slc.start, slice_id(g, slc), variant, entry, acc))
     servers.sort(key=lambda r: (r[0], r[1], r[2]))  # the dispatch tie rule
-    q = np.array([[x / 1e3 for x in r[5].service_ms] for r in servers], dtype=np.float64)
+    q = np.array([[x / 1e3 + dispatch_s for x in r[5].service_ms] for r in servers], dtype=np.float64)
     if q.shape[1] != len(QUANTILE_LEVELS):
         raise ConfigError(f"profile entries must list {len(QUANTILE_LEVELS)} service-time quantiles")
     key = (
         profile.idle_power_w,
         int(n_gpus),
+        frontend_s,
+        dispatch_s,
         tuple((r[3], r[4], r[5].service_ms, r[5].active_power_w, r[6]) for r in servers),
     )
     return Servers(
@@ -196,6 +205,7 @@ def build_servers(
         estimated=bool(profile.estimated),
         key=key,
         key_id=_KEY_IDS.setdefault(key, len(_KEY_IDS)),  # cheap to hash in the steady cache
+        frontend_s=frontend_s,
     )
 
 
@@ -371,7 +381,7 @@ class SimResult:
         served = int(served_mask.sum())
         arrived = int(self.arrivals.shape[0])
         span = max(self.duration_s, self.last_completion_s)
-        lat = self.latency_s[skip:][served_mask[skip:]]
+        lat = self.latency_s[skip:][served_mask[skip:]] + sv.frontend_s
         energy = sv.idle_power_w * span + float(np.dot(sv.active_power_w, self.busy_s))
         util = {sid: float(b / span) for sid, b in zip(sv.ids, self.busy_s)} if span > 0 else {}
         if not served:  # see module docstring: the shared "nothing served" interval

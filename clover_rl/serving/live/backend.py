@@ -2,9 +2,12 @@
 
 ``apply`` reconfigures the worker pool through the placement provider (real MIG instances on
 ``device="cuda"``, emulated slices on ``device="cpu"``); ``run`` drives the open-loop load
-generator against the in-process KServe front end and turns what the client measured (latency,
-status) and what the meter read (energy) into :class:`IntervalMetrics`. Accuracy is the
-request-weighted catalog accuracy of the variants that answered.
+generator against the in-process KServe front end and turns what the front end measured
+(latency), what the client saw (status) and what the meter read (energy) into
+:class:`IntervalMetrics`. Latency is server-side -- request accepted by the front end to
+response sent, the definition the replay backend uses too; the client-side latency stays in
+``last_load`` (the load generator's :class:`LoadResult`). Accuracy is the request-weighted
+catalog accuracy of the variants that answered.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
+import numpy as np
+
 from clover_rl.errors import BackendError, CloverError, ConfigError
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
@@ -24,7 +29,7 @@ from clover_rl.serving.live.energy import EnergyMeter, default_meter
 from clover_rl.serving.live.loadgen import LoadProcess, LoadResult, run_load
 from clover_rl.serving.live.placement import PlacementProvider, default_placement
 from clover_rl.serving.live.pool import RequestRecord, WorkerPool
-from clover_rl.serving.live.server import FrontEnd, create_app
+from clover_rl.serving.live.server import FrontEnd, ServerRecord, create_app
 from clover_rl.serving.metrics import IntervalMetrics
 
 log = logging.getLogger("clover_rl.serving.live")
@@ -78,6 +83,7 @@ class LiveBackend:
         self._closed = False
         self.last_load: LoadResult | None = None
         self.last_records: list[RequestRecord] = []
+        self.last_server: list[ServerRecord] = []
         self.pool = WorkerPool(
             self.service, self.gpu, n_gpus, placement or default_placement(device, self.gpu),
             input_scale=cpu_scale if device == "cpu" else 1.0, cpu_threads=cpu_threads, **pool_options,
@@ -126,6 +132,7 @@ class LiveBackend:
         if seconds <= 0 or rate_rps < 0:
             raise ConfigError(f"run needs seconds > 0 and rate >= 0, got {seconds} s at {rate_rps} req/s")
         self.pool.drain_records()
+        self.frontend.app.state.server_records.clear()
         self._runs += 1
         e0 = self.meter.read_joules()
         t0 = time.perf_counter()
@@ -133,8 +140,9 @@ class LiveBackend:
         wall = time.perf_counter() - t0
         energy = self.meter.read_joules() - e0
         records = self.pool.drain_records()
-        self.last_load, self.last_records = res, records
-        return self._metrics(res, records, wall, energy)
+        server = list(self.frontend.app.state.server_records)
+        self.last_load, self.last_records, self.last_server = res, records, server
+        return self._metrics(res, records, server, wall, energy)
 
     def probe(self, configuration: Configuration, seconds: float, rate_rps: float) -> IntervalMetrics:
         self.apply(configuration)
@@ -180,8 +188,15 @@ class LiveBackend:
         with concurrent.futures.ThreadPoolExecutor(1) as ex:  # called from async code: own loop
             return ex.submit(go).result()
 
-    def _metrics(self, res: LoadResult, records: list[RequestRecord], wall: float, energy: float) -> IntervalMetrics:
+    def _metrics(self, res: LoadResult, records: list[RequestRecord], server: list[ServerRecord], wall: float,
+                 energy: float) -> IntervalMetrics:
         served = res.answered
+        lat = np.asarray([r.latency_s * 1000.0 for r in server if r.status == 200])
+        if lat.size:
+            p50, p95, p99 = (float(x) for x in np.percentile(lat, [50, 95, 99]))
+            mean = float(lat.mean())
+        else:  # no server record (never expected once a request was answered): the client's view
+            p50, p95, p99, mean = res.p50_ms, res.p95_ms, res.p99_ms, res.mean_ms
         by_variant = Counter(res.variants) if res.variants else Counter(r.variant for r in records if r.status == 200)
         n = sum(by_variant.values())
         busy: dict[str, float] = defaultdict(float)
@@ -202,10 +217,10 @@ class LiveBackend:
             arrived=res.sent,
             served=served,
             dropped=res.errors,
-            p50_ms=res.p50_ms,
-            p95_ms=res.p95_ms,
-            p99_ms=res.p99_ms,
-            mean_ms=res.mean_ms,
+            p50_ms=p50,
+            p95_ms=p95,
+            p99_ms=p99,
+            mean_ms=mean,
             throughput_rps=served / wall if wall > 0 else 0.0,
             energy_j=energy,
             accuracy=acc,

@@ -22,6 +22,7 @@ import threading
 import time
 import zlib
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -98,6 +99,21 @@ class PoolCollector:
             yield e
 
 
+@dataclass(frozen=True)
+class ServerRecord:
+    """One infer request as the front end saw it (times from ``time.perf_counter()``)."""
+
+    status: int
+    done_at: float  # response handed to the HTTP transport
+    latency_s: float  # request accepted (route entered) to response sent: the server-side latency
+    pool_s: float  # the pool's part (enqueue to answer), NaN when the pool gave no answer
+
+    @property
+    def frontend_s(self) -> float:
+        """Front-end overhead: server-side latency minus the pool's part (NaN if unanswered)."""
+        return self.latency_s - self.pool_s
+
+
 def _error(status: int, msg: str) -> JSONResponse:
     return JSONResponse({"error": msg}, status_code=status)
 
@@ -118,15 +134,18 @@ class _InferRoute:
     every other path goes through the FastAPI app as usual.
     """
 
-    def __init__(self, app: Any, handler: Any):
+    def __init__(self, app: Any, handler: Any, record: Any = None):
         self.app = app
         self.handler = handler
+        self.record = record  # called with ServerRecord after each response is sent
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         m = _INFER.match(scope.get("path", "")) if scope["type"] == "http" else None
         if m is None:
             await self.app(scope, receive, send)
             return
+        t_accept = time.perf_counter()
+        pool_s = float("nan")
         if scope["method"] != "POST":
             status, payload, extra = 405, _error_body("use POST for inference"), []
         else:
@@ -140,11 +159,15 @@ class _InferRoute:
                     break
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             headers = dict(scope["headers"])
-            status, payload, extra = await self.handler(unquote(m.group(1)), unquote(m.group(2) or "1"), body, headers)
+            status, payload, extra, pool_s = await self.handler(unquote(m.group(1)), unquote(m.group(2) or "1"),
+                                                                body, headers)
         hdrs = extra or [(b"content-type", b"application/json")]
         hdrs.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         await send({"type": "http.response.body", "body": payload})
+        if self.record is not None:
+            done = time.perf_counter()
+            self.record(ServerRecord(status, done, done - t_accept, pool_s))
 
 
 def create_app(
@@ -169,6 +192,8 @@ def create_app(
     app.state.pool = pool
     # Front-end + dispatch overhead per answered request: handler time minus worker service time.
     app.state.overhead_s = deque(maxlen=200_000)
+    # Server-side latency of every infer request (accepted to response sent): ServerRecords.
+    app.state.server_records = deque(maxlen=2_000_000)
     metadata = {
         "name": name, "versions": ["1"], "platform": "clover-rl",
         "inputs": [t.to_dict() for t in inputs], "outputs": [t.to_dict() for t in outputs],
@@ -218,12 +243,14 @@ def create_app(
             return unknown(model)
         return JSONResponse({"name": name, "ready": ready()}, status_code=200 if ready() else 503)
 
-    async def infer(model: str, mv: str, body: bytes, headers: dict[bytes, bytes]) -> tuple[int, bytes, list]:
-        """One inference: (status, body, extra headers). Errors are v2 ``{"error": ...}`` bodies."""
+    async def infer(model: str, mv: str, body: bytes, headers: dict[bytes, bytes]) -> tuple[int, bytes, list, float]:
+        """One inference: (status, body, extra headers, pool latency s or NaN). Errors are v2
+        ``{"error": ...}`` bodies."""
+        nan = float("nan")
         t0 = time.perf_counter()
         if model != name or mv != "1":
             requests_total.labels(model, "404").inc()
-            return 404, _error_body(f"unknown model {model!r} (this server serves {name!r})"), []
+            return 404, _error_body(f"unknown model {model!r} (this server serves {name!r})"), [], nan
         try:
             enc = headers.get(b"content-encoding", b"identity").decode("latin-1")
             if enc == "gzip":
@@ -237,28 +264,29 @@ def create_app(
             check_inputs(service, req.inputs)
         except (CodecError, OSError, zlib.error) as e:
             requests_total.labels(model, "400").inc()
-            return 400, _error_body(str(e)), []
+            return 400, _error_body(str(e)), [], nan
         try:
             res = await asyncio.wrap_future(pool.submit(req.inputs))
         except RequestError as e:
             requests_total.labels(model, str(e.status)).inc()
-            return e.status, _error_body(str(e)), []
+            return e.status, _error_body(str(e)), [], nan
         try:
             payload, hlen = encode_response(name, res.outputs, req,
                                             {"variant": res.variant, "slice": res.slot_id,
                                              "service_ms": round(res.service_s * 1000, 3)})
         except CodecError as e:
             requests_total.labels(model, "400").inc()
-            return 400, _error_body(str(e)), []
+            return 400, _error_body(str(e)), [], nan
         dt = time.perf_counter() - t0
         requests_total.labels(model, "200").inc()
         latency.labels(model).observe(dt)
         app.state.overhead_s.append(max(0.0, dt - res.service_s))
         if hlen is None:
-            return 200, payload, [(b"content-type", b"application/json")]
-        return 200, payload, [(b"content-type", b"application/octet-stream"), (_HEADER_KEY, str(hlen).encode())]
+            return 200, payload, [(b"content-type", b"application/json")], res.latency_s
+        return (200, payload, [(b"content-type", b"application/octet-stream"), (_HEADER_KEY, str(hlen).encode())],
+                res.latency_s)
 
-    app.add_middleware(_InferRoute, handler=infer)
+    app.add_middleware(_InferRoute, handler=infer, record=app.state.server_records.append)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -325,4 +353,4 @@ def serve_pool(pool: WorkerPool, meter: EnergyMeter | None = None, host: str = "
     return FrontEnd(create_app(pool, meter, device=device), host, port).start()
 
 
-__all__ = ["FrontEnd", "PoolCollector", "create_app", "serve_pool"]
+__all__ = ["FrontEnd", "PoolCollector", "ServerRecord", "create_app", "serve_pool"]
