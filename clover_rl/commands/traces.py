@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from clover_rl.carbon.shipped import PERIODS, list_shipped, load_named
+from clover_rl.carbon.shipped import GRIDS, PERIODS, list_shipped, load_named
 from clover_rl.carbon.synth import SHAPES, synthesize
 from clover_rl.carbon.trace import save_trace, summarize
 from clover_rl.errors import ConfigError
@@ -43,7 +43,7 @@ def _human(d: dict) -> str:
 @traces_app.command("show")
 def show(
     source: str = typer.Argument(..., metavar="SOURCE", help="CSV file, or a shipped name (caiso_pge, caiso_pge:eval)"),
-    period: str = typer.Option("all", help="train (2019-2020), eval (2021) or all; shipped traces only"),
+    period: str = typer.Option("all", help="train, eval or all (per grid: `traces list`); shipped traces only"),
     value_column: str | None = typer.Option(None, help="column holding the intensity"),
     time_column: str | None = typer.Option(None, help="column holding the timestamps"),
     units: str | None = typer.Option(None, help="g/kWh (default), kg/kWh, t/MWh or lbs/MWh"),
@@ -64,9 +64,15 @@ def show(
 
 @traces_app.command("list")
 def list_cmd() -> None:
-    """Shipped traces (real data; see clover_rl/carbon/data/ATTRIBUTION.md)."""
+    """Shipped traces (real data; see clover_rl/carbon/data/ATTRIBUTION.md): name, kind
+    (average or marginal intensity), role (train or held out), eval period, shape."""
     for name in list_shipped():
-        print(name)
+        g = GRIDS.get(name)
+        if g is None:
+            print(name)
+            continue
+        lo, hi = g.period_bounds("eval")
+        print(f"{name:<10} {g.kind:<8} {g.role:<8} eval {lo}..{hi}  {g.shape}")
 
 
 @traces_app.command("synth")

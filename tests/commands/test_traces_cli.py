@@ -42,7 +42,20 @@ def test_show_shipped_name_and_period(capsys):
 
 def test_list(capsys):
     assert main(["traces", "list"]) == 0
-    assert capsys.readouterr().out.split() == ["caiso_pge", "caiso_sce"]
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    by_name = {r[0]: r for r in rows}
+    assert {"caiso_pge", "caiso_sce", "fr", "pl", "se"} <= set(by_name)
+    assert by_name["caiso_pge"][1:3] == ["marginal", "train"]
+    assert by_name["se"][1:3] == ["average", "heldout"]
+
+
+def test_show_every_shipped_grid(capsys):
+    from clover_rl.carbon.shipped import list_shipped
+
+    for name in list_shipped():
+        assert main(["traces", "show", name, "--period", "eval", "--json"]) == 0
+        d = json.loads(capsys.readouterr().out)
+        assert d["name"] == name and d["gaps"] == 0 and d["n"] > 24 * 200
 
 
 def test_synth_writes_a_labelled_trace_that_show_reads(tmp_path, capsys):
