@@ -26,6 +26,9 @@ class CarbonSpec(BaseModel):
     period: Literal["train", "eval", "all"] = "eval"
     pue: float = Field(1.5, ge=1.0, le=3.0)
     forecast_hours: int = Field(6, ge=0, le=48)
+    forecaster: Literal["auto", "model", "perfect"] = Field(
+        "auto", description="where forecast features come from (clover_rl.carbon.forecast); "
+        "'perfect' is hindsight, for analysis only")
 
 
 class WorkloadSpec(BaseModel):

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from clover_rl.carbon.base import CarbonReading, CarbonSource
+from clover_rl.carbon.forecast import OnlineForecaster
 from clover_rl.controller.clock import Clock, SystemClock
 from clover_rl.controller.durations import format_duration
 from clover_rl.controller.guard import SlaGuard
@@ -142,6 +143,7 @@ class Controller:
                               min_requests=opts.min_window_requests)
         self.stop_event = threading.Event()
         self.reading: CarbonReading | None = None
+        self._forecaster = OnlineForecaster()  # completes readings without (enough) forecast
         self.measured_rate: float | None = None
         self.current = self.catalog.base_index
         self.state: ControllerState | None = None
@@ -305,6 +307,7 @@ class Controller:
             r = self.carbon.read(now, horizon)
             if not (isinstance(r.value, (int, float)) and math.isfinite(r.value) and r.value >= 0):
                 raise BackendError(f"{getattr(self.carbon, 'name', 'carbon source')}: unusable value {r.value!r}")
+            r = self._forecaster.complete(r, horizon)
         except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             last = self.reading

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from clover_rl.carbon.base import CarbonTrace
+from clover_rl.carbon.forecast import Forecast, forecast_for
 from clover_rl.carbon.resolve import resolve_trace
 from clover_rl.envs.actions import ActionCatalog
 from clover_rl.envs.observation import ObservationLayout, build_observation
@@ -109,8 +110,9 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
     refused (no change, a penalty, `info["refused"] = True`).
 
     ## Observation Space
-    A flat float32 `Box` (see `observation_names`): carbon intensity now and `forecast_hours`
-    ahead (CI x PUE over the reference 250 g/kWh x 1.5), request rate over the scenario's mean,
+    A flat float32 `Box` (see `observation_names`): carbon intensity now and its forecast for
+    the next `forecast_hours` intervals by the scenario's `carbon.forecaster`, which reads only
+    the past (`forecast()`; CI x PUE over the reference 250 g/kWh x 1.5), request rate over the scenario's mean,
     last p95 over the SLA, last accuracy over BASE's, last energy per request over BASE's, the
     current configuration's graph edge counts / 7, and the hour of day as sin/cos.
 
@@ -218,6 +220,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         self._current = self.catalog.base_index
         self._last = _Last()
         self._tables: dict[float, ConfigTable] = {}
+        self._forecasts: dict[int, tuple[CarbonTrace, Forecast]] = {}  # by trace object
 
     # ------------------------------------------------------------------ helpers
     def _make_backend(self, backend: str | Backend, kwargs: dict) -> Backend:
@@ -251,6 +254,18 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         """Grid intensity (g/kWh, without PUE) at the current interval + ``offset``."""
         vals = self._episode_trace.values
         return float(vals[min(self._t + offset, len(vals) - 1)])
+
+    def forecast(self) -> np.ndarray:
+        """Forecast intensities (g/kWh, without PUE) for the next ``forecast_hours`` intervals,
+        made at the current interval by the scenario's forecaster from the past only (see
+        clover_rl.carbon.forecast); the observation's forecast features."""
+        tr = self._episode_trace
+        if id(tr) not in self._forecasts:  # entries hold their trace, so ids are not reused
+            if len(self._forecasts) > len(self._pool) + 1:
+                self._forecasts.clear()
+            sc = self.scenario.carbon
+            self._forecasts[id(tr)] = (tr, forecast_for(tr, sc.forecast_hours, sc.forecaster))
+        return self._forecasts[id(tr)][1].values[min(self._t, len(tr) - 1)]
 
     def rate(self, offset: int = 0) -> float:
         """Mean request rate (req/s) of the current interval + ``offset`` (the episode's workload)."""
@@ -303,9 +318,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
 
     def _obs(self) -> np.ndarray:
         pue = self.scenario.carbon.pue
-        fh = self.scenario.carbon.forecast_hours
-        vals = self._episode_trace.values
-        fc = vals[self._t + 1: self._t + 1 + fh] * pue / self._ci_ref
+        fc = self.forecast() * pue / self._ci_ref
         budget_left, window_left = self.objective.features(self.step_index)
         return build_observation(
             self.layout,

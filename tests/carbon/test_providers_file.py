@@ -45,7 +45,8 @@ def test_real_time_replay_starts_at_trace_start():
 def test_speed_up_one_trace_hour_per_wall_second():
     clock = Clock()
     src = TraceSource(hourly_trace(), speed=3600, clock=clock)
-    assert src.read(horizon_h=2).forecast == (200.0, 300.0)
+    # under a day of history the forecaster is persistence: never the values on file ahead
+    assert src.read(horizon_h=2).forecast == (100.0, 100.0)
     clock.advance(1.0)
     assert src.read().value == 200.0
     clock.advance(1.5)
@@ -60,7 +61,7 @@ def test_loop_wraps_values_and_forecast():
     src = TraceSource(hourly_trace(), speed=3600, clock=clock)
     clock.advance(3)
     r = src.read(horizon_h=3)
-    assert r.value == 400.0 and r.forecast == (100.0, 200.0, 300.0) and r.message == ""
+    assert r.value == 400.0 and r.forecast == (400.0, 400.0, 400.0) and r.message == ""
     clock.advance(2 + 4 * 10)  # 45 trace hours = 11 loops + 1 h
     assert src.read().value == 200.0
 
@@ -68,11 +69,26 @@ def test_loop_wraps_values_and_forecast():
 def test_hold_keeps_last_value_and_says_so():
     clock = Clock()
     src = TraceSource(hourly_trace(), speed=3600, end="hold", clock=clock)
-    assert src.read(horizon_h=5).forecast == (200.0, 300.0, 400.0, 400.0, 400.0)
+    assert src.read(horizon_h=5).forecast == (100.0,) * 5
     clock.advance(100)
     r = src.read(horizon_h=1)
     assert r.value == 400.0 and r.forecast == (400.0,) and not r.stale
     assert "trace ended at 2021-03-01T03:00Z; holding last value" in r.message
+
+
+def test_forecast_reads_the_past_only_and_follows_the_daily_profile():
+    days = 9
+    hour = np.arange(24 * days) % 24
+    vals = 200.0 + 100.0 * np.sin(2 * np.pi * hour / 24)
+    clock = Clock()
+    src = TraceSource(hourly_trace(vals), speed=3600, clock=clock)
+    clock.advance(24 * 8 + 3)  # day 8, 03:00: a week of history behind
+    fc = np.array(src.read(horizon_h=6).forecast)
+    np.testing.assert_allclose(fc, vals[24 * 8 + 4: 24 * 8 + 10], atol=1e-6)  # periodic: exact
+    changed = vals.copy()
+    changed[24 * 8 + 4:] = 999.0  # rewrite the future on file
+    src2 = TraceSource(hourly_trace(changed), speed=3600, clock=clock, start=src.start)
+    np.testing.assert_array_equal(np.array(src2.read(horizon_h=6).forecast), fc)
 
 
 def test_before_start_holds_first_value():
@@ -101,7 +117,7 @@ def test_file_source_replays_a_csv(tmp_path):
     clock = Clock()
     src = parse_source(f"file:{path},speed=60", clock=clock)
     assert isinstance(src, FileSource) and src.name == f"file:{path}"
-    assert src.read(horizon_h=1).forecast == (60.0,)
+    assert src.read(horizon_h=1).forecast == (50.0,)
     clock.advance(60)  # one wall minute = one trace hour
     assert src.read().value == 60.0
     clock.advance(120)  # loops back to the start

@@ -10,8 +10,8 @@ Time mapping: the source starts at the trace's first sample when it is created (
 a wall-clock instant, defaults to ``clock()`` at construction). At wall time ``now`` the
 trace clock reads ``trace_start + (now - start) * speed``: at ``speed=60`` one trace hour
 passes in one wall minute. The value is the sample whose interval contains the trace clock;
-``forecast`` holds the trace's own values 1, 2, ... *trace* hours ahead (a perfect
-forecast, since the future is on file). ``reading.time`` is the timestamp of the sample
+``forecast`` holds forecasts 1, 2, ... *trace* hours ahead made by the ``auto`` forecaster
+of :mod:`clover_rl.carbon.forecast` from the trace's past (never the future on file). ``reading.time`` is the timestamp of the sample
 being served, i.e. trace time, not wall time.
 
 End of the trace: ``end=loop`` (default) wraps around, so a long-running deployment keeps
@@ -76,6 +76,7 @@ class TraceSource:
         self._times = times
         # a loop lasts until the end of the last sample's interval
         self.duration_s = float(self._offsets[-1] + trace.resolution_s)
+        self._fc: np.ndarray | None = None  # hourly forecasts (n_hours, horizon), made lazily
 
     def trace_seconds(self, now: datetime | None = None) -> float:
         """Trace seconds elapsed since the trace start at wall time ``now`` (unwrapped)."""
@@ -91,12 +92,26 @@ class TraceSource:
         i = int(np.searchsorted(self._offsets, elapsed, side="right")) - 1
         return max(i, 0), False
 
+    def _forecast(self, elapsed: float, horizon_h: int) -> tuple[float, ...]:
+        """Hourly forecasts made at the trace hour containing ``elapsed`` from the past only."""
+        if horizon_h == 0:
+            return ()
+        from clover_rl.carbon.forecast import forecast_for
+        from clover_rl.carbon.trace import resample
+
+        if self._fc is None or self._fc.shape[1] < horizon_h:
+            hourly = self.trace if self.trace.resolution_s == 3600.0 else resample(self.trace, 3600.0)
+            self._fc = forecast_for(hourly, horizon_h, "auto").values
+        if self.end == "loop":
+            elapsed = elapsed % self.duration_s
+        j = min(int(elapsed // 3600.0), len(self._fc) - 1)
+        return tuple(float(x) for x in self._fc[j, :horizon_h])
+
     def read(self, now: datetime | None = None, horizon_h: int = 0) -> CarbonReading:
         """The sample at the trace clock for ``now`` and the next ``horizon_h`` trace hours."""
         elapsed = self.trace_seconds(now)
         i, ended = self._index(elapsed)
-        forecast = tuple(float(self._values[self._index(elapsed + 3600.0 * k)[0]])
-                         for k in range(1, max(0, horizon_h) + 1))
+        forecast = self._forecast(elapsed, max(0, horizon_h))
         message = ""
         if ended:
             message = (f"{self.name}: trace ended at {_to_datetime(self._times[-1]):%Y-%m-%dT%H:%MZ}"
