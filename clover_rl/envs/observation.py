@@ -6,6 +6,7 @@ was trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -21,20 +22,29 @@ class ObservationLayout:
     variants: tuple[str, ...]
     profiles: tuple[str, ...]
 
-    @property
-    def names(self) -> list[str]:
+    @cached_property
+    def _names(self) -> tuple[str, ...]:
         n = ["ci_now"] + [f"ci_forecast_{h + 1}h" for h in range(self.forecast_hours)]
         n += ["request_rate", "p95_over_sla", "accuracy_over_base", "energy_over_base"]
         n += [f"graph[{v},{p}]" for v in self.variants for p in self.profiles]
         n += ["hour_sin", "hour_cos"]
         n += list(EXTRA_FEATURES)
-        return n
+        return tuple(n)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._names)
 
     @property
     def size(self) -> int:
-        return len(self.names)
+        return len(self._names)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        low, high = self._bounds
+        return low.copy(), high.copy()
+
+    @cached_property
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:  # built once: the env asks every step
         low = np.zeros(self.size, dtype=np.float32)
         high = np.full(self.size, 10.0, dtype=np.float32)
         h = self.names.index("hour_sin")
@@ -76,5 +86,6 @@ def build_observation(
         np.array([np.sin(angle), np.cos(angle)], dtype=np.float32),
         np.array([rate_trend, budget_left, window_left], dtype=np.float32),
     ]).astype(np.float32)
-    low, high = layout.bounds()
-    return np.clip(np.nan_to_num(obs, nan=0.0, posinf=10.0), low, high)
+    low, high = layout._bounds
+    obs[np.isnan(obs)] = 0.0  # +-inf are clipped to the bounds (<= 10) below
+    return np.clip(obs, low, high, out=obs)

@@ -20,8 +20,10 @@ another); downtime longer than an interval carries its remainder into the next r
 
 Modes: ``"steady"`` answers a run without pending downtime from the cached steady state
 (microseconds, expected values, no sampling noise) when the load is below
-``STEADY_MAX_RHO`` of capacity, and otherwise runs the exact simulation from an empty queue;
-``"exact"`` always simulates. Exact runs report ``duration_s`` as the drained span (see
+``STEADY_MAX_RHO`` of capacity, and otherwise (after a reconfiguration, or near saturation)
+from :mod:`clover_rl.serving.disturbed`: an exactly simulated disturbed head plus the steady
+rest, or a whole exact simulation, both cached and seeded per rate grid point (documented
+tolerance there); ``"exact"`` always simulates afresh. Exact runs report ``duration_s`` as the drained span (see
 :mod:`clover_rl.serving.simulator`).
 """
 from __future__ import annotations
@@ -37,22 +39,28 @@ from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
 from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.backend import ReconfigReport
+from clover_rl.serving.disturbed import disturbed_interval
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.profile import Profile, load_default_profile, load_profile
 from clover_rl.serving.simulator import (
     DEFAULT_TIMEOUT_S,
-    STEADY_REQUESTS,
     Servers,
-    SteadyState,
     _check_positive,
     build_servers,
     simulate,
     slice_id,
     slot_assignment,
+)
+from clover_rl.serving.steady import (
+    STEADY_MAX_RHO,
+    STEADY_REQUESTS,
+    SteadyState,
     steady_state_servers,
 )
 
 Assignment = tuple[tuple[Slice, str], ...]
+Transition = tuple[tuple[str, float], ...]  # (slice id, switching downtime s) on every GPU
+_TRANSITIONS_MAX = 100_000
 
 
 class ReplayBackend:
@@ -100,6 +108,7 @@ class ReplayBackend:
         self._servers: Servers | None = None
         self._pending: dict[str, float] = {}
         self._servers_cache: dict[Assignment, Servers] = {}
+        self._transitions: dict[tuple, tuple[Assignment, Servers, Transition]] = {}
         self._seeds: list[int] = []
         self._closed = False
 
@@ -127,6 +136,33 @@ class ReplayBackend:
             self._servers_cache[assignment] = s
         return s
 
+    def _transition(self, configuration: Configuration, first: bool) -> tuple[Assignment, Servers, Transition]:
+        """Slot assignment, servers and per-slice-id switching cost from the current assignment
+        to ``configuration`` (cached: a policy switches among few configurations)."""
+        key = (self._assignment, configuration, first)
+        hit = self._transitions.get(key)
+        if hit is not None:
+            return hit
+        previous = {(s.profile, s.start): v for s, v in self._assignment}
+        assignment = slot_assignment(configuration, self.gpu, previous)
+        servers = self._servers_for(configuration, assignment)  # validates (slice, variant)
+        cost: dict[Slice, float] = {}
+        for slc, variant in assignment:
+            old = previous.get((slc.profile, slc.start))
+            if first or old == variant:
+                cost[slc] = 0.0
+            elif self.profile.downtime is not None and self.profile.downtime.make_before_break:
+                cost[slc] = self.profile.downtime.switch_s
+            elif old is None:
+                cost[slc] = self.profile.partition_change_s + self._load_s(variant)
+            else:
+                cost[slc] = self._load_s(variant)
+        costs = tuple((slice_id(g, slc), cost[slc]) for g in range(self.n_gpus) for slc, _ in assignment)
+        if len(self._transitions) >= _TRANSITIONS_MAX:
+            self._transitions.clear()
+        self._transitions[key] = (assignment, servers, costs)
+        return assignment, servers, costs
+
     def _load_s(self, variant: str) -> float:
         try:
             return float(self.profile.model_load_s[variant])
@@ -149,32 +185,17 @@ class ReplayBackend:
         """Switch every GPU to ``configuration``; downtime is charged in the next run."""
         self._alive()
         self._check_config(configuration)
-        previous = {(s.profile, s.start): v for s, v in self._assignment}
-        assignment = slot_assignment(configuration, self.gpu, previous)
-        servers = self._servers_for(configuration, assignment)  # validates (slice, variant)
         first = self._config is None
-        cost: dict[Slice, float] = {}
-        for slc, variant in assignment:
-            old = previous.get((slc.profile, slc.start))
-            if first or old == variant:
-                cost[slc] = 0.0
-            elif self.profile.downtime is not None and self.profile.downtime.make_before_break:
-                cost[slc] = self.profile.downtime.switch_s
-            elif old is None:
-                cost[slc] = self.profile.partition_change_s + self._load_s(variant)
-            else:
-                cost[slc] = self._load_s(variant)
+        assignment, servers, costs = self._transition(configuration, first)
         pending: dict[str, float] = {}
         downtime: dict[str, float] = {}
-        for g in range(self.n_gpus):
-            for slc, _ in assignment:
-                sid = slice_id(g, slc)
-                # pending keys are previous slice ids: only a kept placement inherits its debt
-                d = cost[slc] + self._pending.get(sid, 0.0)
-                downtime[sid] = d
-                if d > 0:
-                    pending[sid] = d
-        changed_slices = sum(1 for c in cost.values() if c > 0) * self.n_gpus
+        for sid, c in costs:
+            # pending keys are previous slice ids: only a kept placement inherits its debt
+            d = c + self._pending.get(sid, 0.0)
+            downtime[sid] = d
+            if d > 0:
+                pending[sid] = d
+        changed_slices = sum(1 for _, c in costs if c > 0)
         prev_config = self._config
         self._config, self._assignment, self._servers, self._pending = configuration, assignment, servers, pending
         worst = max(downtime.values(), default=0.0)
@@ -197,11 +218,15 @@ class ReplayBackend:
         seconds = _check_positive("seconds", seconds)
         rate = _check_positive("rate_rps", rate_rps)
         sub_seed = self._next_seed()
-        if self.mode == "steady" and not self._pending:
-            st = steady_state_servers(self._servers, rate, timeout_s=self.timeout_s,
-                                      n_requests=self.steady_requests)
-            if st.trusted:
+        if self.mode == "steady":
+            if not self._pending and rate < STEADY_MAX_RHO * self._servers.capacity_rps:
+                st = steady_state_servers(self._servers, rate, timeout_s=self.timeout_s,
+                                          n_requests=self.steady_requests)
                 return st.interval(seconds)
+            metrics = disturbed_interval(self._servers, rate, seconds, self._pending, self.timeout_s,
+                                         self.steady_requests)
+            self._pending = {sid: d - seconds for sid, d in self._pending.items() if d > seconds}
+            return metrics
         metrics = simulate(
             self._config, self.profile, self.service, self.n_gpus, rate, seconds, sub_seed,  # type: ignore[arg-type]
             downtime_s=self._pending, timeout_s=self.timeout_s, servers=self._servers,
@@ -226,6 +251,7 @@ class ReplayBackend:
     def close(self) -> None:
         self._closed = True
         self._servers_cache.clear()
+        self._transitions.clear()
 
     # ------------------------------------------------------------------ extras for env/agents
 

@@ -87,7 +87,7 @@ def test_missing_entry_names_slice_and_variant():
                                          ("yolo", "7g:yolov5x6"), ("albert", "3g:large,3g:base")])
 def test_energy_per_request_falls_as_load_rises(name, config):
     from clover_rl.mig.config import parse_configuration
-    from clover_rl.serving.simulator import steady_state
+    from clover_rl.serving.steady import steady_state
 
     svc = load_service(name)
     prof = load_default_profile(name, "a100-40gb")
@@ -102,7 +102,7 @@ def test_energy_per_request_falls_as_load_rises(name, config):
 def test_mixed_configuration_saves_energy_vs_base():
     # The paper: mixed configurations use 35-70% less energy per request than BASE.
     from clover_rl.mig.config import parse_configuration
-    from clover_rl.serving.simulator import steady_state
+    from clover_rl.serving.steady import steady_state
 
     svc = load_service("efficientnet")
     prof = load_default_profile("efficientnet", "a100-40gb")

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from clover_rl.errors import ConfigError
 from clover_rl.serving import simulator as sim
+from clover_rl.serving import steady
 from clover_rl.serving.profile import QUANTILE_LEVELS
 from clover_rl.workload.arrivals import poisson_arrivals
 
@@ -177,42 +176,6 @@ def test_empty_interval_has_no_nan(mk_cfg, profile, service):
     assert m.accuracy == 80.0
 
 
-# ----------------------------------------------------------------- steady state
-
-
-def test_steady_state_is_cached_cheap_and_matches_exact(mk_cfg, profile, service):
-    sim.clear_steady_cache()
-    c = mk_cfg(("4g", "big"), ("2g", "small"), ("1g", "small"))
-    sv = sim.build_servers(c, profile, service, 1)
-    rate = 0.6 * sv.capacity_rps
-    st = sim.steady_state_servers(sv, rate)
-    assert not st.saturated and st.trusted and st.n_requests >= 20_000
-    t0 = time.perf_counter()
-    for _ in range(200):
-        sim.steady_state_servers(sv, rate)
-    assert (time.perf_counter() - t0) / 200 < 1e-3
-    ex = sim.simulate(c, profile, service, 1, rate, 200_000 / rate, seed=9)
-    iv = st.interval(100.0)
-    assert iv.p95_ms == pytest.approx(ex.p95_ms, rel=0.05)
-    assert iv.mean_ms == pytest.approx(ex.mean_ms, rel=0.05)
-    assert iv.energy_j / 100.0 == pytest.approx(ex.energy_j / ex.duration_s, rel=0.02)
-    assert st.power_w == pytest.approx(iv.energy_j / 100.0, rel=1e-3)
-    assert iv.accuracy == pytest.approx(ex.accuracy, abs=0.3)
-    for k, u in ex.utilization.items():
-        assert iv.utilization[k] == pytest.approx(u, abs=0.02)
-    assert iv.arrived == round(rate * 100.0) and iv.duration_s == 100.0
-
-
-def test_steady_state_monotone_and_saturation_flag(mk_cfg, profile, service):
-    c = mk_cfg(("3g", "big"), ("3g", "small"))
-    cap = sim.build_servers(c, profile, service, 1).capacity_rps
-    sts = [sim.steady_state(c, profile, service, 1, f * cap, n_requests=20_000) for f in (0.3, 0.6, 0.9)]
-    assert [s.p95_ms for s in sts] == sorted(s.p95_ms for s in sts)
-    assert [s.power_w for s in sts] == sorted(s.power_w for s in sts)
-    over = sim.steady_state(c, profile, service, 1, 1.5 * cap, n_requests=20_000)
-    assert over.saturated and not over.trusted and over.drop_fraction > 0.1
-
-
 # ----------------------------------------------------------------- errors
 
 
@@ -234,4 +197,4 @@ def test_errors(mk_cfg, mk_profile, profile, service):
     with pytest.raises(ConfigError, match="unknown slice"):
         sim.simulate(c, profile, service, 1, 5.0, 1.0, downtime_s={"gpu3/7g.40gb@0": 1.0})
     with pytest.raises(ConfigError, match="rate_rps"):
-        sim.steady_state(c, profile, service, 1, -3.0)
+        steady.steady_state(c, profile, service, 1, -3.0)

@@ -1,0 +1,119 @@
+"""Environment step speed on one core, by kind of step, against the 5,000 steps/s target.
+
+    python benchmarks/env_speed.py [--scenario efficientnet ...] [--steps 3000] [--mode steady]
+
+Each scenario runs in a fresh process pinned to one CPU core (numba/BLAS threads = 1), on the
+replay backend in its default steady mode. Kinds of step, each timed over ``--steps`` steps
+after a warm-up of the same kind:
+
+* ``kept``: the configuration stays (the cached steady state answers the hour);
+* ``switch``: a reconfiguration every step, back and forth between two configurations
+  (the disturbed hour after a switch is simulated once, then cached);
+* ``switch+load``: as ``switch`` under a diurnal load (+-30%): the rate differs every hour,
+  so the cached disturbed head is re-mixed with the steady rest at each new rate;
+* ``switch-new``: a reconfiguration to a configuration drawn at random every step, after
+  the steady states were warmed: nearly every step simulates a new disturbed head;
+* ``cold``: random switches on a fresh process, nothing cached (the first steps of a
+  training run; every new configuration and load level costs its steady-state simulation).
+
+Figures are CPU seconds of the stepping process (``time.process_time``): on a shared
+machine, wall time includes waiting for the core. Prints steps/s and the ratio to the
+target (>= 1 = meets it); ``--mode exact`` shows the same kinds without the caches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+TARGET = 5000.0
+KINDS = ["kept", "switch", "switch+load", "switch-new", "cold"]
+_ONE_THREAD = {k: "1" for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                "OPENBLAS_NUM_THREADS")}
+
+
+def _time_steps(env, actions) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    t0, c0 = time.perf_counter(), time.process_time()
+    for a in actions:
+        if env.step(int(a))[3]:
+            env.reset()
+    return time.process_time() - c0, time.perf_counter() - t0
+
+
+def _child(scenario: str, steps: int, mode: str) -> dict:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    import numpy as np
+
+    from clover_rl.envs.serving_env import CloverServingEnv
+
+    bk = {"mode": mode}
+    out: dict[str, dict] = {}
+    rng = np.random.default_rng(0)
+
+    cold = CloverServingEnv(scenario, backend_kwargs=bk)
+    cold.reset(seed=0)
+    feas = np.flatnonzero(cold.catalog.feasible)
+    cpu, wall = _time_steps(cold, rng.choice(feas, steps))
+    out["cold"] = {"cpu_s": cpu, "wall_s": wall, "steps": steps}
+
+    env = CloverServingEnv(scenario, backend_kwargs=bk)
+    sc = env.scenario
+    diurnal = CloverServingEnv(scenario, backend_kwargs=bk, workload={
+        "kind": "diurnal", "rate_rps": sc.workload.mean_rate(), "amplitude": 0.3})
+    a, b = int(env.catalog.base_index), int(feas[len(feas) // 2])
+    plans = {
+        "kept": (env, np.full(steps, a)),
+        "switch": (env, np.array([a, b] * (steps // 2))),
+        "switch+load": (diurnal, np.array([a, b] * (steps // 2))),
+        "switch-new": (env, rng.choice(feas, steps)),
+    }
+    for kind, (e, acts) in plans.items():
+        e.reset(seed=1)
+        if kind == "switch-new":  # warm the steady states of every slot assignment first
+            _time_steps(e, rng.choice(feas, 4 * len(feas)))
+        else:
+            _time_steps(e, acts[: min(steps, 500)])
+        cpu, wall = _time_steps(e, acts)
+        out[kind] = {"cpu_s": cpu, "wall_s": wall, "steps": len(acts)}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", action="append", help="default: efficientnet and albert")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--mode", choices=["steady", "exact"], default="steady")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(_child(a.child, a.steps, a.mode)))
+        return 0
+    scenarios = a.scenario or ["efficientnet", "albert"]
+    print(f"env steps/s on one core (CPU time), replay {a.mode} mode; target {TARGET:,.0f} steps/s")
+    print(f"{'scenario':13s} " + " ".join(f"{k:>12s}" for k in KINDS))
+    worst = {k: float("inf") for k in KINDS}
+    for sc in scenarios:
+        cmd = [sys.executable, __file__, "--child", sc, "--steps", str(a.steps), "--mode", a.mode]
+        p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **_ONE_THREAD}, check=False)
+        if p.returncode != 0:
+            why = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"
+            print(f"{sc:13s} failed: {why}")
+            continue
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        rates = {k: r[k]["steps"] / r[k]["cpu_s"] for k in KINDS}
+        for k in KINDS:
+            worst[k] = min(worst[k], rates[k])
+        print(f"{sc:13s} " + " ".join(f"{rates[k]:12,.0f}" for k in KINDS))
+        print(f"{'  / target':13s} " + " ".join(f"{rates[k] / TARGET:12.2f}" for k in KINDS))
+    print("worst / target: " + ", ".join(f"{k} {v / TARGET:.2f}" for k, v in worst.items()))
+    print("kept/switch/switch+load/switch-new are with warm caches (a training run after its first "
+          "minutes); cold is the first steps of a fresh process")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
