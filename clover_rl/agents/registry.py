@@ -25,6 +25,11 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
 POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 
+def builtin_policies() -> dict[str, Callable[..., Policy]]:
+    """The built-in policies by ``--policy`` name (a copy; `clover-rl list policies`)."""
+    return dict(_FACTORIES)
+
+
 def _looks_like_path(spec: str) -> bool:
     return "/" in spec or "\\" in spec or spec.endswith(".zip") or spec.startswith(".")
 

@@ -8,6 +8,7 @@ import typer
 _MODULES = [
     "clover_rl.commands.deploy",
     "clover_rl.commands.gpu",
+    "clover_rl.commands.list",
     "clover_rl.commands.evaluate",
     "clover_rl.commands.mig",
     "clover_rl.commands.report",

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import typer
 
-from clover_rl.carbon.shipped import GRIDS, PERIODS, list_shipped, load_named
+from clover_rl.carbon.shipped import PERIODS, load_named
 from clover_rl.carbon.synth import SHAPES, synthesize
 from clover_rl.carbon.trace import save_trace, summarize
 from clover_rl.errors import ConfigError
-from clover_rl.telemetry.table import Column, print_table
 
 traces_app = typer.Typer(help="Carbon-intensity traces: inspect, list shipped, synthesise.",
                          no_args_is_help=True)
@@ -64,19 +63,11 @@ def show(
 
 
 @traces_app.command("list")
-def list_cmd() -> None:
-    """Shipped traces (real data; see clover_rl/carbon/data/ATTRIBUTION.md): name, kind
-    (average or marginal intensity), role (train or held out), eval period, shape."""
-    rows = []
-    for name in list_shipped():
-        g = GRIDS.get(name)
-        lo, hi = g.period_bounds("eval") if g else ("", "")
-        rows.append({"name": name, "kind": g.kind if g else "-", "role": g.role if g else "-",
-                     "eval": f"{lo}..{hi}" if g else "-", "shape": g.shape if g else "-"})
-    cols = [Column("name", "name", align="left", drop=0), Column("kind", "kind", align="left", drop=0),
-            Column("role", "role", align="left", drop=0), Column("eval", "eval period", align="left", drop=1),
-            Column("shape", "shape", align="left", drop=2)]
-    print_table(rows, cols)
+def list_cmd(as_json: bool = typer.Option(False, "--json", help="print a JSON list")) -> None:
+    """Shipped traces (real data; see clover_rl/carbon/data/ATTRIBUTION.md); = `clover-rl list traces`."""
+    from clover_rl.commands.list import list_cmd as list_any
+
+    list_any("traces", as_json)
 
 
 @traces_app.command("synth")

@@ -43,7 +43,8 @@ class Column:
     key: the row mapping's key. header: its title (a space lets it wrap onto two lines).
     fmt: a ``str.format`` pattern or a callable value -> str; None/NaN/inf print as ``-``.
     drop: 0 = always shown; when the table is too wide the highest ranks go first (ties: the
-    rightmost first). align: ``right`` for numbers, ``left`` for names.
+    rightmost first). align: ``right`` for numbers, ``left`` for names. wrap: a free-text column
+    (shown last) whose cells wrap onto more lines rather than widen the table.
     """
 
     key: str
@@ -51,6 +52,7 @@ class Column:
     fmt: str | Callable[[Any], str] = "{}"
     drop: int = 1
     align: Literal["left", "right"] = "right"
+    wrap: bool = False  # text that may wrap onto more lines (as the last column) before dropping
 
     def cell(self, row: Mapping[str, Any]) -> str:
         return format_value(self.fmt, row.get(self.key))
@@ -94,6 +96,28 @@ def _layout(columns: Sequence[Column], cells: list[list[str]]) -> tuple[list[tup
 
 def _pad(s: str, w: int, align: str) -> str:
     return s.rjust(w) if align == "right" else s.ljust(w)
+
+
+def _wrap_cells(columns: Sequence[Column], cells: list[list[str]], width: int) -> list[list[str]]:
+    """Rows whose ``wrap`` cells are split into lines that keep the table within ``width``
+    (each physical line a row; continuation lines blank elsewhere). Unchanged when nothing wraps
+    or the room left is under 16 characters."""
+    wi = [i for i, c in enumerate(columns) if c.wrap]
+    if not wi or _grid_width(columns, cells) <= width:
+        return cells
+    i = wi[-1]
+    others = [r[:i] + [""] + r[i + 1:] for r in cells]
+    room = width - _grid_width(columns, others) + len(_header_lines(columns[i].header)[0])
+    heads = _header_lines(columns[i].header, room)
+    room = max(room, len(heads[0]), len(heads[1]))
+    if room < 16:
+        return cells
+    out: list[list[str]] = []
+    for r in cells:
+        parts = textwrap.wrap(r[i], width=room, break_on_hyphens=False) or [""]
+        out.append(r[:i] + [parts[0]] + r[i + 1:])
+        out += [["" for _ in r[:i]] + [p] + ["" for _ in r[i + 1:]] for p in parts[1:]]
+    return out
 
 
 def _grid(columns: Sequence[Column], cells: list[list[str]]) -> list[str]:
@@ -142,15 +166,19 @@ def format_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column], *
     # Drop order: highest rank first, rightmost first among equals; rank 0 never.
     order = sorted((i for i, c in enumerate(columns) if c.drop > 0), key=lambda i: (-columns[i].drop, -i))
     dropped: list[int] = []
-    while _grid_width([columns[i] for i in shown], [[r[i] for i in shown] for r in cells]) > width and order:
+
+    def fitted() -> tuple[list[Column], list[list[str]]]:
+        cols = [columns[i] for i in shown]
+        return cols, _wrap_cells(cols, [[r[i] for i in shown] for r in cells], width)
+
+    while _grid_width(*fitted()) > width and order:
         i = order.pop(0)
         shown.remove(i)
         dropped.append(i)
     out: list[str] = []
     if title:
         out += textwrap.wrap(title, width=width, break_on_hyphens=False)
-    cols = [columns[i] for i in shown]
-    sub = [[r[i] for i in shown] for r in cells]
+    cols, sub = fitted()
     if _grid_width(cols, sub) <= width:
         out += _grid(cols, sub)
     else:  # even the essential columns are too wide: every column, stacked
