@@ -166,3 +166,19 @@ def test_registry_policies_end_to_end(tiny):
     assert s["oracle"]["objective"] > s["base"]["objective"]
     assert s["clover"]["reconfigurations"] > 0  # it explores (probes are paid in the interval)
     assert all(len(r.rows) == 3 for r in res.runs.values())
+
+
+def test_hours_count_hours_at_a_five_minute_interval(tiny):
+    """--hours is trace time: at a 300 s control interval 2 h = 24 intervals; the default is the
+    whole trace (8 hourly values -> 96 intervals), converted once, not twice."""
+    from clover_rl.scenario import load_scenario
+
+    sc = load_scenario(tiny, control_interval_s=300.0)
+    made: dict[str, Fixed] = {}
+    res = evaluate_policies(sc, ["other"], hours=2, start=3, factory=_factory(made), progress=False)
+    assert res.hours == 2 and res.intervals == 24 and res.interval_s == 300.0
+    assert len(res.runs["other"].rows) == 24 and res.meta()["intervals"] == 24
+    whole = evaluate_policies(sc, ["other"], factory=_factory({}), progress=False)
+    assert whole.hours == len(CI) and len(whole.runs["other"].rows) == 12 * len(CI)
+    with pytest.raises(ConfigError, match=r"hours=9 \(108 intervals of 300 s\).*at most 8 h"):
+        evaluate_policies(sc, ["other"], hours=9, factory=_factory({}), progress=False)

@@ -19,9 +19,11 @@ def evaluate(
         "--carbon-trace", metavar="NAME|CSV",
         help="replace the scenario's trace: shipped name or CSV path")] = None,
     hours: Annotated[int | None, typer.Option(
-        "--hours", metavar="H", help="intervals to run (default: the whole trace from --start)")] = None,
+        "--hours", metavar="H",
+        help="hours of trace to run (24 h = 288 intervals at a 300 s control interval; "
+             "default: the whole hours left in the trace from --start)")] = None,
     start: Annotated[int, typer.Option(
-        "--start", metavar="I", help="first interval of the trace window")] = 0,
+        "--start", metavar="I", help="first interval of the trace window (an index, not an hour)")] = 0,
     seed: Annotated[int, typer.Option(
         "--seed", metavar="S", help="seed of policies and backend noise")] = 0,
     as_json: Annotated[bool, typer.Option(

@@ -31,10 +31,12 @@ COLUMNS: tuple[Column, ...] = (
 
 
 def window_line(res: EvaluationResult) -> str:
+    """What the table covers: scenario, trace, hours and intervals, dates, seed, SLA."""
     rows = res.runs[res.policies[0]].rows
-    span = f"{rows[0]['time']} .. {rows[-1]['time']}" if rows else ""
-    return (f"{res.scenario}: carbon trace {res.trace}, intervals {res.start}..{res.start + res.hours - 1} "
-            f"({res.hours}; {span}), seed {res.seed}, SLA p95 {res.sla_ms:.0f} ms")
+    span = f", {str(rows[0]['time'])[:16]} .. {str(rows[-1]['time'])[:16]} UTC" if rows else ""
+    per = "hourly" if res.interval_s == 3600 else f"of {res.interval_s:g} s"
+    return (f"{res.scenario} on carbon trace {res.trace}: {res.hours} h = {res.intervals} intervals {per} "
+            f"from #{res.start}{span}; seed {res.seed}; SLA p95 {res.sla_ms:.0f} ms")
 
 
 def notes(res: EvaluationResult) -> list[str]:

@@ -121,6 +121,12 @@ class EvaluationResult:
     policies: list[str]
     runs: dict[str, PolicyRun]  # requested specs + the BASE/ORACLE references
     references: tuple[str, str] = (BASE, ORACLE)  # keys in ``runs`` of the BASE and ORACLE runs
+    interval_s: float = 3600.0  # control interval: each row is this much trace time
+    intervals: int = 0  # rows per run (hours x 3600 / interval_s); 0 = derive from hours
+
+    def __post_init__(self) -> None:
+        if not self.intervals:
+            self.intervals = max(1, int(round(self.hours * 3600.0 / self.interval_s)))
 
     @property
     def estimated(self) -> bool:
@@ -149,7 +155,8 @@ class EvaluationResult:
         return {
             "scenario": self.scenario, "carbon_trace": self.trace,
             "carbon_trace_provenance": self.trace_provenance, "start": self.start,
-            "hours": self.hours, "seed": self.seed, "sla_ms": self.sla_ms,
+            "hours": self.hours, "intervals": self.intervals, "interval_s": self.interval_s,
+            "seed": self.seed, "sla_ms": self.sla_ms,
             "first_interval": times[0]["time"] if times else None,
             "last_interval": times[-1]["time"] if times else None,
             "estimated": self.estimated, "policies": list(self.policies),
@@ -175,7 +182,10 @@ def _registry_factory(spec: str, env: Any, seed: int) -> Policy:
 
 
 def _resolve_window(scenario: Any, carbon_trace: str | Path | CarbonTrace | None,
-                    hours: int | None, start: int) -> tuple[Any, CarbonTrace, int]:
+                    hours: int | None, start: int) -> tuple[Any, CarbonTrace, int, int]:
+    """(scenario, trace, hours, intervals): ``hours`` of trace time from interval ``start``,
+    i.e. ``hours x 3600 / control_interval_s`` intervals (24 h at 300 s = 288); without
+    ``hours``, the whole hours left in the trace from ``start``."""
     from clover_rl.carbon.resolve import resolve_trace
     from clover_rl.scenario import load_scenario
 
@@ -183,18 +193,23 @@ def _resolve_window(scenario: Any, carbon_trace: str | Path | CarbonTrace | None
     trace = resolve_trace(carbon_trace if carbon_trace is not None else sc.carbon.trace,
                           sc.carbon.period, sc.control_interval_s)
     n = len(trace)
+    step_s = float(sc.control_interval_s)
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
         raise ConfigError(f"start must be an interval index >= 0, got {start!r}")
     if start >= n:
         raise ConfigError(f"start={start} is past the end of carbon trace {trace.name} ({n} intervals)")
+    left_h = int((n - start) * step_s // 3600)  # whole hours left in the trace
     if hours is None:
-        hours = n - start
+        hours = left_h
+        if hours < 1:
+            raise ConfigError(f"carbon trace {trace.name} has less than one hour left from start={start}")
     if isinstance(hours, bool) or not isinstance(hours, (int, np.integer)) or hours <= 0:
-        raise ConfigError(f"hours must be a positive number of intervals, got {hours!r}")
-    if start + hours > n:
-        raise ConfigError(f"hours={hours} from start={start} runs past the end of carbon trace "
-                          f"{trace.name} ({n} intervals; at most {n - start})")
-    return sc, trace, int(hours)
+        raise ConfigError(f"hours must be a positive whole number of hours, got {hours!r}")
+    steps = max(1, int(round(hours * 3600.0 / step_s)))
+    if start + steps > n:
+        raise ConfigError(f"hours={hours} ({steps} intervals of {step_s:g} s) from start={start} runs past "
+                          f"the end of carbon trace {trace.name} ({n} intervals; at most {left_h} h)")
+    return sc, trace, int(hours), steps
 
 
 def _row(step: int, action: int, reward: float, info: Mapping[str, Any]) -> dict[str, Any]:
@@ -231,11 +246,12 @@ def evaluate_policies(
     factory: PolicyFactory | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
-    """Run each policy in its own fresh env over ``hours`` intervals from ``start``.
+    """Run each policy in its own fresh env over ``hours`` hours of trace from interval ``start``
+    (``hours x 3600 / control_interval_s`` intervals; 24 h at a 300 s interval = 288).
 
     ``scenario``: shipped name, YAML path or Scenario; ``carbon_trace`` replaces its trace
-    (shipped name, CSV path or CarbonTrace); without ``hours`` the whole trace from ``start``
-    runs once. ``factory(spec, env, seed)`` builds a policy (default: the agents registry).
+    (shipped name, CSV path or CarbonTrace); without ``hours`` the whole hours left in the
+    trace from ``start`` run once. ``factory(spec, env, seed)`` builds a policy (default: the agents registry).
     BASE and ORACLE run as references whether requested or not. All policies are built before
     any runs, so a bad spec fails fast.
     """
@@ -249,7 +265,7 @@ def evaluate_policies(
         raise ConfigError(f"policy given more than once: {', '.join(dups)}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
-    sc, trace, hours = _resolve_window(scenario, carbon_trace, hours, start)
+    sc, trace, hours, steps = _resolve_window(scenario, carbon_trace, hours, start)
     make = factory or _registry_factory
     # The references are the requested base/oracle runs when given (any spelling), else extra runs.
     ref = {r: next((p for p in specs if p.strip().lower() == r), r) for r in (BASE, ORACLE)}
@@ -265,8 +281,8 @@ def evaluate_policies(
         runs: dict[str, PolicyRun] = {}
         with _make_progress(progress) as bar:
             for spec in all_specs:
-                task = bar.add_task(spec, total=hours)
-                runs[spec] = _run_one(spec, envs[spec], pols[spec], hours, seed, start,
+                task = bar.add_task(spec, total=steps)
+                runs[spec] = _run_one(spec, envs[spec], pols[spec], steps, seed, start,
                                       lambda t=task: bar.advance(t))
     finally:
         for env in envs.values():
@@ -279,7 +295,8 @@ def evaluate_policies(
     order = sorted(first.service.variants, key=lambda v: v.accuracy)
     return EvaluationResult(
         scenario=sc.name, trace=trace.name, trace_provenance=trace.provenance, start=int(start),
-        hours=hours, seed=int(seed), sla_ms=float(first.sla_ms),
+        hours=hours, seed=int(seed), sla_ms=float(first.sla_ms), interval_s=float(sc.control_interval_s),
+        intervals=steps,
         variants=tuple(v.name for v in order), policies=specs, runs=runs,
         references=(ref[BASE], ref[ORACLE]),
     )

@@ -1,4 +1,4 @@
-"""Figures of evaluations: carbon intensity, each policy's variant mix, and carbon over time.
+"""Figures of evaluations: carbon intensity, each policy's variant mix, p95 vs SLA and carbon over time.
 
 Drawn with matplotlib's object API on an Agg canvas (no pyplot), so plotting never touches
 a user's interactive backend or global figure state.
@@ -34,45 +34,73 @@ def variant_level(share: dict[str, float], variants: tuple[str, ...]) -> float:
     return sum(i * share.get(v, 0.0) for i, v in enumerate(variants)) / total
 
 
+#: Line widths, widest first: a line drawn over an identical one leaves the wider one showing
+#: as a border, so no policy's line disappears behind another's.
+_WIDTHS = (5.0, 3.4, 2.2, 1.3, 0.8)
+
+
+def _lines(ax, t: np.ndarray, series: dict[str, np.ndarray]) -> None:
+    """Step lines, one per policy, widest first; a series equal to an earlier one says so in
+    its legend label (``oracle (= efficientnet)``) instead of being silently hidden."""
+    seen: list[tuple[str, np.ndarray]] = []
+    for k, (name, y) in enumerate(series.items()):
+        same = next((n for n, v in seen if v.shape == y.shape and np.allclose(v, y, equal_nan=True)), None)
+        label = f"{name} (= {same})" if same else name
+        ax.plot(t, np.append(y, y[-1]), drawstyle="steps-post", label=label,
+                lw=_WIDTHS[min(k, len(_WIDTHS) - 1)], alpha=0.9, solid_capstyle="butt")
+        seen.append((name, y))
+
+
+def title_of(res: EvaluationResult) -> str:
+    """``scenario: trace, first .. last UTC (N h, M intervals), replay, estimated``."""
+    rows = res.runs[res.policies[0]].rows
+    span = f"{str(rows[0]['time'])[:16]} .. {str(rows[-1]['time'])[:16]} UTC" if rows else ""
+    per = "" if res.interval_s == 3600 else f" of {res.interval_s:g} s"
+    return (f"{res.scenario}: carbon trace {res.trace}, {span} ({res.hours} h, {res.intervals} intervals{per}), "
+            f"seed {res.seed}" + (" -- figures estimated" if res.estimated else ""))
+
+
 def plot_evaluation(res: EvaluationResult, path: str | Path, *, dpi: int = 110) -> Path:
-    """Three panels over the evaluation window, one line per requested policy:
-    carbon intensity; the served variant mix (request-weighted variant level); carbon per interval.
+    """Four panels over the evaluation window, one line per requested policy (names as in the
+    table): carbon intensity; the served variant mix (request-weighted variant level, no
+    offsets: identical lines are drawn widest first and labelled ``(= other)``); p95 against
+    the SLA; carbon per interval. The title names the scenario, trace, dates and length.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from clover_rl.telemetry.table import short_names
 
     first = res.runs[res.policies[0]].rows
     if not first:
         raise ConfigError("nothing to plot: the evaluation has no intervals")
     t = _times(first)
-    fig = Figure(figsize=(11, 8.5), constrained_layout=True)
+    fig = Figure(figsize=(11, 10.5), constrained_layout=True)
     FigureCanvasAgg(fig)
-    ax_ci, ax_mix, ax_c = fig.subplots(3, 1, sharex=True)
+    ax_ci, ax_mix, ax_lat, ax_c = fig.subplots(4, 1, sharex=True)
 
     ci = np.array([float(r["ci"]) for r in first])
     ax_ci.plot(t, np.append(ci, ci[-1]), drawstyle="steps-post", color="black")
     ax_ci.set_ylabel("carbon intensity\n(g/kWh)")
-    ax_ci.set_title(f"{res.scenario} on {res.trace}, {res.hours} intervals from {res.start}"
-                    + (" (estimated)" if res.estimated else ""))
+    fig.suptitle(title_of(res), fontsize="medium")
 
+    names = short_names(res.policies)
+    runs = {names[p]: res.runs[p].rows for p in res.policies}
     n_var = len(res.variants)
-    for k, p in enumerate(res.policies):
-        rows = res.runs[p].rows
-        tt = _times(rows)
-        lvl = np.array([variant_level(r.get("variant_share") or {}, res.variants) for r in rows])
-        # Small vertical offsets keep identical mixes (e.g. base and oracle at night) visible.
-        off = (k - (len(res.policies) - 1) / 2) * 0.04
-        ax_mix.plot(tt, np.append(lvl, lvl[-1]) + off, drawstyle="steps-post", label=p, lw=1.6)
-        carbon = np.array([float(r["carbon_g"]) for r in rows])
-        ax_c.plot(tt, np.append(carbon, carbon[-1]), drawstyle="steps-post", label=p, lw=1.4)
+    _lines(ax_mix, t, {n: np.array([variant_level(r.get("variant_share") or {}, res.variants) for r in rows])
+                       for n, rows in runs.items()})
     ax_mix.set_yticks(range(n_var), list(res.variants))
     ax_mix.set_ylim(-0.5, n_var - 0.5)
-    ax_mix.set_ylabel("served variant mix\n(request-weighted)")
-    ax_mix.legend(loc="upper left", ncol=min(len(res.policies), 5), fontsize="small")
+    ax_mix.set_ylabel("served variant\n(request-weighted)")
+    _lines(ax_lat, t, {n: np.array([float(r["p95_ms"]) for r in rows]) for n, rows in runs.items()})
+    ax_lat.axhline(res.sla_ms, color="tab:red", ls="--", lw=1.2, label=f"SLA {res.sla_ms:.0f} ms")
+    ax_lat.set_ylabel("p95 latency\n(ms)")
+    _lines(ax_c, t, {n: np.array([float(r["carbon_g"]) for r in rows]) for n, rows in runs.items()})
     ax_c.set_ylabel("carbon per interval\n(g CO2)")
     ax_c.set_xlabel("time (UTC)")
-    ax_c.legend(loc="upper left", ncol=min(len(res.policies), 5), fontsize="small")
-    for ax in (ax_ci, ax_mix, ax_c):
+    for ax in (ax_mix, ax_lat, ax_c):
+        ax.legend(loc="upper left", ncol=min(len(res.policies) + 1, 4), fontsize="small")
+    for ax in (ax_ci, ax_mix, ax_lat, ax_c):
         ax.grid(alpha=0.3)
     fig.autofmt_xdate()
 
