@@ -112,10 +112,10 @@ class OraclePolicy(_HindsightPolicy):
         scores = np.where(env.action_masks(), tv.value, -np.inf)
         meets = np.isfinite(scores) & tv.meets_sla
         if meets.any():
-            a = int(np.argmax(np.where(meets, scores, -np.inf)))
+            a = self._simplest_of_best(np.where(meets, scores, -np.inf), env.rate())
             reason = "hindsight best score within the SLA"
         else:
-            a = int(np.argmax(scores))
+            a = self._simplest_of_best(scores, env.rate())
             reason = "no configuration meets the SLA in hindsight: best score"
         return a, {"reason": reason, "best_score": float(scores[a])}
 
@@ -137,6 +137,24 @@ class OraclePolicy(_HindsightPolicy):
                                   obj.overspend_penalty / obj.allowance_g, spent_g=spent)
         return int(plan[0]), {"reason": f"hindsight budget plan over the {n} interval(s) left in the window",
                               "plan_value": total, "budget_left_g": obj.budget_g - spent}
+
+    def _simplest_of_best(self, scores: np.ndarray, rate: float) -> int:
+        """The argmax, ties (within 1e-9 relative) going to the simplest configuration: fewest
+        idle slices (a slice whose variant serves no request adds nothing but a reconfiguration),
+        then fewest distinct variants, then fewest slices, then catalog order."""
+        best = float(np.max(scores))
+        ties = np.flatnonzero(scores >= best - 1e-9 * max(1.0, abs(best)))
+        if len(ties) == 1:
+            return int(ties[0])
+        env = self.env
+        cfgs = env.catalog.configs
+
+        def key(i: int) -> tuple[int, int, int, int]:
+            share = env.model.steady_state(rate, cfgs[i]).interval(env.scenario.control_interval_s).variant_share
+            idle = sum(1 for v in cfgs[i].variants if float((share or {}).get(v, 0.0)) <= 0.0)
+            return idle, len(set(cfgs[i].variants)), len(cfgs[i].pairs), int(i)
+
+        return int(min(ties, key=key))
 
 
 class GreedyCarbonPolicy(_HindsightPolicy):

@@ -36,6 +36,8 @@ def deploy(
     cpu_scale: float = typer.Option(1.0, "--cpu-scale", help="CPU device: scale model inputs by this"),
     cpu_threads: int = typer.Option(1, "--cpu-threads", help="CPU device: torch threads per worker"),
     seed: int = typer.Option(0, "--seed", help="seed of policies, learner and load generator"),
+    fresh: bool = typer.Option(False, "--fresh", help="start a new deployment: move an existing --state folder "
+                                                      "aside to STATE.<UTC time> instead of resuming it"),
     verbose: bool = typer.Option(False, "--verbose", help="serving-plane log lines (workers starting, ...)"),
 ) -> None:
     """Start the KServe v2 front end and a control loop that reconfigures it every interval."""
@@ -53,6 +55,7 @@ def deploy(
     if load is not None and not load > 0:
         raise ConfigError(f"--load must be a positive request rate, got {load}")
     state_dir = state if state is not None else Path("deploy_state") / Path(scenario).stem
+    _fresh_or_resume(Path(state_dir).expanduser(), fresh)
     opts = ControllerOptions(interval_s=interval_s, duration_s=duration_s, dry_run=dry_run,
                              guard_windows=guard_windows, guard_window_s=window_s, guard_recover=guard_recover,
                              safe_config=safe_config, probe_s=probe_s, seed=seed, learn=learn,
@@ -75,6 +78,29 @@ def deploy(
         print(f"load generator: {dep.load_totals.line()}", flush=True)
     print(f"state: {state_dir} (clover-rl report --state {state_dir}; "
           f"tensorboard --logdir {state_dir}/tb)", file=sys.stdout, flush=True)
+
+
+def _fresh_or_resume(state_dir: Path, fresh: bool) -> None:
+    """Say that an existing state folder is resumed (the default), or move it aside (--fresh)."""
+    from clover_rl.controller.state import LOG_FILE, STATE_FILE, read_log
+    from clover_rl.errors import ConfigError
+
+    if not ((state_dir / STATE_FILE).exists() or (state_dir / LOG_FILE).exists()):
+        return
+    if fresh:
+        from datetime import datetime, timezone
+
+        aside = state_dir.with_name(f"{state_dir.name}.{datetime.now(timezone.utc):%Y%m%d-%H%M%S}")
+        try:
+            state_dir.rename(aside)
+        except OSError as e:
+            raise ConfigError(f"--fresh: cannot move {state_dir} aside to {aside} ({e.strerror})") from None
+        print(f"--fresh: moved the previous deployment's state to {aside}", flush=True)
+        return
+    log = state_dir / LOG_FILE
+    done = len({r.get("index") for r in read_log(log, "interval")}) if log.exists() else 0
+    print(f"resuming the deployment in {state_dir} ({done} interval(s) so far: configuration, carbon "
+          f"trace position and counters continue); --fresh starts a new one", flush=True)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -76,6 +76,7 @@ def simulate(
         "accuracy": m.accuracy,
         "utilization": m.utilization,
         "profile": prof.label(),
+        "figures": prof.figures(),  # latency / energy: measured or estimated
     }
     if carbon_intensity is not None:
         c = carbon_g(m.energy_j, carbon_intensity, pue)
@@ -85,12 +86,17 @@ def simulate(
         print(json.dumps(out, indent=2))
         return
     print(f"{svc.name} {cfg.label()} x{gpus} {gpu_model.name} @ {rate:g} req/s for {duration:g} s "
-          f"({prof.label()} profile)")
+          f"(profile: {prof.label()})")
+    figs = prof.figures()
+    kind = {"p50_ms": "latency", "p95_ms": "latency", "p99_ms": "latency", "energy_j": "energy",
+            "energy_per_request_j": "energy", "carbon_g": "energy", "carbon_per_request_g": "energy"}
     for k in ("p50_ms", "p95_ms", "p99_ms", "served", "dropped", "throughput_rps", "energy_j",
               "energy_per_request_j", "accuracy", "carbon_g", "carbon_per_request_g"):
         if k in out:
             v = out[k]
-            print(f"  {k:22s} {v:.4g}" if isinstance(v, float) else f"  {k:22s} {v}")
+            text = f"{v:.4g}" if isinstance(v, float) else f"{v}"
+            how = figs.get(kind.get(k, ""), "")
+            print(f"  {k:22s} {text}" + (f"  ({how})" if how else ""))
     print("  utilization            " + ", ".join(f"{k}={u:.2f}" for k, u in m.utilization.items()))
 
 

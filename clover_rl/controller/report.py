@@ -23,10 +23,11 @@ from clover_rl.telemetry.table import (
     format_pairs,
     format_table,
     format_value,
+    idle_slices,
 )
 
-COLUMNS = ("index", "start", "duration_s", "ci", "stale", "config", "source", "served", "dropped", "p95_ms",
-           "sla_ms", "accuracy", "energy_j", "carbon_g", "carbon_per_request_g", "reward", "guard_active")
+COLUMNS = ("index", "start", "duration_s", "ci", "stale", "config", "idle_slices", "source", "served", "dropped",
+           "p95_ms", "sla_ms", "accuracy", "energy_j", "carbon_g", "carbon_per_request_g", "reward", "guard_active")
 
 
 @dataclass
@@ -53,7 +54,7 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     sla = float(last.get("sla_ms") or float("nan"))
     p95 = max(float(p["metrics"].get("p95_ms") or 0.0) for p in parts) if served else float("nan")
     rewards = [float(p["outcome"]["reward"]) for p in parts if p["outcome"].get("reward") is not None]
-    return {
+    row = {
         "index": int(first["index"]),
         "start": datetime.fromtimestamp(float(first["started_at"]), timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "t": float(first["started_at"]),
@@ -76,6 +77,8 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "partial": all(bool(p.get("partial")) for p in parts),
         "variant_share": last["metrics"].get("variant_share") or {},
     }
+    row["idle_slices"] = ",".join(idle_slices(row["config"], row["variant_share"], served))
+    return row
 
 
 def load_report(state_dir: str | Path) -> DeploymentReport:
@@ -171,7 +174,9 @@ def format_report(rep: DeploymentReport, max_rows: int = 48, width: int | None =
     rows = rep.rows[-max_rows:]
     if not rows:
         return "\n".join([*parts, "no finished intervals yet"])
-    cells = [{**r, "start_short": r["start"][11:], "config_short": compact_config(r["config"]),
+    cells = [{**r, "start_short": r["start"][11:], "config_short": compact_config(r["config"])
+              + ("" if not (idle := idle_slices(r["config"], r["variant_share"], r["served"]))
+                 else f" (idle {compact_config(','.join(idle))})"),
               "ci_cell": format_value("{:.0f}", r["ci"]) + ("*" if r["stale"] else ""),
               "p95_cell": format_value("{:.0f}", r["p95_ms"])
               + ("!" if r["served"] and r["p95_ms"] > r["sla_ms"] else ""),

@@ -10,7 +10,7 @@ from typing import Any
 
 from clover_rl.errors import ConfigError
 from clover_rl.evaluation.runner import BASE, ROW_FIELDS, SUMMARY_FIELDS, EvaluationResult
-from clover_rl.telemetry.table import Column, format_table, short_names
+from clover_rl.telemetry.table import Column, format_table, idle_slices, short_names
 
 #: The evaluate table's columns; ``drop`` ranks say which go first at narrow widths (the full
 #: set, at full precision, is in ``--json`` and ``--out``'s CSV).
@@ -90,17 +90,19 @@ def write_summary_csv(res: EvaluationResult, path: Path) -> None:
 
 
 def write_intervals_csv(res: EvaluationResult, path: Path) -> None:
-    """Long format (one row per policy and interval); variant shares as ``share_<variant>``."""
+    """Long format (one row per policy and interval); variant shares as ``share_<variant>``;
+    ``idle_slices`` lists the configuration's slices that served nothing in the interval."""
     cols = ["policy", "step", "action", *[f for f in ROW_FIELDS if f != "variant_share"], "reward"]
     shares = [f"share_{v}" for v in res.variants]
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(cols + shares)
+        w.writerow(cols + shares + ["idle_slices"])
         for p in res.policies:
             for r in res.runs[p].rows:
                 vs = r.get("variant_share") or {}
+                idle = idle_slices(str(r.get("config", "")), vs, r.get("served") or 0)
                 w.writerow([p if c == "policy" else _csv_val(r.get(c)) for c in cols]
-                           + [_csv_val(float(vs.get(v, 0.0))) for v in res.variants])
+                           + [_csv_val(float(vs.get(v, 0.0))) for v in res.variants] + [",".join(idle)])
 
 
 def _csv_val(v: Any) -> Any:

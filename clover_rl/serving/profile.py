@@ -131,12 +131,13 @@ class Profile:
     partition_change_s: float  # MIG re-partition time of the affected slices
     model_load_s: dict[str, float]  # per variant: load + warm-up before serving
     entries: dict[tuple[str, str], ProfileEntry]
-    estimated: bool = True
+    estimated: bool = True  # the service times (latency) were estimated, not measured
     method: str = ""
     path: str | None = field(default=None, compare=False)
     payload_bytes: int | None = None  # request body size the service times were measured with
     overhead: Overhead | None = None
     downtime: Downtime | None = None
+    energy_estimated: bool | None = None  # None: as ``estimated`` (a CPU profile measures latency only)
 
     def overhead_s(self) -> tuple[float, float]:
         """(frontend, dispatch) mean overhead per request, seconds, at this profile's payload;
@@ -155,8 +156,24 @@ class Profile:
                 f"of {self.gpu}"
             ) from None
 
+    @property
+    def energy_is_estimated(self) -> bool:
+        return self.estimated if self.energy_estimated is None else self.energy_estimated
+
+    def figures(self) -> dict[str, str]:
+        """How each kind of figure was obtained: ``{"latency": ..., "energy": ...}``, each
+        ``measured`` or ``estimated``."""
+        def word(est: bool) -> str:
+            return "estimated" if est else "measured"
+
+        return {"latency": word(self.estimated), "energy": word(self.energy_is_estimated)}
+
     def label(self) -> str:
-        return "estimated" if self.estimated else "measured"
+        """``estimated``, ``measured``, or per figure (``measured latency, estimated energy``)."""
+        f = self.figures()
+        if f["latency"] == f["energy"]:
+            return f["latency"]
+        return f"{f['latency']} latency, {f['energy']} energy"
 
     def to_dict(self) -> dict:
         d: dict = {
@@ -164,6 +181,7 @@ class Profile:
             "gpu": self.gpu,
             "service": self.service,
             "estimated": self.estimated,
+            "energy_estimated": self.energy_is_estimated,
             "method": self.method,
             "idle_power_w": round(self.idle_power_w, 3),
             "partition_change_s": self.partition_change_s,
@@ -307,6 +325,9 @@ def load_profile(path: str | Path) -> Profile:
         payload_bytes=int(_num(path, "payload_bytes", d["payload_bytes"])) if "payload_bytes" in d else None,
         overhead=_overhead(path, d.get("overhead")),
         downtime=_downtime(path, d.get("downtime")),
+        # files written before the field existed said so only in ``method``
+        energy_estimated=bool(d["energy_estimated"]) if "energy_estimated" in d
+        else ("energy ESTIMATED" in str(d.get("method", "")) or None),
     )
 
 

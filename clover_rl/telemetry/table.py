@@ -228,6 +228,15 @@ def compact_config(label: str) -> str:
     return ",".join(out)
 
 
+def idle_slices(label: str, variant_share: dict[str, float] | None, served: int | float = 1) -> list[str]:
+    """The slices of configuration ``label`` (``4g:b7,3g:b5``) whose variant served no request
+    this interval (its ``variant_share`` is 0) -- capacity that only costs reconfigurations.
+    Empty when nothing was served at all (then no slice is singled out)."""
+    if not served or not variant_share:
+        return []
+    return [x for x in str(label).split(",") if x and float(variant_share.get(x.split(":")[-1], 0.0)) <= 0.0]
+
+
 _RUN_STAMP = re.compile(r"__\d{8}-\d{6}$|__\d{9,}$")
 
 
@@ -258,5 +267,5 @@ def short_names(specs: Iterable[str]) -> dict[str, str]:
     return out
 
 
-__all__ = ["Column", "GAP", "compact_config", "format_pairs", "format_table", "format_value", "print_table",
+__all__ = ["Column", "GAP", "compact_config", "idle_slices", "format_pairs", "format_table", "format_value", "print_table",
            "short_name", "short_names", "terminal_width"]

@@ -8,6 +8,8 @@ windows), SB3's own ``rollout/``, ``train/``, ``time/``, and the run's hyperpara
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -87,7 +89,14 @@ class CloverEvalCallback(MaskableEvalCallback):
 
     def _on_training_end(self) -> None:
         if self._last_eval_step != self.num_timesteps:
+            # Say why the (finished) progress bar stands still: SB3 trains whole rollouts, so the
+            # step count may pass the target, and the final evaluation runs after it.
+            print(f"trained {self.num_timesteps:,} steps (whole rollouts, so possibly past the target); "
+                  f"final evaluation: {self.n_eval_episodes} episode(s) on the evaluation windows ...",
+                  file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
             self.evaluate()
+            print(f"final evaluation done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
     def evaluate(self) -> dict[str, Any]:
         from sb3_contrib.common.maskable.evaluation import evaluate_policy

@@ -243,4 +243,5 @@ def measure_profile(
             worker_restart_s=restart if restart is not None else mean_load,
             estimated=not switch_s or restart is None,
         ),
+        energy_estimated=bool(meter.estimated),
     )
