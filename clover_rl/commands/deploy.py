@@ -44,7 +44,7 @@ def deploy(
     from clover_rl.controller.deployment import Deployment, DeploySettings
     from clover_rl.controller.durations import parse_duration
     from clover_rl.controller.loop import ControllerOptions
-    from clover_rl.errors import ConfigError
+    from clover_rl.errors import CloverError, ConfigError
 
     interval_s = parse_duration(interval, "--interval")
     duration_s = parse_duration(duration, "--duration") if duration is not None else None
@@ -64,6 +64,8 @@ def deploy(
                               port=port, host=host, models=models, gpus=gpus, load_rps=load, cpu_scale=cpu_scale,
                               cpu_threads=cpu_threads, mig=mig, options=opts,
                               load_image_size=32 if models == "emulated" else None)
+    if load is not None:
+        _warn_capacity(scenario, load, gpus)
     dep = Deployment(settings, echo=lambda t: print(t, flush=True))
     _setup_logging(verbose)
     stop = threading.Event()
@@ -75,9 +77,31 @@ def deploy(
         for sig, h in previous.items():
             signal.signal(sig, h)
     if dep.load_totals is not None:
-        print(f"load generator: {dep.load_totals.line()}", flush=True)
+        print(f"load generator: {dep.load_totals.line()} (every request, in intervals or not)", flush=True)
+    try:
+        from clover_rl.controller.report import closing_line, load_report
+
+        print(closing_line(load_report(state_dir)), flush=True)
+    except CloverError:
+        pass  # nothing logged yet (stopped during start-up)
     print(f"state: {state_dir} (clover-rl report --state {state_dir}; "
           f"tensorboard --logdir {state_dir}/tb)", file=sys.stdout, flush=True)
+
+
+def _warn_capacity(scenario: str, load: float, gpus: int | None) -> None:
+    """Warn when --load is beyond what the start/safe configuration (BASE) can serve."""
+    from clover_rl.mig.config import base_configuration
+    from clover_rl.scenario import load_scenario
+    from clover_rl.serving.capacity import capacity_rps, capacity_warning
+
+    sc = load_scenario(scenario)
+    svc, gpu = sc.service_spec(), sc.gpu_model()
+    n = gpus or sc.gpus
+    base = base_configuration(gpu, svc.variant_names)
+    warn = capacity_warning(load, capacity_rps(base, sc.load_profile(), svc, n),
+                            f"BASE ({base.label()} x{n}, the start and SLA-guard configuration)")
+    if warn:
+        print(warn, file=sys.stderr, flush=True)
 
 
 def _fresh_or_resume(state_dir: Path, fresh: bool) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import typer
@@ -57,6 +58,12 @@ def simulate(
         gpu_model = get_gpu(gpu or "a100-40gb")
         prof = load_default_profile(svc.name, gpu_model.name)
     cfg = parse_configuration(config, gpu_model, svc.variant_names)
+    from clover_rl.serving.capacity import capacity_rps, capacity_warning
+
+    cap = capacity_rps(cfg, prof, svc, gpus)
+    warn = capacity_warning(rate, cap, f"{cfg.label()} x{gpus} on {gpu_model.name}")
+    if warn:
+        print(warn, file=sys.stderr)
     m = run_simulation(cfg, prof, svc, gpus, rate, duration, seed, timeout_s=timeout)
     out = {
         "service": svc.name,
@@ -75,6 +82,7 @@ def simulate(
         "energy_per_request_j": m.energy_per_request_j,
         "accuracy": m.accuracy,
         "utilization": m.utilization,
+        "capacity_rps": cap,
         "profile": prof.label(),
         "figures": prof.figures(),  # latency / energy: measured or estimated
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from clover_rl.telemetry.table import (
     format_table,
     format_value,
     idle_slices,
+    short_name,
 )
 
 COLUMNS = ("index", "start", "duration_s", "ci", "stale", "config", "idle_slices", "source", "served", "dropped",
@@ -105,11 +107,20 @@ def load_report(state_dir: str | Path) -> DeploymentReport:
         except (OSError, ValueError):
             pass
     starts = [e for e in events if e.get("kind") in ("start", "resume")]
+    carbon = ""
+    if (d / "carbon_origin.json").exists():
+        try:
+            carbon = str(json.loads((d / "carbon_origin.json").read_text()).get("carbon") or "")
+        except (OSError, ValueError):
+            carbon = ""
     summary: dict[str, Any] = {
         "scenario": state.get("scenario") or (starts[0].get("scenario") if starts else None),
         "policy": state.get("policy") or (starts[-1].get("policy") if starts else None),
         "config_now": state.get("config"),
+        "carbon_source": carbon or (starts[-1].get("carbon_source") if starts else None),
+        "interval_s": float(starts[-1]["interval_s"]) if starts and starts[-1].get("interval_s") else None,
         "intervals": len(rows),
+        "intervals_partial": sum(1 for r in rows if r["partial"]),
         "span": f"{rows[0]['start']} .. {datetime.fromtimestamp(rows[-1]['t'] + rows[-1]['duration_s'], timezone.utc):%Y-%m-%d %H:%M:%S}"
         if rows else "",
         "served": sum(r["served"] for r in rows),
@@ -136,8 +147,9 @@ def load_report(state_dir: str | Path) -> DeploymentReport:
 #: (summary key, label, format) of the report's summary block.
 SUMMARY_LINES: tuple[tuple[str, str, str], ...] = (
     ("scenario", "scenario", "{}"), ("policy", "policy", "{}"), ("config_now", "configuration now", "{}"),
-    ("intervals", "intervals finished", "{}"), ("span", "span (UTC)", "{}"),
-    ("served", "requests answered", "{}"), ("dropped", "requests with an error status", "{}"),
+    ("intervals", "intervals logged", "{}"), ("intervals_partial", "of which partial (stopped mid-interval)", "{}"),
+    ("span", "span (UTC)", "{}"),
+    ("served", "requests answered in them", "{}"), ("dropped", "requests with an error status", "{}"),
     ("energy_kwh", "energy (kWh)", "{:.4g}"), ("carbon_g", "carbon (g CO2)", "{:.4g}"),
     ("carbon_per_request_g", "carbon per request (g)", "{:.4g}"),
     ("accuracy", "accuracy (request-weighted)", "{:.2f}"), ("mean_ci", "mean carbon intensity (g/kWh)", "{:.0f}"),
@@ -169,6 +181,8 @@ def format_report(rep: DeploymentReport, max_rows: int = 48, width: int | None =
     pairs = [(label, format_value(f, s.get(key))) for key, label, f in SUMMARY_LINES]
     if rep.counters:
         pairs.append(("reconfigurations", str(rep.counters.get("reconfigurations", 0))))
+    pairs.append(("note", "requests before the first interval or after the last are not in any interval; "
+                          "deploy's load-generator line counts them too"))
     title = f"deployment {rep.state_dir}" + (" (energy estimated)" if s["estimated"] else "")
     parts = [format_pairs(pairs, width=width, title=title)]
     rows = rep.rows[-max_rows:]
@@ -189,6 +203,14 @@ def format_report(rep: DeploymentReport, max_rows: int = 48, width: int | None =
     return "\n".join(parts)
 
 
+def closing_line(rep: DeploymentReport) -> str:
+    """The line deploy ends with, in the report's own terms, so the two agree."""
+    s = rep.summary
+    part = f" ({s['intervals_partial']} partial)" if s.get("intervals_partial") else ""
+    return (f"intervals logged: {s['intervals']}{part}; requests answered in them: {s['served']} "
+            f"(as clover-rl report counts them)")
+
+
 def write_csv(rep: DeploymentReport, path: Path) -> Path:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -196,6 +218,20 @@ def write_csv(rep: DeploymentReport, path: Path) -> Path:
         for r in rep.rows:
             w.writerow([r[c] for c in COLUMNS])
     return path
+
+
+def time_axis_label(summary: dict[str, Any]) -> str:
+    """The x axis: wall-clock time, and what an interval stands for when a trace is replayed
+    faster than real time (``file:...,speed=N``)."""
+    m = re.search(r"speed=([\d.]+)", str(summary.get("carbon_source") or ""))
+    step = summary.get("interval_s")
+    if not m or not step:
+        return "wall-clock time (UTC)"
+    trace_s = float(m.group(1)) * float(step)
+    span = f"{trace_s / 3600:g} trace hour" + ("" if trace_s == 3600 else "s") if trace_s >= 3600 \
+        else f"{trace_s / 60:g} trace minutes"
+    return (f"wall-clock time (UTC); carbon trace replayed {float(m.group(1)):g}x faster: "
+            f"each {float(step):g} s interval = {span}")
 
 
 def plot(rep: DeploymentReport, path: Path, variants: tuple[str, ...] | None = None, dpi: int = 110) -> Path:
@@ -225,8 +261,7 @@ def plot(rep: DeploymentReport, path: Path, variants: tuple[str, ...] | None = N
         ax_ci.plot(t[stale], [rows[i]["ci"] for i in stale], "x", color="tab:red", label="stale reading")
         ax_ci.legend(loc="upper right", fontsize=8)
     ax_ci.set_ylabel("carbon intensity\n(g/kWh)")
-    pol = str(s.get("policy") or "")
-    pol = Path(pol).name if ("/" in pol or "\\" in pol) else pol
+    pol = short_name(str(s.get("policy") or ""))  # the name evaluate's table and TensorBoard use
     ax_ci.set_title(f"{s.get('scenario')} deployment, policy {pol}"
                     + (" (energy estimated)" if s["estimated"] else ""))
 
@@ -241,10 +276,14 @@ def plot(rep: DeploymentReport, path: Path, variants: tuple[str, ...] | None = N
         ax_mix.set_yticks(range(len(names)))
         ax_mix.set_yticklabels(names)
     ax_mix.set_ylabel("served variant\n(request-weighted)")
-    for i, r in enumerate(rows):
-        if i == 0 or r["config"] != rows[i - 1]["config"]:
-            ax_mix.annotate(r["config"], (t[i], level[i] if math.isfinite(level[i]) else 0), fontsize=6,
-                            rotation=20, xytext=(2, 4), textcoords="offset points")
+    changes = [i for i, r in enumerate(rows) if i == 0 or r["config"] != rows[i - 1]["config"]]
+    for i in changes:  # inside the panel: at its top, clipped to it, right-aligned near the end
+        right = i > 0.6 * len(rows)
+        ax_mix.annotate(compact_config(rows[i]["config"]), (t[i], 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(-2 if right else 2, -3), textcoords="offset points", va="top",
+                        ha="right" if right else "left", fontsize=7, annotation_clip=True, clip_on=True)
+    if names:
+        ax_mix.set_ylim(-0.5, len(names) - 0.5 + 0.6)  # room for the labels above the top variant
 
     ax_lat.plot(tt, steps([r["p95_ms"] for r in rows]), drawstyle="steps-post", color="tab:blue", label="p95")
     ax_lat.plot(tt, steps([r["sla_ms"] for r in rows]), drawstyle="steps-post", color="tab:red", ls="--", label="SLA")
@@ -258,7 +297,7 @@ def plot(rep: DeploymentReport, path: Path, variants: tuple[str, ...] | None = N
 
     ax_c.bar(t, [r["carbon_g"] for r in rows], width=dur / 86400.0, align="edge", color="tab:gray")
     ax_c.set_ylabel("carbon per\ninterval (g)")
-    ax_c.set_xlabel("time (UTC)")
+    ax_c.set_xlabel(time_axis_label(s))
     fig.savefig(path, dpi=dpi)
     return path
 

@@ -51,6 +51,19 @@ def test_report_fits_80_columns_with_signed_rewards(deployed, capsys, monkeypatc
     assert "mean reward" in table
 
 
+def test_report_counts_match_the_deploy_closing_line(deployed):
+    from clover_rl.controller.report import closing_line, load_report, time_axis_label
+
+    rep = load_report(deployed.state)
+    line = closing_line(rep)
+    assert f"intervals logged: {rep.summary['intervals']}" in line
+    assert f"requests answered in them: {rep.summary['served']}" in line
+    assert "intervals_partial" in rep.summary
+    assert time_axis_label({"carbon_source": "file:caiso_pge:eval,speed=360", "interval_s": 10.0}).endswith(
+        "each 10 s interval = 1 trace hour")
+    assert time_axis_label({"carbon_source": "ukgrid", "interval_s": 3600.0}) == "wall-clock time (UTC)"
+
+
 def test_report_defaults_to_the_state_folder(deployed, capsys):
     assert main(["report", "--state", str(deployed.state), "--rows", "2"]) == 0
     assert "intervals (2 of 4)" in capsys.readouterr().out
