@@ -176,29 +176,32 @@ def _env() -> dict[str, str]:
 def _run_server(cmd: str, cwd: Path, env: dict[str, str]) -> tuple[bool, str]:
     """Start a command that serves until stopped; True once it printed an http:// address."""
     p = subprocess.Popen(cmd, shell=True, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
-    seen, deadline = [], time.monotonic() + 180
+                         start_new_session=True)
+    assert p.stdout is not None
+    fd = p.stdout.fileno()
+    os.set_blocking(fd, False)
+    seen, deadline = b"", time.monotonic() + 180
     try:
-        assert p.stdout is not None
-        os.set_blocking(p.stdout.fileno(), False)
         while time.monotonic() < deadline:
-            chunk = p.stdout.read() or ""
-            seen.append(chunk)
-            if re.search(r"https?://", "".join(seen)):
-                return True, "".join(seen)
+            try:
+                seen += os.read(fd, 65536)
+            except BlockingIOError:
+                pass
+            if re.search(rb"https?://", seen):
+                return True, seen.decode(errors="replace")
             if p.poll() is not None:
-                seen.append(p.stdout.read() or "")
-                return False, "".join(seen)
+                return False, seen.decode(errors="replace")
             time.sleep(0.5)
-        return False, "".join(seen) + "\n(no address within 180 s)"
+        return False, seen.decode(errors="replace") + "\n(no address within 180 s)"
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGINT)
             try:
-                p.wait(20)
+                p.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+        p.stdout.close()
 
 
 def _params():

@@ -99,7 +99,8 @@ def test_greedy_carbon_is_least_energy_within_sla(env, episodes) -> None:
 def test_oracle_picks_table_argmax(env, episodes) -> None:
     env.reset(seed=0, options={"start": 0})
     scores = env.config_table(env.rate()).scores(env.intensity(), env.scenario.carbon.pue, env.reference)
-    assert episodes["oracle"]["action"][0] == int(np.argmax(scores))
+    # the best score; among equal best scores the simplest configuration (test_oracle_ties.py)
+    assert scores[episodes["oracle"]["action"][0]] == pytest.approx(float(np.max(scores)), rel=1e-9)
 
 
 @pytest.mark.parametrize("name", ["clover", "random"])
