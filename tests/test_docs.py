@@ -10,7 +10,7 @@ earlier ones wrote, as a reader's would), with ``configs/``, ``checkpoints/``, `
 from this interpreter's environment, ``PYTHONPATH`` = this checkout, and ``COLUMNS=80``.
 
 Sizes are cut by :data:`SIZES` (pattern -> replacement, applied to every command), so a
-48-hour evaluation runs 2 hours and a one-minute deployment 25 seconds. A command passes when it
+48-hour evaluation runs 2 hours and a one-minute deployment 15 seconds. A command passes when it
 exits 0 within its time limit.
 
 Annotating a command (a comment line right above it inside the block)::
@@ -47,9 +47,11 @@ SIZES: tuple[tuple[str, str], ...] = (
     (r"--hours \d+", "--hours 2"),
     (r"--days \d+", "--days 2"),
     (r"(clover-rl simulate .*)--duration \d+", r"\g<1>--duration 60"),
-    (r"(clover-rl profile .*)--duration \d+", r"\g<1>--duration 2"),
-    (r"(clover-rl profile .*)--rates [\d.,]+", r"\g<1>--rates 1"),
-    (r"(clover-rl deploy .*)--duration \S+", r"\g<1>--duration 25s"),
+    (r"(clover-rl profile .*)--duration \d+", r"\g<1>--duration 8"),
+    (r"(clover-rl profile .*)--rates [\d.,]+", r"\g<1>--rates 2"),
+    (r"(clover-rl profile .*)--variants [\w,]+", r"\g<1>--variants b1"),
+    (r"(clover-rl profile .*)--slices [\w,]+", r"\g<1>--slices 7g"),
+    (r"(clover-rl deploy .*)--duration \S+", r"\g<1>--duration 15s"),
     (r"--port \d+", "--port 0"),
     (r"^(clover-rl deploy (?!.*--port).*)$", r"\g<1> --port 0"),
     (r"^(tensorboard (?!.*--port).*)$", r"\g<1> --port 0"),
