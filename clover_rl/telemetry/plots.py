@@ -98,8 +98,11 @@ def plot_evaluation(res: EvaluationResult, path: str | Path, *, dpi: int = 110) 
     _lines(ax_c, t, {n: np.array([float(r["carbon_g"]) for r in rows]) for n, rows in runs.items()})
     ax_c.set_ylabel("carbon per interval\n(g CO2)")
     ax_c.set_xlabel("time (UTC)")
-    for ax in (ax_mix, ax_lat, ax_c):
-        ax.legend(loc="upper left", ncol=min(len(res.policies) + 1, 4), fontsize="small")
+    top = max(res.sla_ms, max((float(np.nanmax(ln.get_ydata())) for ln in ax_lat.get_lines()
+                               if np.isfinite(np.asarray(ln.get_ydata(), dtype=float)).any()), default=0.0))
+    ax_lat.set_ylim(0, top * 1.15)  # the SLA line clear of the frame
+    for ax in (ax_mix, ax_lat, ax_c):  # beside the panels, never over a line
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small", borderaxespad=0)
     for ax in (ax_ci, ax_mix, ax_lat, ax_c):
         ax.grid(alpha=0.3)
     fig.autofmt_xdate()
