@@ -26,3 +26,15 @@ def test_simulate_warns_beyond_capacity(capsys, rate, warned):
     cap = json.loads(out.out)["capacity_rps"]
     assert cap == pytest.approx(2.5, rel=0.05)
     assert ("warning: load" in out.err) is warned
+
+
+def test_profiler_flags_levels_beyond_measured_capacity():
+    from types import SimpleNamespace
+
+    from clover_rl.serving.live.profiler import _beyond_capacity
+
+    ok = [SimpleNamespace(service_s=0.5)] * 4  # one slice: ~2 req/s
+    assert _beyond_capacity(1.0, ok, 1) == ""
+    assert "BEYOND CAPACITY: ~2 req/s" in _beyond_capacity(2.0, ok, 1)
+    assert _beyond_capacity(2.0, ok, 2) == ""  # two slices serve ~4 req/s
+    assert "NOTHING ANSWERED" in _beyond_capacity(2.0, [], 1)

@@ -55,6 +55,18 @@ def payload_bytes(service: ServiceSpec, image_size: int | None = None) -> int:
     return len(build_bodies(service, 0, n=1, image_size=image_size)[0][0])
 
 
+def _beyond_capacity(rate: float, ok: list, n_slots: int) -> str:
+    """A note when ``rate`` is at or beyond what ``n_slots`` slices serve at the measured mean
+    service time: figures there describe a growing queue, not the slice."""
+    if not ok or n_slots < 1:
+        return "" if ok else "; NOTHING ANSWERED (beyond capacity or still warming up)"
+    cap = n_slots / (sum(r.service_s for r in ok) / len(ok))
+    if rate < 0.9 * cap:
+        return ""
+    return (f"; BEYOND CAPACITY: ~{cap:.3g} req/s at the measured service time, so this level "
+            f"measures the queue (lower --rates)")
+
+
 class _Samples:
     """Per-request overhead samples (ms) of one payload size."""
 
@@ -154,6 +166,7 @@ def measure_profile(
     backend = LiveBackend(service, gpu, 1, device, seed=seed, cpu_scale=cpu_scale, cpu_threads=cpu_threads,
                           **backend_options)  # type: ignore[arg-type]
     mbb = backend.pool.placement.make_before_break
+    steps, done, t_start = len(plan) * len(rates), 0, time.perf_counter()
     try:
         meter = backend.meter
         for cfg in plan:
@@ -187,8 +200,11 @@ def measure_profile(
                     busy[k] = busy.get(k, 0.0) + b
                     excess[k] = excess.get(k, 0.0) + over * b / total
                 overhead[size].add(backend)
-                say(f"{cfg.label()} @ {rate:g} req/s: {m.served}/{m.arrived} answered, "
-                    f"p95 {m.p95_ms:.1f} ms (server-side), {m.energy_j:.1f} J")
+                done += 1
+                eta = (time.perf_counter() - t_start) / done * (steps - done)
+                say(f"[{done}/{steps}, ETA {eta:.0f} s] {cfg.label()} @ {rate:g} req/s: {m.served}/{m.arrived} "
+                    f"answered, p95 {m.p95_ms:.1f} ms (server-side), {m.energy_j:.1f} J"
+                    + _beyond_capacity(rate, ok, len(slots)))
         for extra in overhead_image_sizes:
             backend.image_size = int(extra)
             s = payload_bytes(service, int(extra))
