@@ -13,6 +13,7 @@ from clover_rl.agents.baselines import (
     OraclePolicy,
     RandomSearchPolicy,
 )
+from clover_rl.agents.mpc import MPCPolicy
 from clover_rl.errors import CheckpointError, ConfigError
 
 _FACTORIES: dict[str, Callable[..., Policy]] = {
@@ -21,6 +22,7 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
     "random": RandomSearchPolicy,
     "oracle": OraclePolicy,
     "greedy-carbon": GreedyCarbonPolicy,
+    "mpc": MPCPolicy,
 }
 POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 

@@ -31,7 +31,8 @@ def deploy(
     probe: str | None = typer.Option(None, "--probe", help="probe window of online optimizers (default: scenario's)"),
     gpus: int | None = typer.Option(None, "--gpus", help="GPU count (default: the scenario's)"),
     models: str = typer.Option("real", "--models", help="real, or emulated (profiled delays; no model compute)"),
-    load: float | None = typer.Option(None, "--load", help="also offer Poisson load at this rate (req/s)"),
+    load: str | None = typer.Option(None, "--load", metavar="RPS|scenario",
+                                    help="also offer load: Poisson at RPS req/s, or the scenario's workload"),
     mig: bool = typer.Option(True, "--mig/--no-mig", help="cuda: MIG slices, or whole GPUs only (MIG mode untouched)"),
     cpu_scale: float = typer.Option(1.0, "--cpu-scale", help="CPU device: scale model inputs by this"),
     cpu_threads: int = typer.Option(1, "--cpu-threads", help="CPU device: torch threads per worker"),
@@ -52,8 +53,14 @@ def deploy(
     probe_s = parse_duration(probe, "--probe") if probe is not None else None
     if learn_every < 2:
         raise ConfigError(f"--learn-every must be >= 2, got {learn_every}")
-    if load is not None and not load > 0:
-        raise ConfigError(f"--load must be a positive request rate, got {load}")
+    load_rps = None
+    if load is not None and load.strip().lower() != "scenario":
+        try:
+            load_rps = float(load)
+        except ValueError:
+            raise ConfigError(f"--load must be a request rate (req/s) or 'scenario', got {load!r}") from None
+        if not load_rps > 0:
+            raise ConfigError(f"--load must be a positive request rate, got {load}")
     state_dir = state if state is not None else Path("deploy_state") / Path(scenario).stem
     _fresh_or_resume(Path(state_dir).expanduser(), fresh)
     opts = ControllerOptions(interval_s=interval_s, duration_s=duration_s, dry_run=dry_run,
@@ -61,7 +68,8 @@ def deploy(
                              safe_config=safe_config, probe_s=probe_s, seed=seed, learn=learn,
                              learn_every=learn_every)
     settings = DeploySettings(scenario=scenario, policy=policy, carbon=carbon, state_dir=str(state_dir), device=device,
-                              port=port, host=host, models=models, gpus=gpus, load_rps=load, cpu_scale=cpu_scale,
+                              port=port, host=host, models=models, gpus=gpus, load_rps=load_rps,
+                              load_workload=load is not None and load_rps is None, cpu_scale=cpu_scale,
                               cpu_threads=cpu_threads, mig=mig, options=opts,
                               load_image_size=32 if models == "emulated" else None)
     if load is not None:

@@ -13,7 +13,7 @@ def evaluate(
         "--scenario", metavar="NAME|FILE", help="shipped scenario name or YAML path")],
     policy: Annotated[list[str], typer.Option(
         "--policy", metavar="NAME|PATH",
-        help="repeatable: base, clover, random, oracle, greedy-carbon, or a run folder / model.zip",
+        help="repeatable: base, clover, random, oracle, greedy-carbon, mpc, or a run folder / model.zip",
     )],
     carbon_trace: Annotated[str | None, typer.Option(
         "--carbon-trace", metavar="NAME|CSV",

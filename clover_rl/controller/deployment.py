@@ -46,6 +46,7 @@ class DeploySettings:
     models: str = "real"
     gpus: int | None = None
     load_rps: float | None = None
+    load_workload: bool = False  # offer the scenario's workload (deploy --load scenario)
     load_image_size: int | None = None
     cpu_scale: float = 1.0
     cpu_threads: int = 1
@@ -186,7 +187,14 @@ class Deployment:
 
     def start_load(self) -> None:
         s = self.settings
-        if s.load_rps:
+        if s.load_workload:
+            from clover_rl.scenario import load_scenario
+
+            w = load_scenario(s.scenario).build_workload()
+            self.load = SteadyLoad(self.backend.url, self.service, w, seed=s.options.seed,
+                                   image_size=s.load_image_size).start()
+            self.echo(f"load generator: scenario workload ({w.describe()}) against {self.backend.url}")
+        elif s.load_rps:
             self.load = SteadyLoad(self.backend.url, self.service, s.load_rps, seed=s.options.seed,
                                    image_size=s.load_image_size).start()
             self.echo(f"load generator: Poisson {s.load_rps:g} req/s against {self.backend.url}")

@@ -18,6 +18,7 @@ import numpy as np
 
 from clover_rl.errors import ConfigError
 from clover_rl.services import ServiceSpec
+from clover_rl.workload.workload import ConstantRate, Workload
 
 
 @dataclass
@@ -40,15 +41,23 @@ class LoadTotals:
 
 
 class SteadyLoad:
-    """Poisson arrivals at ``rate_rps`` against a KServe v2 endpoint, in a background thread."""
+    """Arrivals of a workload (Poisson at ``rate_rps``, or any :class:`Workload`: a diurnal
+    cycle, a rate trace, a recorded per-request trace) against a KServe v2 endpoint, in a
+    background thread; the workload's ``t = 0`` is when the load starts."""
 
-    def __init__(self, url: str, service: ServiceSpec, rate_rps: float, *, seed: int = 0, timeout_s: float = 180.0,
-                 image_size: int | None = None) -> None:
-        if not rate_rps > 0:
+    CHUNK_S = 60.0  # arrivals are drawn a minute at a time
+
+    def __init__(self, url: str, service: ServiceSpec, rate_rps: float | Workload, *, seed: int = 0,
+                 timeout_s: float = 180.0, image_size: int | None = None) -> None:
+        if isinstance(rate_rps, Workload):
+            self.workload: Workload = rate_rps
+        elif not rate_rps > 0:
             raise ConfigError(f"--load must be a positive request rate, got {rate_rps}")
+        else:
+            self.workload = ConstantRate(float(rate_rps))
         self.url = url.rstrip("/")
         self.service = service
-        self.rate = float(rate_rps)
+        self.rate = self.workload.nominal_rate()
         self.seed = seed
         self.timeout_s = timeout_s
         self.image_size = image_size
@@ -104,10 +113,18 @@ class SteadyLoad:
                     self.totals.status[r.status_code] += 1
                     self.totals.ok += int(r.status_code == 200)
 
-            t_next = time.perf_counter()
+            t_start = time.perf_counter()
+            chunk_t0, pending_arrivals = 0.0, np.empty(0)
             i = 0
             while not self._stop.is_set():
-                t_next += rng.exponential(1.0 / self.rate)
+                if pending_arrivals.size == 0:  # next minute's arrivals (a quiet minute: wait it out)
+                    pending_arrivals = chunk_t0 + self.workload.arrivals(chunk_t0, self.CHUNK_S, rng)
+                    chunk_t0 += self.CHUNK_S
+                    if pending_arrivals.size == 0:
+                        while not self._stop.is_set() and (d := t_start + chunk_t0 - time.perf_counter()) > 0:
+                            await asyncio.sleep(min(d, 0.25))
+                        continue
+                t_next, pending_arrivals = t_start + float(pending_arrivals[0]), pending_arrivals[1:]
                 while not self._stop.is_set() and (delay := t_next - time.perf_counter()) > 0:
                     await asyncio.sleep(min(delay, 0.25))  # short naps: stop promptly
                 if self._stop.is_set():

@@ -267,6 +267,12 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             self._forecasts[id(tr)] = (tr, forecast_for(tr, sc.forecast_hours, sc.forecaster))
         return self._forecasts[id(tr)][1].values[min(self._t, len(tr) - 1)]
 
+    def past_intensities(self, n: int) -> np.ndarray:
+        """The last ``n`` intensities (g/kWh) up to and including the current interval (the
+        trace's history before the episode counts too): what a forecaster may read."""
+        vals = self._episode_trace.values
+        return np.asarray(vals[max(0, self._t + 1 - n): self._t + 1], dtype=float)
+
     def rate(self, offset: int = 0) -> float:
         """Mean request rate (req/s) of the current interval + ``offset`` (the episode's workload)."""
         step = self.scenario.control_interval_s

@@ -56,8 +56,8 @@ class TrainConfig:
     the statistics are saved as ``vecnormalize.pkl`` and applied by ``load_policy``."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """CloverServingEnv arguments for training: trace_period, episode_hours, carbon_trace,
-    randomization {traces, period, synthetic_prob, rate_scale}, scenario field overrides
-    (e.g. penalties)."""
+    randomization {traces, period, synthetic_prob, rate_scale, load_patterns, rate_traces},
+    scenario field overrides (e.g. penalties)."""
     eval_env_kwargs: dict[str, Any] = field(default_factory=lambda: {"trace_period": "eval"})
     """CloverServingEnv arguments for periodic evaluation (default: the scenario's trace in
     its evaluation period, 2021). Scenario overrides in ``env_kwargs`` apply here too
