@@ -217,11 +217,12 @@ def make_objective(spec: Any, ref: ObjectiveReference, *, interval_s: float, nom
 
 
 def table_rate(rate_rps: float, nominal_rps: float, rel: float = 0.10) -> float:
-    """``rate_rps`` on a grid ``rel`` apart (log-spaced, through the nominal rate): steady-state
-    tables are costly per load level (seconds each), so planners share them between close loads."""
+    """``rate_rps`` rounded *up* to a grid ``rel`` apart (log-spaced, through the nominal rate):
+    steady-state tables are costly per load level (seconds each), so planners share them between
+    close loads, and judge latency at a load no lower than the real one."""
     if rate_rps <= 0 or nominal_rps <= 0:
         return max(rate_rps, 1e-6)
-    k = round(math.log(rate_rps / nominal_rps) / math.log1p(rel))
+    k = math.ceil(math.log(rate_rps / nominal_rps) / math.log1p(rel) - 1e-9)
     return nominal_rps * math.exp(k * math.log1p(rel))
 
 

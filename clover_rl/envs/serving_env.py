@@ -13,6 +13,7 @@ from clover_rl.carbon.forecast import Forecast, forecast_for
 from clover_rl.carbon.resolve import resolve_trace
 from clover_rl.envs.actions import ActionCatalog
 from clover_rl.envs.observation import ObservationLayout, build_observation
+from clover_rl.envs.randomization import Randomization
 from clover_rl.errors import ConfigError
 from clover_rl.mig.config import Configuration
 from clover_rl.objective import (
@@ -30,39 +31,6 @@ from clover_rl.serving.backend import Backend
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
 from clover_rl.workload.build import workload_from_config
 from clover_rl.workload.workload import DiurnalRate, Workload
-
-
-@dataclass(frozen=True)
-class Randomization:
-    """Domain randomisation for training: which carbon traces episodes are drawn from, how often
-    a synthetic trace replaces them, and how far the load level moves."""
-
-    traces: tuple[str, ...] = ()  # shipped names / paths; empty = the scenario's own trace
-    period: str = "train"
-    synthetic_prob: float = 0.0
-    rate_scale: tuple[float, float] = (1.0, 1.0)
-    load_patterns: tuple[str, ...] = ()  # drawn per episode: see clover_rl.workload.randomize
-    rate_traces: tuple[str, ...] = ()  # rate / request trace files for the "trace" pattern
-
-    @staticmethod
-    def from_dict(d: dict | None) -> Randomization | None:
-        if not d:
-            return None
-        allowed = {"traces", "period", "synthetic_prob", "rate_scale", "load_patterns", "rate_traces"}
-        bad = set(d) - allowed
-        if bad:
-            raise ConfigError(f"randomization: unknown field(s) {sorted(bad)} (allowed: {sorted(allowed)})")
-        rs = tuple(float(x) for x in d.get("rate_scale", (1.0, 1.0)))
-        if len(rs) != 2 or not 0 < rs[0] <= rs[1]:
-            raise ConfigError(f"randomization.rate_scale must be [low, high] with 0 < low <= high, got {rs}")
-        p = float(d.get("synthetic_prob", 0.0))
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"randomization.synthetic_prob must be in [0, 1], got {p}")
-        from clover_rl.workload.randomize import check_patterns
-
-        pats = check_patterns(d.get("load_patterns", ()), d.get("rate_traces", ()))
-        return Randomization(tuple(d.get("traces", ())), str(d.get("period", "train")), p, rs,  # type: ignore[arg-type]
-                             pats, tuple(str(x) for x in d.get("rate_traces", ())))
 
 
 @dataclass(frozen=True)

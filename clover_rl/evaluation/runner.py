@@ -123,6 +123,8 @@ class EvaluationResult:
     references: tuple[str, str] = (BASE, ORACLE)  # keys in ``runs`` of the BASE and ORACLE runs
     interval_s: float = 3600.0  # control interval: each row is this much trace time
     intervals: int = 0  # rows per run (hours x 3600 / interval_s); 0 = derive from hours
+    workload: dict[str, Any] = field(default_factory=dict)  # the workload's config (reloads it)
+    objective: dict[str, Any] = field(default_factory=dict)  # the scenario's objective block
 
     def __post_init__(self) -> None:
         if not self.intervals:
@@ -153,7 +155,8 @@ class EvaluationResult:
     def meta(self) -> dict[str, Any]:
         times = self.runs[self.policies[0]].rows
         return {
-            "scenario": self.scenario, "carbon_trace": self.trace,
+            "scenario": self.scenario, "workload": self.workload, "objective": self.objective,
+            "carbon_trace": self.trace,
             "carbon_trace_provenance": self.trace_provenance, "start": self.start,
             "hours": self.hours, "intervals": self.intervals, "interval_s": self.interval_s,
             "seed": self.seed, "sla_ms": self.sla_ms,
@@ -306,7 +309,8 @@ def evaluate_policies(
         hours=hours, seed=int(seed), sla_ms=float(first.sla_ms), interval_s=float(sc.control_interval_s),
         intervals=steps,
         variants=tuple(v.name for v in order), policies=specs, runs=runs,
-        references=(ref[BASE], ref[ORACLE]),
+        references=(ref[BASE], ref[ORACLE]), workload=first.workload.to_config(),
+        objective=sc.objective.model_dump(by_alias=True, exclude_none=True),
     )
 
 

@@ -20,7 +20,7 @@ from clover_rl.errors import CheckpointError, ConfigError
 
 
 def test_names() -> None:
-    assert POLICY_NAMES == ("base", "clover", "random", "oracle", "greedy-carbon")
+    assert POLICY_NAMES == ("base", "clover", "random", "oracle", "greedy-carbon", "mpc")
 
 
 @pytest.mark.parametrize("name, cls", [("base", BasePolicy), ("clover", CloverPolicy),
