@@ -12,6 +12,7 @@ from clover_rl.carbon.base import CarbonTrace
 from clover_rl.carbon.forecast import Forecast, forecast_for
 from clover_rl.carbon.resolve import resolve_trace
 from clover_rl.envs.actions import ActionCatalog
+from clover_rl.envs.config_table import ConfigTable, build_config_table
 from clover_rl.envs.observation import ObservationLayout, build_observation
 from clover_rl.envs.randomization import Randomization
 from clover_rl.errors import ConfigError
@@ -19,7 +20,6 @@ from clover_rl.mig.config import Configuration
 from clover_rl.objective import (
     Objective,
     ObjectiveReference,
-    PaperObjective,
     Score,
     carbon_g,
     interval_outcome,
@@ -31,26 +31,6 @@ from clover_rl.serving.backend import Backend
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
 from clover_rl.workload.build import workload_from_config
 from clover_rl.workload.workload import DiurnalRate, Workload
-
-
-@dataclass(frozen=True)
-class ConfigTable:
-    """Steady-state figures of every configuration at one load (the replay model's hindsight)."""
-
-    rate_rps: float
-    energy_per_request_j: np.ndarray
-    accuracy: np.ndarray
-    p95_ms: np.ndarray
-    feasible: np.ndarray
-
-    def scores(self, intensity: float, pue: float, objective: Objective | ObjectiveReference) -> np.ndarray:
-        """The objective of every configuration at this intensity (-inf where infeasible)."""
-        if isinstance(objective, ObjectiveReference):
-            objective = PaperObjective(objective)
-        ok = self.feasible & np.isfinite(self.energy_per_request_j) & np.isfinite(self.p95_ms)
-        e = np.where(ok, self.energy_per_request_j, 0.0)
-        p95 = np.where(ok, self.p95_ms, 1.0)
-        return np.where(ok, objective.scores(carbon_g(e, intensity, pue), self.accuracy, p95), -np.inf)
 
 
 @dataclass
@@ -273,18 +253,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         rate = float(rate_rps if rate_rps is not None else self.rate())
         key = round(rate, 6)
         if key not in self._tables:
-            n = len(self.catalog)
-            e = np.full(n, np.inf)
-            acc = np.zeros(n)
-            p95 = np.full(n, np.inf)
-            for i, cfg in enumerate(self.catalog.configs):
-                if not self.catalog.feasible[i]:
-                    continue
-                m = self.model.steady_state(rate, cfg).interval(self.scenario.control_interval_s)
-                e[i] = m.energy_per_request_j if m.served else np.inf
-                acc[i] = m.accuracy
-                p95[i] = m.p95_ms
-            self._tables[key] = ConfigTable(rate, e, acc, p95, self.catalog.feasible.copy())
+            self._tables[key] = build_config_table(self.model, self.catalog, rate, self.scenario.control_interval_s)
         return self._tables[key]
 
     def action_masks(self) -> np.ndarray:

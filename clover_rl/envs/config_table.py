@@ -1,0 +1,47 @@
+"""The configuration table: steady-state figures of every configuration at one load, from the
+replay model (hindsight: for the oracle, model-predictive planning and analysis)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from clover_rl.objective import Objective, ObjectiveReference, PaperObjective, carbon_g
+
+
+@dataclass(frozen=True)
+class ConfigTable:
+    """Steady-state figures of every configuration at one load (the replay model's hindsight)."""
+
+    rate_rps: float
+    energy_per_request_j: np.ndarray
+    accuracy: np.ndarray
+    p95_ms: np.ndarray
+    feasible: np.ndarray
+
+    def scores(self, intensity: float, pue: float, objective: Objective | ObjectiveReference) -> np.ndarray:
+        """The objective of every configuration at this intensity (-inf where infeasible)."""
+        if isinstance(objective, ObjectiveReference):
+            objective = PaperObjective(objective)
+        ok = self.feasible & np.isfinite(self.energy_per_request_j) & np.isfinite(self.p95_ms)
+        e = np.where(ok, self.energy_per_request_j, 0.0)
+        p95 = np.where(ok, self.p95_ms, 1.0)
+        return np.where(ok, objective.scores(carbon_g(e, intensity, pue), self.accuracy, p95), -np.inf)
+
+
+def build_config_table(model: Any, catalog: Any, rate_rps: float, interval_s: float) -> ConfigTable:
+    """Steady state of every feasible configuration of ``catalog`` at ``rate_rps`` on the replay
+    ``model`` (a ReplayBackend), as one interval of ``interval_s`` seconds."""
+    n = len(catalog)
+    e = np.full(n, np.inf)
+    acc = np.zeros(n)
+    p95 = np.full(n, np.inf)
+    for i, cfg in enumerate(catalog.configs):
+        if not catalog.feasible[i]:
+            continue
+        m = model.steady_state(rate_rps, cfg).interval(interval_s)
+        e[i] = m.energy_per_request_j if m.served else np.inf
+        acc[i] = m.accuracy
+        p95[i] = m.p95_ms
+    return ConfigTable(rate_rps, e, acc, p95, catalog.feasible.copy())
