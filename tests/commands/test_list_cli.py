@@ -43,3 +43,17 @@ def test_unknown_kind_is_one_line_exit_2(capsys):
     assert main(["list", "models"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: list: unknown kind 'models' (one of scenarios, services, traces, policies, gpus)"
+
+
+def test_piped_output_fits_80_columns_without_columns_set():
+    """A pipe has no terminal width: tables fall back to 80 columns, not to a wide layout."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    p = subprocess.run([sys.executable, "-m", "clover_rl.cli", "list", "policies"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert max(len(ln) for ln in p.stdout.splitlines()) <= 80
+    assert "what it does" in p.stdout  # the free-text column wraps instead of being dropped
