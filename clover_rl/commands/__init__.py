@@ -6,6 +6,7 @@ import importlib
 import typer
 
 _MODULES = [
+    "clover_rl.commands.benchmark",
     "clover_rl.commands.deploy",
     "clover_rl.commands.gpu",
     "clover_rl.commands.list",

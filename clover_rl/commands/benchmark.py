@@ -1,0 +1,88 @@
+"""`clover-rl benchmark`: the fixed benchmark suite for any set of policies (tables, CSV/JSON/PNG)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def benchmark(
+    policy: Annotated[list[str] | None, typer.Option(
+        "--policy", metavar="NAME|PATH",
+        help="repeatable; default: shipped, clover, mpc, base, oracle ('shipped' = the scenario's "
+             "checkpoint)")] = None,
+    case: Annotated[list[str] | None, typer.Option(
+        "--case", metavar="TEXT", help="repeatable: only cases whose name contains TEXT")] = None,
+    workers: Annotated[int, typer.Option("--workers", metavar="N", help="worker processes")] = 2,
+    seed: Annotated[int, typer.Option("--seed", metavar="S", help="seed of policies and backend")] = 0,
+    out: Annotated[Path | None, typer.Option(
+        "--out", metavar="DIR", help="write benchmark.csv, benchmark.json and benchmark.png here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    list_cases: Annotated[bool, typer.Option("--list", help="list the suite's cases and exit")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on a terminal")] = True,
+) -> None:
+    """Run the benchmark suite: one table per case, then each policy's median and worst oracle gap."""
+    from clover_rl.evaluation.benchmark import DEFAULT_POLICIES, run_suite
+    from clover_rl.evaluation.benchmark_report import format_suite, to_json, write_outputs
+    from clover_rl.evaluation.suite import SUITE_VERSION, select_cases
+    from clover_rl.telemetry.table import Column, print_table
+
+    cases = select_cases(case)
+    if list_cases:
+        cols = [Column("name", "case", align="left", drop=0), Column("grid", "grid", align="left", drop=0),
+                Column("start", "start", align="left", drop=0), Column("hours", "hours", "{:d}", drop=1),
+                Column("load", "load", align="left", drop=0)]
+        print_table([c.to_dict() for c in cases], cols, title=f"benchmark suite {SUITE_VERSION}")
+        return
+    policies = list(policy or _default_policies(DEFAULT_POLICIES))
+    with _progress(progress and not as_json, len(cases)) as tick:
+        res = run_suite(cases, policies, seed=seed, workers=workers, on_case=tick)
+    if as_json:
+        sys.stdout.write(json.dumps(to_json(res), indent=2) + "\n")
+    else:
+        print(format_suite(res))
+    if out is not None:
+        paths = write_outputs(res, out)
+        print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr if as_json else sys.stdout)
+
+
+def _default_policies(names: tuple[str, ...]) -> list[str]:
+    """The defaults that are available (``mpc`` only where the registry has it)."""
+    from clover_rl.agents.registry import POLICY_NAMES
+
+    return [p for p in names if p == "shipped" or p in POLICY_NAMES]
+
+
+class _progress:
+    """A rich progress bar over cases on a terminal (stderr); a no-op otherwise."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        console = Console(stderr=True)
+        self.bar = Progress(TextColumn("[bold]benchmark"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
+                            transient=True, disable=not (enabled and console.is_terminal))
+        self.total = total
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        self.bar.__enter__()
+        task = self.bar.add_task("", total=self.total)
+        return lambda r: self.bar.update(task, advance=1, description=r.case.name)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("benchmark")(benchmark)

@@ -1,0 +1,123 @@
+"""Present a benchmark SuiteResult: one table per case, the per-policy summary, CSV/JSON/PNG."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from clover_rl.evaluation.benchmark import FIELDS, PAPER, CaseResult, SuiteResult
+from clover_rl.telemetry.table import Column, format_table, short_names
+
+CASE_COLUMNS: tuple[Column, ...] = (
+    Column("policy", "policy", align="left", drop=0),
+    Column("objective", "objective", "{:+.4f}", drop=0),
+    Column("carbon_saving_pct", "saving %", "{:+.1f}", drop=0),
+    Column("accuracy_drop_pct", "acc drop %", "{:+.2f}", drop=0),
+    Column("sla_intervals", "SLA viol", "{:d}", drop=0),
+    Column("reconfigurations", "reconfigs", "{:d}", drop=0),
+    Column("oracle_gap_pct", "oracle gap %", "{:.1f}", drop=0),
+)
+SUMMARY_COLUMNS: tuple[Column, ...] = (
+    Column("policy", "policy", align="left", drop=0),
+    Column("median_gap_pct", "median gap %", "{:.1f}", drop=0),
+    Column("worst_gap_pct", "worst gap %", "{:.1f}", drop=0),
+    Column("gap_cases", "cases", "{:d}", drop=1),
+    Column("objective_ge_paper", "obj >= clover", "{:d}", drop=0),
+    Column("sla_le_paper", "SLA <= clover", "{:d}", drop=0),
+    Column("reconfigs_le_paper", "reconf <= clover", "{:d}", drop=1),
+)
+
+
+def case_title(r: CaseResult) -> str:
+    c = r.case
+    return (f"{c.name}: {c.scenario}, carbon {r.trace} from {c.start} ({c.hours} h), "
+            f"{c.load} load, SLA p95 {r.sla_ms:.0f} ms")
+
+
+def format_case(r: CaseResult, width: int | None = None) -> str:
+    names = short_names(r.rows)
+    rows = [{"policy": names[p], **v} for p, v in r.rows.items()]
+    notes = [f"{p} = {s}" for p, s in r.resolved.items()]
+    return format_table(rows, CASE_COLUMNS, width=width, title=case_title(r), notes=notes)
+
+
+def format_summary(res: SuiteResult, width: int | None = None) -> str:
+    names = short_names(res.policies)
+    rows = [{**s, "policy": names[s["policy"]]} for s in res.summary()]
+    cols = SUMMARY_COLUMNS if PAPER in res.policies else SUMMARY_COLUMNS[:4]
+    n = len(res.cases)
+    est = any(c.estimated for c in res.cases)
+    notes = [f"oracle gap = (oracle - policy) / (oracle - base) objective, over the cases where "
+             f"the oracle beats base; counts are out of {n} cases",
+             f"suite {res.version}, {n} case(s), {res.wall_s:.0f} s wall"
+             + ("; figures ESTIMATED (profiles/power models), not measured" if est else "")]
+    return format_table(rows, cols, width=width, title=f"benchmark suite {res.version}: per policy",
+                        notes=notes)
+
+
+def format_suite(res: SuiteResult, width: int | None = None) -> str:
+    return "\n\n".join([*(format_case(c, width) for c in res.cases), format_summary(res, width)])
+
+
+def _num(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def to_json(res: SuiteResult) -> dict[str, Any]:
+    return {
+        "suite": res.version, "policies": res.policies, "wall_s": res.wall_s,
+        "cases": [{**c.case.to_dict(), "trace": c.trace, "sla_ms": c.sla_ms, "resolved": c.resolved,
+                   "cpu_s": c.cpu_s, "wall_s": c.wall_s, "estimated": c.estimated,
+                   "results": {p: {k: _num(v) for k, v in row.items()} for p, row in c.rows.items()}}
+                  for c in res.cases],
+        "summary": [{k: _num(v) for k, v in s.items()} for s in res.summary()],
+    }
+
+
+def write_outputs(res: SuiteResult, out_dir: str | Path, *, plot: bool = True) -> dict[str, Path]:
+    """``benchmark.csv`` (one row per case x policy), ``benchmark.json`` and ``benchmark.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "benchmark.csv", "json": out / "benchmark.json"}
+    with paths["csv"].open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["suite", "case", "scenario", "grid", "start", "load", "policy", *FIELDS])
+        for c in res.cases:
+            for p, row in c.rows.items():
+                w.writerow([res.version, c.case.name, c.case.scenario, c.case.grid, c.case.start,
+                            c.case.load, p, *(row.get(k, "") for k in FIELDS)])
+    paths["json"].write_text(json.dumps(to_json(res), indent=2) + "\n")
+    if plot:
+        paths["png"] = plot_gaps(res, out / "benchmark.png")
+    return paths
+
+
+def plot_gaps(res: SuiteResult, path: Path) -> Path:
+    """Oracle gap per case (one marker series per policy; BASE/ORACLE left out: 100 and 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    pols = [p for p in res.policies if p not in ("base", "oracle")]
+    names = short_names(res.policies)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.5 * len(res.cases) + 3), 4.5))
+    x = np.arange(len(res.cases))
+    for i, p in enumerate(pols):
+        g = np.array([c.rows[p].get("oracle_gap_pct", math.nan) for c in res.cases], dtype=float)
+        ax.plot(x + (i - (len(pols) - 1) / 2) * 0.12, np.clip(g, -50, 200), "o", label=names[p])
+    ax.axhline(0, color="k", lw=0.8)
+    ax.axhline(15, color="r", lw=0.8, ls="--", label="15% (worst-case target)")
+    ax.axhline(100, color="grey", lw=0.8, ls=":", label="base (100%)")
+    ax.set_xticks(x)
+    ax.set_xticklabels([c.case.name for c in res.cases], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("oracle gap % (clipped to [-50, 200])")
+    ax.set_title(f"benchmark suite {res.version}: oracle gap per case (lower is better)")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
