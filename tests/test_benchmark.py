@@ -121,3 +121,24 @@ def test_cli_list_and_one_line_errors(capsys):
     assert main(["benchmark", "--case", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
+
+
+def test_cli_prints_each_case_then_the_summary_and_writes_files(monkeypatch, capsys, tmp_path):
+    import clover_rl.evaluation.benchmark as bm
+
+    fake = _fake({"shipped": [1.0, 4.0], "clover": [3.0, 2.0], "base": [100.0, 100.0], "oracle": [0.0, 0.0]},
+                 {"shipped": [0, 0], "clover": [0, 1], "base": [0, 0], "oracle": [0, 0]})
+
+    def run_suite(cases, policies, *, seed, workers, on_case):
+        assert policies == ["shipped", "clover"] and workers == 1
+        for c in fake.cases:
+            on_case(c)
+        return fake
+
+    monkeypatch.setattr(bm, "run_suite", run_suite)
+    argv = ["benchmark", "--policy", "shipped", "--policy", "clover", "--workers", "1", "--no-progress",
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.index("case-with-a-long-name-0") < out.index("case-with-a-long-name-1") < out.index("per policy")
+    assert (tmp_path / "benchmark.csv").exists() and (tmp_path / "benchmark.png").exists()

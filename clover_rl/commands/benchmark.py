@@ -24,9 +24,15 @@ def benchmark(
     list_cases: Annotated[bool, typer.Option("--list", help="list the suite's cases and exit")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on a terminal")] = True,
 ) -> None:
-    """Run the benchmark suite: one table per case, then each policy's median and worst oracle gap."""
-    from clover_rl.evaluation.benchmark import DEFAULT_POLICIES, run_suite
-    from clover_rl.evaluation.benchmark_report import format_suite, to_json, write_outputs
+    """Run the benchmark suite: one table per case (as each finishes), then each policy's median
+    and worst oracle gap."""
+    from clover_rl.evaluation.benchmark import DEFAULT_POLICIES, CaseResult, run_suite
+    from clover_rl.evaluation.benchmark_report import (
+        format_case,
+        format_summary,
+        to_json,
+        write_outputs,
+    )
     from clover_rl.evaluation.suite import SUITE_VERSION, select_cases
     from clover_rl.telemetry.table import Column, print_table
 
@@ -38,12 +44,17 @@ def benchmark(
         print_table([c.to_dict() for c in cases], cols, title=f"benchmark suite {SUITE_VERSION}")
         return
     policies = list(policy or _default_policies(DEFAULT_POLICIES))
-    with _progress(progress and not as_json, len(cases)) as tick:
-        res = run_suite(cases, policies, seed=seed, workers=workers, on_case=tick)
+    with _Progress(progress and not as_json, len(cases)) as bar:
+        def done(r: CaseResult) -> None:  # each case's table as soon as it is done
+            bar.advance(r.case.name)
+            if not as_json:
+                bar.print(format_case(r) + "\n")
+
+        res = run_suite(cases, policies, seed=seed, workers=workers, on_case=done)
     if as_json:
         sys.stdout.write(json.dumps(to_json(res), indent=2) + "\n")
     else:
-        print(format_suite(res))
+        print(format_summary(res))
     if out is not None:
         paths = write_outputs(res, out)
         print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr if as_json else sys.stdout)
@@ -56,8 +67,9 @@ def _default_policies(names: tuple[str, ...]) -> list[str]:
     return [p for p in names if p == "shipped" or p in POLICY_NAMES]
 
 
-class _progress:
-    """A rich progress bar over cases on a terminal (stderr); a no-op otherwise."""
+class _Progress:
+    """A rich progress bar over cases on a terminal (stderr; a no-op otherwise) that lets case
+    tables print above it as they finish."""
 
     def __init__(self, enabled: bool, total: int) -> None:
         from rich.console import Console
@@ -70,18 +82,27 @@ class _progress:
         )
 
         console = Console(stderr=True)
+        self.on = enabled and console.is_terminal
         self.bar = Progress(TextColumn("[bold]benchmark"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
-                            transient=True, disable=not (enabled and console.is_terminal))
-        self.total = total
+                            transient=True, disable=not self.on)
+        self.task = self.bar.add_task("", total=total)
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> _Progress:
         self.bar.__enter__()
-        task = self.bar.add_task("", total=self.total)
-        return lambda r: self.bar.update(task, advance=1, description=r.case.name)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)
+
+    def advance(self, name: str) -> None:
+        self.bar.update(self.task, advance=1, description=name)
+
+    def print(self, text: str) -> None:
+        if self.on:
+            self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(text, flush=True)
 
 
 def register(app: typer.Typer) -> None:
