@@ -83,6 +83,11 @@ class ServiceSpec(BaseModel):
 @lru_cache(maxsize=64)
 def _load(path: Path) -> ServiceSpec:
     data = load_yaml_mapping(path)
+    kind = data.pop("kind", "request")
+    if kind == "llm":
+        raise ConfigError(f"{path}: an LLM service (kind: llm); load it with clover_rl.llm.catalog.load_llm_service")
+    if kind != "request":
+        raise ConfigError(f"{path}: kind: unknown service kind {kind!r} (known: request, llm)")
     try:
         return ServiceSpec.model_validate(data)
     except ValidationError as e:
@@ -97,5 +102,7 @@ def load_service(name_or_path: str | Path) -> ServiceSpec:
     return _load(path.resolve())
 
 
-def list_services() -> list[str]:
-    return sorted(p.stem for p in (configs_dir() / "services").glob("*.yaml"))
+def list_services(kind: str = "request") -> list[str]:
+    """Shipped services of one kind: ``request`` (this module's) or ``llm`` (clover_rl.llm)."""
+    return sorted(p.stem for p in (configs_dir() / "services").glob("*.yaml")
+                  if (load_yaml_mapping(p).get("kind") or "request") == kind)
