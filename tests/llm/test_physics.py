@@ -15,6 +15,10 @@ def test_reproduces_the_calibration_figure():
     p = slice_profile(svc.variant("llama-3.1-8b-bf16"), g, g.whole)
     assert 1.0 / p.decode_s(1, 1024 + 64) == pytest.approx(75.0, rel=0.01)
     assert p.estimated
+    # second public point (not fitted): H100-80GB, TPOT p50 6.48 ms at concurrency 1, short prompts
+    h = get_gpu("h100-80gb")
+    ph = slice_profile(svc.variant("llama-3.1-8b-bf16"), h, h.whole)
+    assert ph.decode_s(1, 300) * 1000 == pytest.approx(6.48, rel=0.08)
 
 
 def test_slices_scale_by_share_and_precision():
