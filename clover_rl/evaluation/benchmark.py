@@ -61,7 +61,13 @@ class SuiteResult:
         out = []
         for p in self.policies:
             g = self.gaps(p)
+            undefined = [c for c in self.cases if not math.isfinite(c.rows[p]["oracle_gap_pct"])]
             row: dict[str, Any] = {"policy": p, "cases": len(self.cases), "gap_cases": int(g.size),
+                                   # cases without a gap (the oracle is no better than BASE) where
+                                   # the policy still scores below the oracle
+                                   "below_oracle_no_gap": sum(
+                                       c.rows[p]["objective"] < c.rows["oracle"]["objective"] - 1e-9
+                                       for c in undefined if "oracle" in c.rows),
                                    "median_gap_pct": float(np.median(g)) if g.size else math.nan,
                                    "worst_gap_pct": float(g.max()) if g.size else math.nan}
             if PAPER in self.policies:

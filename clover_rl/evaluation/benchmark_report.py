@@ -51,6 +51,8 @@ def format_summary(res: SuiteResult, width: int | None = None) -> str:
     est = any(c.estimated for c in res.cases)
     notes = [f"oracle gap = (oracle - policy) / (oracle - base) objective, over the cases where "
              f"the oracle beats base; counts are out of {n} cases",
+             *(f"{names[s['policy']]}: below the oracle in {s['below_oracle_no_gap']} case(s) that have no "
+               f"gap (the oracle does not beat base there)" for s in res.summary() if s.get("below_oracle_no_gap")),
              f"suite {res.version}, {n} case(s), {res.wall_s:.0f} s wall"
              + ("; figures ESTIMATED (profiles/power models), not measured" if est else "")]
     return format_table(rows, cols, width=width, title=f"benchmark suite {res.version}: per policy",
