@@ -69,7 +69,7 @@ def evaluate_one(scenario: str, policy_dir: str, trace: Any, hours: int | None) 
     from clover_rl.scenario import load_scenario
 
     sc = load_scenario(scenario)
-    tr = resolve_trace(trace if trace is not None else sc.carbon.trace, sc.carbon.period, sc.control_interval_s)
+    tr = resolve_trace(trace if trace is not None else sc.carbon.trace_spec(), sc.carbon.period, sc.control_interval_s)
     note = ""
     t0 = time.perf_counter()
     try:

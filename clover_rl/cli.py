@@ -3,6 +3,8 @@ library code; this module only assembles them and turns user errors into one-lin
 from __future__ import annotations
 
 import sys
+import warnings
+from typing import Any
 
 import typer
 
@@ -47,10 +49,23 @@ def _conventional_help() -> None:
         TyperArgument._usage_display_name = _usage_display_name  # type: ignore[method-assign]
 
 
+def _one_line_warning(message: Any, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    """The project's warnings as ``warning: <message>`` (no source line); others as Python shows them."""
+    if category.__module__.startswith("clover_rl"):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _show_python_warning(message, category, filename, lineno, file, line)
+
+
+_show_python_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     _register()
     if not (sys.argv[1:] if argv is None else argv):
         argv = ["--help"]  # no arguments: the help, exit 0 (not click's empty usage error)
+    warnings.showwarning = _one_line_warning
     try:
         app(args=argv, standalone_mode=False, prog_name="clover-rl")
     except CloverError as e:

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clover_rl.carbon.resolve import TraceSpec, parse_trace_spec
 from clover_rl.config_io import first_validation_error, load_yaml_mapping
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import GpuModel, get_gpu
@@ -22,13 +23,27 @@ from clover_rl.workload.workload import Workload
 
 class CarbonSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    trace: str = Field("caiso_pge", description="shipped trace name or CSV path")
+    trace: str = Field("caiso_pge", description="shipped trace name or file path (a trace spec: "
+                                                "PATH[,column=..][,time_column=..][,unit=..])")
+    column: str | None = Field(None, description="value column or layout choice (lca, direct, forecast)")
+    time_column: str | None = Field(None, description="time column of the file")
+    unit: str | None = Field(None, description="g/kWh, kg/kWh, t/MWh or lbs/MWh")
     period: Literal["train", "eval", "all"] = "eval"
     pue: float = Field(1.5, ge=1.0, le=3.0)
     forecast_hours: int = Field(6, ge=0, le=48)
     forecaster: Literal["auto", "model", "perfect"] = Field(
         "auto", description="where forecast features come from (clover_rl.carbon.forecast); "
         "'perfect' is hindsight, for analysis only")
+
+    @model_validator(mode="after")
+    def _spec_parses(self) -> CarbonSpec:
+        self.trace_spec()  # unknown keys or units fail when the scenario loads
+        return self
+
+    def trace_spec(self) -> TraceSpec:
+        """The ``trace`` string with ``column``/``time_column``/``unit`` folded in."""
+        return parse_trace_spec({"trace": self.trace, "column": self.column,
+                                 "time_column": self.time_column, "unit": self.unit}, "carbon.trace")
 
 
 class WorkloadSpec(BaseModel):

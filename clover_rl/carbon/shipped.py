@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -169,20 +168,3 @@ def load_issued_forecast(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     times.setflags(write=False)
     values.setflags(write=False)
     return times, values
-
-
-def load_named(name_or_path: str | Path, period: Period = "all", **kwargs: object) -> CarbonTrace:
-    """A file path, or a shipped name optionally with its period (``caiso_pge:eval``).
-
-    A file is used whole (``period`` selects splits of shipped traces only); ``kwargs`` go to
-    :func:`~clover_rl.carbon.trace.load_trace` for files.
-    """
-    text = str(name_or_path)
-    p = Path(text).expanduser()
-    if p.exists():
-        return load_trace(p, **kwargs)  # type: ignore[arg-type]
-    base, _, per = text.partition(":")
-    if base in list_shipped():
-        return load_shipped(base, per or period)  # type: ignore[arg-type]
-    raise TraceError(f"{text}: no such file or shipped carbon trace "
-                     f"(shipped: {', '.join(list_shipped())})")

@@ -16,8 +16,10 @@ def evaluate(
         help="repeatable: base, clover, random, oracle, greedy-carbon, mpc, or a run folder / model.zip",
     )],
     carbon_trace: Annotated[str | None, typer.Option(
-        "--carbon-trace", metavar="NAME|CSV",
-        help="replace the scenario's trace: shipped name or CSV path")] = None,
+        "--carbon-trace", metavar="NAME|FILE[,column=C][,time_column=T][,unit=U]",
+        help="replace the scenario's trace: shipped name or file; column picks a value column "
+             "(Electricity Maps: lca (default) or direct), unit one of g/kWh, kg/kWh, t/MWh, "
+             "lbs/MWh")] = None,
     hours: Annotated[int | None, typer.Option(
         "--hours", metavar="H",
         help="hours of trace to run (24 h = 288 intervals at a 300 s control interval; "

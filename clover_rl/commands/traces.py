@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from clover_rl.carbon.shipped import PERIODS, load_named
+from clover_rl.carbon.shipped import PERIODS
 from clover_rl.carbon.synth import SHAPES, synthesize
 from clover_rl.carbon.trace import save_trace, summarize
 from clover_rl.errors import ConfigError
@@ -42,21 +42,20 @@ def _human(d: dict) -> str:
 
 @traces_app.command("show")
 def show(
-    source: str = typer.Argument(..., metavar="SOURCE", help="CSV file, or a shipped name (caiso_pge, caiso_pge:eval)"),
+    source: str = typer.Argument(..., metavar="SOURCE",
+                                 help="shipped name (caiso_pge, caiso_pge:eval) or a file, optionally "
+                                      "FILE,column=C,time_column=T,unit=U as everywhere a trace is named"),
     period: str = typer.Option("all", help="train, eval or all (per grid: `traces list`); shipped traces only"),
-    value_column: str | None = typer.Option(None, help="column holding the intensity"),
-    time_column: str | None = typer.Option(None, help="column holding the timestamps"),
-    units: str | None = typer.Option(None, help="g/kWh (default), kg/kWh, t/MWh or lbs/MWh"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Summarise a trace: span, resolution, min/mean/max, gaps, provenance."""
+    """Summarise a trace: span, resolution, min/mean/max, gaps, provenance (layout and unit read)."""
+    from clover_rl.carbon.resolve import resolve_trace
+
     if period not in PERIODS:
         raise ConfigError(f"--period: expected one of {', '.join(PERIODS)} (got {period!r})")
-    kwargs = {k: v for k, v in (("value_column", value_column), ("time_column", time_column),
-                                ("units", units)) if v is not None}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trace = load_named(source, period, **kwargs)  # type: ignore[arg-type]
+        trace = resolve_trace(source, period)
     _print_warnings(caught)
     d = summarize(trace)
     print(json.dumps(d, indent=2) if as_json else _human(d))

@@ -22,6 +22,9 @@ def train(
         "--exp-name", help="override the experiment label in the run name")] = None,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="progress bar (default: config)")] = None,
+    carbon_trace: Annotated[str | None, typer.Option(
+        "--carbon-trace", metavar="NAME|FILE[,column=C][,time_column=T][,unit=U]",
+        help="train and evaluate on this trace instead of the config's (as in evaluate)")] = None,
 ) -> None:
     """Train MaskablePPO / PPO / DQN on trace replay; TensorBoard under RUN/tb."""
     from clover_rl.errors import ConfigError
@@ -31,20 +34,25 @@ def train(
     # The command as parsed (works the same from a shell or from ``main([...])``).
     argv = ["clover-rl", "train"]
     for flag, value in (("--config", config), ("--resume", resume), ("--timesteps", timesteps), ("--seed", seed),
-                        ("--n-envs", n_envs), ("--out", out), ("--exp-name", exp_name)):
+                        ("--n-envs", n_envs), ("--out", out), ("--exp-name", exp_name),
+                        ("--carbon-trace", carbon_trace)):
         if value is not None:
             argv += [flag, str(value)]
     if progress is not None:
         argv.append("--progress" if progress else "--no-progress")
     if resume is not None:
-        if config is not None or seed is not None or out is not None or exp_name is not None:
-            raise ConfigError("--resume continues a run with its own config.yml; drop --config/--seed/--out/--exp-name")
+        if config is not None or seed is not None or out is not None or exp_name is not None \
+                or carbon_trace is not None:
+            raise ConfigError("--resume continues a run with its own config.yml; "
+                              "drop --config/--seed/--out/--exp-name/--carbon-trace")
         res = run_training(resume=resume, timesteps=timesteps, n_envs=n_envs, command=argv,
                            progress=progress)
     else:
         if config is None:
             raise ConfigError("give --config configs/train/NAME.yaml (or --resume RUN_DIR)")
         cfg = load_train_config(config)
+        if carbon_trace is not None:
+            cfg = cfg.with_carbon_trace(carbon_trace)
         cfg = cfg.replace(seed=seed, out_dir=str(out) if out is not None else None, exp_name=exp_name,
                           progress_bar=progress).validate("command line")
         res = run_training(cfg, timesteps=timesteps, n_envs=n_envs, command=argv)

@@ -80,8 +80,10 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Arguments
     `scenario` (shipped name, YAML path or `Scenario`), `backend` ("replay" | "live" | a
-    `Backend`), `carbon_trace` (replaces the scenario's trace: shipped name, CSV path or
-    `CarbonTrace`), `trace_period` ("train" | "eval" | "all"), `episode_hours`,
+    `Backend`), `carbon_trace` (replaces the scenario's trace: a trace spec
+    `NAME|FILE[,column=..][,time_column=..][,unit=..]`, a mapping with those keys, or a
+    `CarbonTrace`; the same forms work in `reset(options={"trace": ...})`),
+    `trace_period` ("train" | "eval" | "all"), `episode_hours`,
     `randomization` (dict, see `Randomization`), `backend_kwargs`, and scenario field overrides.
 
     ## Version History
@@ -126,7 +128,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         self.randomization = (randomization if isinstance(randomization, Randomization)
                               else Randomization.from_dict(randomization))
         period = trace_period or sc.carbon.period
-        self._trace = resolve_trace(carbon_trace or sc.carbon.trace, period, sc.control_interval_s)
+        self._trace = resolve_trace(carbon_trace or sc.carbon.trace_spec(), period, sc.control_interval_s)
         self._pool: list[CarbonTrace] = [self._trace]
         if self.randomization and self.randomization.traces:
             self._pool = [resolve_trace(t, self.randomization.period, sc.control_interval_s)

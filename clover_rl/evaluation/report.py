@@ -51,6 +51,8 @@ def notes(res: EvaluationResult) -> list[str]:
         refs = res.references_only
         ref += f" ({' and '.join(refs)} run as reference{'s' if len(refs) > 1 else ''}, not shown)"
     out.append(ref)
+    if res.trace_provenance.startswith("file ") or "; file " in res.trace_provenance:
+        out.append(f"carbon trace {res.trace_provenance}")  # which column and unit were read
     return out
 
 

@@ -193,7 +193,7 @@ def _resolve_window(scenario: Any, carbon_trace: str | Path | CarbonTrace | None
     from clover_rl.scenario import load_scenario
 
     sc = load_scenario(scenario)
-    trace = resolve_trace(carbon_trace if carbon_trace is not None else sc.carbon.trace,
+    trace = resolve_trace(carbon_trace if carbon_trace is not None else sc.carbon.trace_spec(),
                           sc.carbon.period, sc.control_interval_s)
     n = len(trace)
     step_s = float(sc.control_interval_s)

@@ -136,6 +136,21 @@ class TrainConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
+    def with_carbon_trace(self, spec: str) -> TrainConfig:
+        """Train and evaluate on one trace spec (``FILE[,column=..][,unit=..]``; a file has no
+        train/eval split): sets ``carbon_trace`` in both env kwargs, drops ``randomization.traces``."""
+        from clover_rl.carbon.resolve import parse_trace_spec
+
+        parse_trace_spec(spec, "--carbon-trace")  # bad keys fail before any training
+        env = dict(self.env_kwargs)
+        rnd = dict(env.get("randomization") or {})
+        rnd.pop("traces", None)
+        if "randomization" in env:
+            env["randomization"] = rnd
+        env["carbon_trace"] = spec
+        return dataclasses.replace(self, env_kwargs=env,
+                                   eval_env_kwargs={**self.eval_env_kwargs, "carbon_trace": spec})
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with the non-None ``changes`` applied (command-line overrides)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

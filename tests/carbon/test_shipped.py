@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from clover_rl.carbon.resolve import resolve_trace
 from clover_rl.carbon.shipped import (
     GRIDS,
     grids,
     list_shipped,
     load_issued_forecast,
-    load_named,
     load_shipped,
 )
 from clover_rl.carbon.trace import summarize
@@ -92,10 +92,10 @@ def test_unknown_name_and_period():
         load_shipped("caiso_pge", "test")  # type: ignore[arg-type]
 
 
-def test_load_named_takes_files_and_names_with_periods(tmp_path):
-    assert load_named("pl:eval").times[0] == np.datetime64("2020-01-01T00:00:00")
+def test_resolver_takes_files_and_names_with_periods(tmp_path):
+    assert resolve_trace("pl:eval").times[0] == np.datetime64("2020-01-01T00:00:00")
     p = tmp_path / "f.csv"
     p.write_text("ci\n100\n200\n")
-    assert list(load_named(str(p)).values) == [100, 200]
-    with pytest.raises(TraceError, match="no such file or shipped carbon trace"):
-        load_named(str(tmp_path / "missing.csv"))
+    assert list(resolve_trace(str(p)).values) == [100, 200]
+    with pytest.raises(TraceError, match="carbon trace not found"):
+        resolve_trace(str(tmp_path / "missing.csv"))

@@ -3,7 +3,6 @@ gap filling, resampling, summaries and save/load round trips."""
 from __future__ import annotations
 
 import gzip
-import warnings
 
 import numpy as np
 import pytest
@@ -89,7 +88,7 @@ def test_columns_are_chosen_by_name_or_explicitly(tmp_path):
 
 def test_ambiguous_value_column_asks_for_value_column(tmp_path):
     p = write(tmp_path, "timestamp,a,b\n2021-03-01T00:00Z,1,2\n")
-    with pytest.raises(TraceError, match=r"t.csv: cannot tell which column .*value_column"):
+    with pytest.raises(TraceError, match=r"t.csv: cannot tell which column .*'FILE,column=NAME'"):
         load_trace(p)
 
 
@@ -114,11 +113,10 @@ def test_gzip_and_unix_seconds(tmp_path):
     ("timestamp,gco2_per_kwh", None, 1.0),
 ])
 def test_units_are_converted_to_g_per_kwh(tmp_path, header, units, factor):
-    p = write(tmp_path, hourly_csv([0.5, 1.0, 1000.0], header=header))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", TraceWarning)
-        tr = load_trace(p, units=units)
-    np.testing.assert_allclose(tr.values, np.array([0.5, 1.0, 1000.0]) * factor)
+    raw = [0.2, 0.5, 1.1] if factor == 1000.0 else [150.0, 900.0, 1500.0]  # plausible in the unit
+    p = write(tmp_path, hourly_csv(raw, header=header))
+    tr = load_trace(p, units=units)
+    np.testing.assert_allclose(tr.values, np.array(raw) * factor)
 
 
 def test_units_param_overrides_column_name_and_unknown_units_fail(tmp_path):
@@ -129,9 +127,10 @@ def test_units_param_overrides_column_name_and_unknown_units_fail(tmp_path):
         load_trace(p, units="furlongs")
 
 
-def test_kg_looking_values_read_as_grams_warn(tmp_path):
+def test_kg_looking_values_read_as_grams_are_refused_naming_the_unit(tmp_path):
     p = write(tmp_path, hourly_csv([0.2, 0.3]))
-    with pytest.warns(TraceWarning, match="look like kg/kWh"):
+    with pytest.raises(TraceError, match=r"all <= 2 g/kWh when read as g/kWh \(assumed; max 0.3\).*"
+                                         r"look like kg/kWh: add ',unit=kg/kWh'.*--carbon-trace"):
         load_trace(p)
 
 

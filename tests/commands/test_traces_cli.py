@@ -78,9 +78,9 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     bad.write_text("timestamp,g_per_kwh\n2021-03-01T00:00Z,1\n2021-03-01T01:00Z,-5\n")
     cases = [
         (["traces", "show", str(bad)], "line 3: negative carbon-intensity value -5"),
-        (["traces", "show", "no_such_trace"], "no such file or shipped carbon trace"),
+        (["traces", "show", "no_such_trace"], "carbon trace not found: no_such_trace"),
         (["traces", "show", "caiso_pge", "--period", "test"], "--period: expected one of"),
-        (["traces", "show", str(bad), "--units", "furlongs"], "units: unknown unit"),
+        (["traces", "show", f"{bad},unit=furlongs"], "units: unknown unit"),
         (["traces", "synth", "--shape", "tidal", "--out", str(tmp_path / "x.csv")], "shape: expected one of"),
         (["traces", "synth", "--days", "0", "--out", str(tmp_path / "x.csv")], "days: expected an integer"),
     ]

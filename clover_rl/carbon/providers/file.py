@@ -1,7 +1,9 @@
-"""Trace replay as a live source: ``file:PATH[,speed=N][,end=loop|hold]`` and ``trace:``.
+"""Trace replay as a live source: ``file:PATH[,column=..][,time_column=..][,unit=..][,speed=N][,end=loop|hold]``
+and ``trace:``.
 
-``PATH`` is a trace CSV (read by :func:`clover_rl.carbon.trace.load_trace`) or a shipped
-trace name with an optional period (``file:caiso_pge:eval,speed=3600``).
+``PATH`` is a trace file or a shipped trace name with an optional period
+(``file:caiso_pge:eval,speed=3600``), read by :func:`clover_rl.carbon.resolve.resolve_trace`;
+``column``/``time_column``/``unit`` mean what they mean in every other trace spec.
 
 Lets the deployed controller run against a recorded trace (demos, soak tests, CPU
 emulation) with exactly the interface of a live API.
@@ -125,14 +127,17 @@ class FileSource(TraceSource):
 
     def __init__(self, path: str, *, speed: float = 1.0, end: str = "loop",
                  clock: Callable[[], datetime] = utcnow, start: datetime | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, column: str | None = None,
+                 time_column: str | None = None, unit: str | None = None) -> None:
         if not str(path).strip():
             raise ConfigError("file: missing path (write file:PATH[,speed=N])")
         name = name or f"file:{path}"
         check_speed(speed, name)  # before touching the disk: cheap errors first
         # imported here: trace loading is not needed by the API sources
-        from clover_rl.carbon.shipped import load_named
+        from clover_rl.carbon.resolve import parse_trace_spec, resolve_trace
 
         self.path = str(path).strip()
-        super().__init__(load_named(self.path), speed=speed, end=end, clock=clock, start=start,
+        spec = parse_trace_spec({"trace": self.path, "column": column,
+                                 "time_column": time_column, "unit": unit}, name)
+        super().__init__(resolve_trace(spec), speed=speed, end=end, clock=clock, start=start,
                          name=name)

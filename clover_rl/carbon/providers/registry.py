@@ -2,7 +2,7 @@
 
 Grammar: ``KIND[:ARG][,key=value...]``, e.g. ``electricitymaps:DE``,
 ``watttime:CAISO_NORTH,ttl=120``, ``ukgrid``, ``ukgrid:13``,
-``file:traces/ciso.csv,speed=60,end=hold``, ``trace,speed=3600`` (with ``trace=`` given
+``file:traces/ciso.csv,speed=60,end=hold``, ``file:moer.csv.gz,unit=kg/kWh,speed=60``, ``trace,speed=3600`` (with ``trace=`` given
 as an override). Options in the string are strings converted per key; keyword overrides
 are passed to the constructor as-is and win over string options, which is how tests and
 programs inject ``transport``, ``sleep``, ``clock``, ``token`` or an in-memory trace.
@@ -30,6 +30,9 @@ _REPLAY_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "speed": ("speed", str),  # validated by the source, to name the bad value verbatim
     "end": ("end", str),
 }
+# a file replay reads its trace like every other trace spec (clover_rl.carbon.resolve)
+_FILE_OPTIONS = {**_REPLAY_OPTIONS, "column": ("column", str),
+                 "time_column": ("time_column", str), "unit": ("unit", str)}
 
 
 def _electricitymaps(arg: str, kw: dict[str, Any]) -> CarbonSource:
@@ -72,7 +75,7 @@ _KINDS: dict[str, tuple[Factory, dict[str, tuple[str, Callable[[str], Any]]], bo
     "electricitymaps": (_electricitymaps, _HTTP_OPTIONS, True),
     "watttime": (_watttime, _HTTP_OPTIONS, True),
     "ukgrid": (_ukgrid, _HTTP_OPTIONS, False),
-    "file": (_file, _REPLAY_OPTIONS, True),
+    "file": (_file, _FILE_OPTIONS, True),
     "trace": (_trace, _REPLAY_OPTIONS, False),
 }
 _ARG_HINT = {
