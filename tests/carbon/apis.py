@@ -37,10 +37,13 @@ class Fault:
     kind: str  # "status" | "sleep" | "body" | "json"
     arg: Any = None
     path: str = ""
+    payload: Any = None  # the body of a "status" answer (default {"error": "injected N"})
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After, Date
 
     @staticmethod
-    def status(code: int, path: str = "") -> Fault:
-        return Fault("status", code, path)
+    def status(code: int, path: str = "", payload: Any = None,
+               headers: dict[str, str] | None = None) -> Fault:
+        return Fault("status", code, path, payload, dict(headers or {}))
 
     @staticmethod
     def sleep(seconds: float, path: str = "") -> Fault:
@@ -130,7 +133,8 @@ class FakeApi:
         if fault is None:
             status, body = self.answer(req)
         elif fault.kind == "status":
-            status, body = fault.arg, {"error": f"injected {fault.arg}"}
+            status = fault.arg
+            body = fault.payload if fault.payload is not None else {"error": f"injected {fault.arg}"}
         elif fault.kind == "body":
             status, body = 200, fault.arg
         else:
@@ -140,6 +144,8 @@ class FakeApi:
             h.send_response(status)
             h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(raw)))
+            for k, v in (fault.headers if fault is not None else {}).items():
+                h.send_header(k, v)
             h.end_headers()
             h.wfile.write(raw)
         except OSError:

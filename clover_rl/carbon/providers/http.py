@@ -7,6 +7,13 @@ same behaviour so the controller never has to care which one it holds:
 * **Retries** with exponential back-off (``backoff_s * 2**attempt``, capped at
   ``backoff_max_s``) on timeouts, connection errors, HTTP 429 and 5xx. Other 4xx answers and
   malformed bodies are not retried: repeating them would give the same answer.
+* **Retry-After** (seconds or HTTP-date, on 429/503 and rate-limit 401/403) is honoured: a
+  wait up to ``backoff_max_s`` stretches the next back-off to it; a longer one ends the
+  attempt and no request is made until it has passed, the source reporting its last good
+  value as stale meanwhile (a control loop must not block for a minute).
+* **Errors** carry the HTTP status and the server's own message; the credentials hint is
+  added only to real authentication failures, not to rate limits or plan limits
+  (:mod:`clover_rl.carbon.providers.answers`).
 * **Cache**: a value fetched less than ``cache_ttl_s`` ago is served without a request (the
   APIs update every 5-60 minutes and rate-limit). After a failure, no new request is made for
   ``failure_ttl_s`` so an outage costs one round of retries, not one per read.
@@ -32,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from clover_rl.carbon.base import CarbonReading, utcnow
+from clover_rl.carbon.providers.answers import classify, retry_after_s, server_message
 from clover_rl.carbon.providers.common import (
     CarbonSourceError,
     MalformedResponse,
@@ -56,6 +64,14 @@ _FETCH_ERRORS = (CarbonSourceError, MalformedResponse, httpx.HTTPError, KeyError
 
 class Unauthorized(CarbonSourceError):
     """HTTP 401: raised separately so token-based sources can log in again and retry."""
+
+
+class RateLimited(CarbonSourceError):
+    """The API asked us to come back later (``retry_after_s`` seconds, from Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def _positive(name: str, field: str, value: float, allow_zero: bool = False) -> float:
@@ -116,8 +132,10 @@ class HttpCarbonSource:
         self._forecast_at: float | None = None
         self._error: str = ""  # last current-value failure, one line
         self._error_at: float | None = None
+        self._hold_s = self.failure_ttl_s  # no new request this long after a failure
         self._fc_error: str = ""
         self._fc_error_at: float | None = None
+        self._fc_hold_s = self.failure_ttl_s
 
     # -- subclass hooks -------------------------------------------------------------------
     def _fetch_current(self, now: datetime) -> tuple[Point, list[Point] | None]:
@@ -140,9 +158,12 @@ class HttpCarbonSource:
         """GET ``path`` and parse JSON, retrying transient failures with back-off."""
         merged = {"Accept": "application/json", **self._headers(), **(headers or {})}
         problem = ""
+        asked = 0.0  # the server's Retry-After for the next attempt, seconds
         for attempt in range(self.retries + 1):
             if attempt:
-                self._sleep(min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1)))
+                backoff = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+                self._sleep(max(backoff, asked))
+                asked = 0.0
             try:
                 resp = self._client.get(path, params=params, headers=merged, auth=auth)
             except httpx.TimeoutException:
@@ -155,14 +176,23 @@ class HttpCarbonSource:
                 problem = f"request failed ({type(e).__name__}: {_first_line(e)})"
                 continue
             code = resp.status_code
-            if code == 429 or code >= 500:
-                problem = f"HTTP {code}"
-                continue
-            if code == 401:
-                raise Unauthorized(f"{self.name}: HTTP 401 from {path}{self.auth_hint}")
             if code >= 400:
-                hint = self.auth_hint if code == 403 else ""
-                raise CarbonSourceError(f"{self.name}: HTTP {code} from {path}{hint}")
+                said = server_message(resp)
+                kind = classify(code, said)
+                what = f"HTTP {code}" + (f" ({said})" if said else "")
+                if kind == "rate" or code >= 500:
+                    wait = retry_after_s(resp)
+                    if wait is not None and (wait > self.backoff_max_s or attempt == self.retries):
+                        raise RateLimited(f"{self.name}: {what} from {path}; server asks to retry "
+                                          f"after {wait:g} s", wait)
+                    asked, problem = wait or 0.0, what
+                    continue
+                if kind == "auth" and code == 401:
+                    raise Unauthorized(f"{self.name}: {what} from {path}{self.auth_hint}")
+                hint = {"auth": self.auth_hint,
+                        "plan": " (not covered by the account's plan or access; the credentials "
+                                "themselves were accepted)"}.get(kind, "")
+                raise CarbonSourceError(f"{self.name}: {what} from {path}{hint}")
             try:
                 return resp.json()
             except ValueError:
@@ -217,7 +247,7 @@ class HttpCarbonSource:
         """Fetch the current value unless cached; True when a good current value stands."""
         if self._current_at is not None and t - self._current_at < self.cache_ttl_s:
             return True
-        if self._error_at is not None and t - self._error_at < self.failure_ttl_s:
+        if self._error_at is not None and t - self._error_at < self._hold_s:
             return False
         try:
             point, forecast = self._fetch_current(now)
@@ -225,6 +255,7 @@ class HttpCarbonSource:
             clean = _clean(forecast) if forecast is not None else None
         except _FETCH_ERRORS as e:
             self._error, self._error_at = self._describe(e), t
+            self._hold_s = _hold(self.failure_ttl_s, e)
             log.warning("%s", self._error)
             return False
         self._current, self._current_at = point, t
@@ -237,12 +268,13 @@ class HttpCarbonSource:
     def _refresh_forecast(self, now: datetime, t: float) -> None:
         if self._forecast_at is not None and t - self._forecast_at < self.cache_ttl_s:
             return
-        if self._fc_error_at is not None and t - self._fc_error_at < self.failure_ttl_s:
+        if self._fc_error_at is not None and t - self._fc_error_at < self._fc_hold_s:
             return
         try:
             clean = _clean(self._fetch_forecast(now))
         except _FETCH_ERRORS as e:
             self._fc_error, self._fc_error_at = self._describe(e), t
+            self._fc_hold_s = _hold(self.failure_ttl_s, e)
             log.warning("%s (forecast)", self._fc_error)
             return
         self._forecast, self._forecast_at = clean, t
@@ -254,6 +286,12 @@ class HttpCarbonSource:
         if isinstance(e, CarbonSourceError):
             return _first_line(e)
         return f"{self.name}: malformed response: {type(e).__name__}: {_first_line(e)}"
+
+
+def _hold(failure_ttl_s: float, e: Exception) -> float:
+    """How long to make no request after failure ``e``: the failure TTL, or the server's
+    Retry-After when it asked for longer."""
+    return max(failure_ttl_s, getattr(e, "retry_after_s", 0.0))
 
 
 def _clean(points: list[Point]) -> list[Point]:

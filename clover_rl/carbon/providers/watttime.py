@@ -83,8 +83,8 @@ class WattTimeSource(HttpCarbonSource):
     def _login(self) -> str:
         try:
             body = self._get_json("/login", auth=httpx.BasicAuth(*self._auth))
-        except Unauthorized:
-            raise CarbonSourceError(f"{self.name}: login rejected{self.auth_hint}") from None
+        except Unauthorized as e:
+            raise CarbonSourceError(str(e).replace(": HTTP 401", ": login rejected: HTTP 401", 1)) from None
         token = dig(body, "token")
         if not isinstance(token, str) or not token:
             raise MalformedResponse("login answered no token")
