@@ -31,7 +31,10 @@ def _summary(rep: dict[str, Any]) -> list[str]:
                          f"{p['compute_slices']} compute / {p['memory_slices']} memory slices  "
                          f"{p['memory_mb']} MiB  {p['sm_count']} SMs  starts {starts}")
     diffs = rep["catalog_differences"]
-    lines.append("catalog check: " + ("matches" if not diffs else f"{len(diffs)} difference(s)"))
+    if rep.get("catalog_source"):
+        lines.append(f"catalog facts from: {rep['catalog_source']}")
+    lines.append("catalog check: " + ("matches" if not diffs else
+                                      f"{len(diffs)} difference(s) (the hardware's figures are used)"))
     lines.extend(f"  {d}" for d in diffs)
     if rep["layout"] is not None:
         lines.append(f"layout: {rep['layout']['label']}")

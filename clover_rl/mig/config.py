@@ -13,11 +13,15 @@ from functools import cache
 from itertools import combinations_with_replacement, product
 
 import numpy as np
-import yaml
 
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import GpuModel
-from clover_rl.mig.partition import Partition, _profile_sort_key, place, slice_multisets
+from clover_rl.mig.partition import (
+    Partition,
+    _profile_sort_key,
+    place,
+    slice_multisets,
+)
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,13 @@ class Configuration:
         return tuple(v for _, v in self.pairs)
 
     def label(self) -> str:
-        """Short form used on the command line: ``4g:b7,3g:b5``."""
-        return ",".join(f"{p.split('.')[0]}:{v}" for p, v in self.pairs)
+        """Short form used on the command line: ``4g:b7,3g:b5``; a profile whose short name
+        would parse back as another (``1g.10gb``, ``1g.5gb+me``) keeps its full name, so
+        ``parse_configuration(cfg.label())`` gives ``cfg`` back."""
+        from clover_rl.mig.catalog import get_gpu
+
+        gpu = get_gpu(self.gpu)
+        return ",".join(f"{gpu.label(p)}:{v}" for p, v in self.pairs)
 
     def __str__(self) -> str:
         return self.label()
@@ -102,18 +111,3 @@ def enumerate_configurations(gpu: GpuModel, variants: tuple[str, ...], extended:
 def base_configuration(gpu: GpuModel, variants: Sequence[str]) -> Configuration:
     """The paper's BASE: the largest (last-listed) variant on the whole GPU."""
     return Configuration.of(gpu, [(gpu.whole.name, variants[-1])])
-
-
-def to_mig_parted(configs: dict[str, Configuration], gpu: GpuModel, devices: str | list[int] = "all") -> str:
-    """NVIDIA mig-parted config YAML; one named entry per configuration."""
-    mig_configs = {}
-    for name, cfg in configs.items():
-        counts = Counter(cfg.profiles)
-        mig_configs[name] = [
-            {
-                "devices": devices,
-                "mig-enabled": True,
-                "mig-devices": {p: counts[p] for p in sorted(counts, key=_profile_sort_key)},
-            }
-        ]
-    return yaml.safe_dump({"version": "v1", "mig-configs": mig_configs}, sort_keys=False)

@@ -194,7 +194,8 @@ class MigManager:
         rep: dict[str, Any] = {
             "gpu_index": self.index, "name": g.name(), "uuid": g.uuid(),
             "memory_mb": g.memory_mb(), "driver_version": g.driver_version(),
-            "catalog_model": model.name if model else None, "mig_supported": False,
+            "catalog_model": model.name if model else None,
+            "catalog_source": model.source if model else None, "mig_supported": False,
             "mig_mode": None, "profiles_source": None, "profiles": [],
             "catalog_differences": [], "layout": None, "partition": None, "mig_devices": [],
             "errors": [],

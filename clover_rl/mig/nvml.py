@@ -1,330 +1,49 @@
-"""NVML access for MIG: errors, profile discovery, layout reading and the primitive operations.
+"""NVML access for MIG: profile discovery, layout reading and the primitive operations.
 
 Everything goes through an injectable NVML module (``pynvml`` from nvidia-ml-py by default, a
 simulated one in tests), so the same code paths are exercised with and without a GPU. The
-static catalog (:mod:`clover_rl.mig.catalog`) is only a fallback: profiles, profile IDs and
-placements are read from the driver whenever it can answer, and the two are compared so a
-catalog that drifted from the hardware is reported rather than silently trusted.
+board catalog (:mod:`clover_rl.mig.catalog`) is only a fallback: profiles, profile IDs and
+placements are read from the driver whenever it can answer, and the two are compared
+(:func:`~clover_rl.mig.nvml_types.compare_with_catalog`) so a catalog that drifted from the
+hardware is reported rather than silently trusted.
 
-Every NVML failure becomes a one-line :class:`MigError` naming the GPU index and the operation.
-:mod:`clover_rl.mig.manager` builds apply/rollback and the read-only report on top of this.
+Every NVML failure becomes a one-line :class:`MigError` naming the GPU index and the operation
+(:mod:`clover_rl.mig.nvml_errors`). :mod:`clover_rl.mig.manager` builds apply/rollback and
+the read-only report on top of this.
 """
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from clover_rl.errors import BackendError
-from clover_rl.mig.catalog import GPUS, GpuModel, MigProfile
-from clover_rl.mig.partition import Partition, Slice
+from clover_rl.mig.nvml_errors import (  # noqa: F401  (re-exported: one import site)
+    _ERR,
+    _ERR_NAMES,
+    _MAX_ITEMS,
+    MigError,
+    MigInUseError,
+    MigModeError,
+    MigPermissionError,
+    MigResourcesError,
+    NvmlUnavailableError,
+    _text,
+    is_nvml_error,
+    load_nvml,
+    map_nvml_error,
+    nvml_error_name,
+)
+from clover_rl.mig.nvml_types import (  # noqa: F401  (re-exported)
+    ComputeInstance,
+    GpuInstance,
+    MigLayout,
+    MigMode,
+    NvmlProfile,
+    compare_with_catalog,
+    match_catalog_model,
+)
 
 T = TypeVar("T")
-
-# NVML error codes (stable across driver versions; mirrored so messages never need the library).
-_ERR_NAMES = {
-    1: "UNINITIALIZED", 2: "INVALID_ARGUMENT", 3: "NOT_SUPPORTED", 4: "NO_PERMISSION",
-    5: "ALREADY_INITIALIZED", 6: "NOT_FOUND", 7: "INSUFFICIENT_SIZE", 9: "DRIVER_NOT_LOADED",
-    12: "LIBRARY_NOT_FOUND", 13: "FUNCTION_NOT_FOUND", 15: "GPU_IS_LOST", 16: "RESET_REQUIRED",
-    18: "LIB_RM_VERSION_MISMATCH", 19: "IN_USE", 23: "INSUFFICIENT_RESOURCES",
-    28: "GPU_NOT_FOUND", 29: "INVALID_STATE", 999: "UNKNOWN",
-}
-_ERR = {name: code for code, name in _ERR_NAMES.items()}
-
-#: Array capacity for NVML list calls: no GPU has more than 8 memory slices, so no profile has
-#: more than 8 placements or instances.
-_MAX_ITEMS = 8
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class MigError(BackendError):
-    """A MIG query or change failed; the message names the GPU index and the operation.
-
-    ``nvml_code`` is the NVML return code when NVML raised it. After a failed apply,
-    ``rollback_ok`` says whether the previous layout was restored and ``rollback_error`` holds
-    the rollback's own failure.
-    """
-
-    def __init__(self, message: str, *, gpu_index: int | None = None, operation: str = "",
-                 nvml_code: int | None = None) -> None:
-        super().__init__(message)
-        self.gpu_index = gpu_index
-        self.operation = operation
-        self.nvml_code = nvml_code
-        self.rollback_ok: bool | None = None
-        self.rollback_error: MigError | None = None
-
-
-class NvmlUnavailableError(MigError):
-    """No NVIDIA driver, NVML library or nvidia-ml-py on this machine, or no such GPU."""
-
-
-class MigModeError(MigError):
-    """MIG mode is disabled, unsupported, or changed but waiting for a GPU reset."""
-
-
-class MigPermissionError(MigError):
-    """MIG changes need root (NVML_ERROR_NO_PERMISSION)."""
-
-
-class MigInUseError(MigError):
-    """An instance still has compute instances or running processes (NVML_ERROR_IN_USE)."""
-
-
-class MigResourcesError(MigError):
-    """Placement overlap or compute budget exceeded (NVML_ERROR_INSUFFICIENT_RESOURCES)."""
-
-
-_REASONS: dict[str, tuple[type[MigError], str]] = {
-    "NO_PERMISSION": (MigPermissionError, "insufficient permissions (MIG changes need root)"),
-    "IN_USE": (MigInUseError, "GPU in use (stop the processes on its MIG devices first)"),
-    "INSUFFICIENT_RESOURCES": (MigResourcesError, (
-        "insufficient resources (placement overlaps an existing instance "
-        "or the GPU's compute slices are used up)")),
-    "LIBRARY_NOT_FOUND": (NvmlUnavailableError,
-                          "NVML library libnvidia-ml.so.1 not found (no NVIDIA driver installed)"),
-    "DRIVER_NOT_LOADED": (NvmlUnavailableError, "NVIDIA driver not loaded"),
-    "LIB_RM_VERSION_MISMATCH": (NvmlUnavailableError,
-                                "NVML/driver version mismatch (reload the driver or reboot)"),
-    "GPU_NOT_FOUND": (NvmlUnavailableError, "no such GPU"),
-    "GPU_IS_LOST": (NvmlUnavailableError, "GPU is lost (fell off the bus)"),
-    "NOT_SUPPORTED": (MigError, "not supported by this GPU or driver"),
-    "RESET_REQUIRED": (MigModeError, "GPU reset required"),
-    "INVALID_ARGUMENT": (MigError, "invalid argument (stale handle or bad profile/placement)"),
-    "NOT_FOUND": (MigError, "not found"),
-}
-
-
-def nvml_error_name(exc: BaseException) -> str:
-    """``NVML_ERROR_IN_USE``-style name of an NVML exception's code."""
-    code = getattr(exc, "value", None)
-    return f"NVML_ERROR_{_ERR_NAMES.get(code, str(code))}"  # type: ignore[arg-type]
-
-
-def is_nvml_error(exc: BaseException, *names: str) -> bool:
-    """True when ``exc`` is an NVML error with one of the given codes (``"IN_USE"``, ...)."""
-    code = getattr(exc, "value", None)
-    return isinstance(code, int) and type(exc).__name__.startswith("NVMLError") and (
-        not names or _ERR_NAMES.get(code) in names)
-
-
-def map_nvml_error(exc: BaseException, gpu_index: int | None, operation: str) -> MigError:
-    """Turn an NVML exception into a one-line MigError subclass naming GPU and operation."""
-    code = getattr(exc, "value", None)
-    name = _ERR_NAMES.get(code, "") if isinstance(code, int) else ""
-    cls, reason = _REASONS.get(name, (MigError, "NVML error"))
-    where = f"GPU {gpu_index}: " if gpu_index is not None else ""
-    msg = f"{where}{operation} failed: {reason} [{nvml_error_name(exc)}]"
-    return cls(msg, gpu_index=gpu_index, operation=operation,
-               nvml_code=code if isinstance(code, int) else None)
-
-
-def load_nvml(module: Any = None) -> Any:
-    """The NVML module to use: the injected one, else ``pynvml`` from nvidia-ml-py."""
-    if module is not None:
-        return module
-    try:
-        import pynvml
-    except ImportError as e:  # pragma: no cover - nvidia-ml-py is a dependency
-        raise NvmlUnavailableError(
-            f"NVML unavailable: cannot import pynvml ({e}); install nvidia-ml-py") from e
-    return pynvml
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace").rstrip("\x00")
-    return str(value)
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class NvmlProfile:
-    """A GPU-instance profile as the driver (or, as fallback, the catalog) describes it."""
-
-    name: str  # "3g.20gb"
-    nvml_index: int  # NVML_GPU_INSTANCE_PROFILE_* constant
-    profile_id: int  # nvidia-smi mig -lgip ID, used by create/list calls
-    compute_slices: int
-    memory_slices: int | None  # None when no placement is known
-    memory_mb: int
-    sm_count: int
-    instance_count: int
-    placements: tuple[tuple[int, int], ...]  # (start, size) in memory slices
-    source: str = "nvml"  # or "catalog"
-
-    @property
-    def short(self) -> str:
-        return self.name.split(".")[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "nvml_index": self.nvml_index, "profile_id": self.profile_id,
-            "compute_slices": self.compute_slices, "memory_slices": self.memory_slices,
-            "memory_mb": self.memory_mb, "sm_count": self.sm_count,
-            "instance_count": self.instance_count,
-            "placements": [list(p) for p in self.placements], "source": self.source,
-        }
-
-    @classmethod
-    def from_catalog(cls, p: MigProfile) -> NvmlProfile:
-        return cls(p.name, p.nvml_index, p.profile_id, p.compute_slices, p.memory_slices,
-                   p.memory_mb, p.sm_count, len(p.placements), p.placements, "catalog")
-
-
-@dataclass(frozen=True)
-class MigMode:
-    current: bool
-    pending: bool
-
-    @property
-    def ready(self) -> bool:
-        """MIG is on and no reset is pending, so instances can be changed."""
-        return self.current and self.pending
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"current": "enabled" if self.current else "disabled",
-                "pending": "enabled" if self.pending else "disabled",
-                "reset_pending": self.current != self.pending}
-
-
-@dataclass(frozen=True)
-class ComputeInstance:
-    id: int
-    profile_id: int
-    start: int  # in compute slices of its GPU instance
-    size: int
-    uuid: str | None = None  # the MIG device UUID (CUDA_VISIBLE_DEVICES=MIG-...)
-    handle: Any = field(default=None, compare=False, repr=False)  # valid until layout changes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ci_id": self.id, "profile_id": self.profile_id, "start": self.start,
-                "size": self.size, "uuid": self.uuid}
-
-
-@dataclass(frozen=True)
-class GpuInstance:
-    id: int
-    profile: str
-    profile_id: int
-    start: int  # placement in memory slices
-    size: int
-    compute_slices: int
-    compute_instances: tuple[ComputeInstance, ...] = ()
-    handle: Any = field(default=None, compare=False, repr=False)
-
-    @property
-    def label(self) -> str:
-        return f"{self.profile}@{self.start}"
-
-    @property
-    def is_whole(self) -> bool:
-        """Exactly one compute instance spanning the GPU instance (what apply creates)."""
-        cis = self.compute_instances
-        return len(cis) == 1 and cis[0].size == self.compute_slices
-
-    @property
-    def uuid(self) -> str | None:
-        """The MIG device UUID when there is exactly one compute instance."""
-        cis = self.compute_instances
-        return cis[0].uuid if len(cis) == 1 else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"gi_id": self.id, "profile": self.profile, "profile_id": self.profile_id,
-                "start": self.start, "size": self.size, "compute_slices": self.compute_slices,
-                "compute_instances": [c.to_dict() for c in self.compute_instances]}
-
-
-@dataclass(frozen=True)
-class MigLayout:
-    """GPU instances of one GPU, ordered by placement start."""
-
-    gpu_index: int
-    instances: tuple[GpuInstance, ...]
-
-    @property
-    def label(self) -> str:
-        """``4g.20gb@0+3g.20gb@4`` (``empty`` when there are no instances)."""
-        return "+".join(g.label for g in self.instances) or "empty"
-
-    def slices(self) -> tuple[Slice, ...]:
-        return tuple(sorted(Slice(g.start, g.profile, g.size) for g in self.instances))
-
-    def as_partition(self, gpu: str) -> Partition:
-        return Partition(gpu, self.slices())
-
-    def find(self, profile: str, start: int) -> GpuInstance | None:
-        for g in self.instances:
-            if g.profile == profile and g.start == start:
-                return g
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "instances": [g.to_dict() for g in self.instances]}
-
-
-# --------------------------------------------------------------------------- catalog
-
-
-def _family(product: str) -> str:
-    return product.replace("-", " ").split()[0].upper()
-
-
-def match_catalog_model(device_name: str, memory_mb: int | None) -> GpuModel | None:
-    """The catalog GpuModel for an NVML device name, by product name then by memory size.
-
-    Exact product fragments win (``NVIDIA A100-SXM4-40GB``); otherwise a model of the same
-    family (A100/H100/H200) whose memory is within 10% of the device's, nearest first, so
-    PCIe and SXM boards of one memory size share a catalog.
-    """
-    upper = device_name.upper()
-    for model in GPUS.values():
-        if model.product.upper() in upper:
-            return model
-    if not memory_mb:
-        return None
-    same_family = [m for m in GPUS.values() if _family(m.product) in upper]
-    close = [m for m in same_family if abs(m.memory_mb - memory_mb) <= 0.1 * m.memory_mb]
-    return min(close, key=lambda m: abs(m.memory_mb - memory_mb)) if close else None
-
-
-def compare_with_catalog(profiles: tuple[NvmlProfile, ...], model: GpuModel) -> list[str]:
-    """One line per difference between NVML-discovered profiles and the catalog model."""
-    out: list[str] = []
-    by_index = {p.nvml_index: p for p in profiles}
-    cat_index = {p.nvml_index: p for p in model.profiles}
-    for idx, cp in sorted(cat_index.items()):
-        if idx not in by_index:
-            out.append(f"catalog profile {cp.name} (NVML index {idx}) not reported by NVML "
-                       f"for {model.name}")
-    for idx, np_ in sorted(by_index.items()):
-        cp = cat_index.get(idx)
-        if cp is None:
-            out.append(f"NVML profile {np_.name} (index {idx}, id {np_.profile_id}) "
-                       f"missing from catalog {model.name}")
-            continue
-        checks: list[tuple[str, Any, Any]] = [
-            ("name", np_.name, cp.name),
-            ("profile_id", np_.profile_id, cp.profile_id),
-            ("compute_slices", np_.compute_slices, cp.compute_slices),
-            ("memory_slices", np_.memory_slices, cp.memory_slices),
-            ("memory_mb", np_.memory_mb, cp.memory_mb),
-            ("sm_count", np_.sm_count, cp.sm_count),
-            ("placements", list(np_.placements), list(cp.placements)),
-        ]
-        for what, got, want in checks:
-            if got is not None and got != want:
-                out.append(f"{cp.name} (NVML index {idx}): {what} NVML {got} != catalog {want}")
-    return out
-
-
-# --------------------------------------------------------------------------- device access
-
 
 class NvmlGpu:
     """One GPU seen through NVML: reads (mode, profiles, layout) and primitive MIG changes.
@@ -630,13 +349,3 @@ class NvmlGpu:
     def destroy_gpu_instance(self, gi: GpuInstance) -> None:
         self.call(f"destroy GPU instance {gi.id} ({gi.label})", self.nvml.nvmlGpuInstanceDestroy,
                   gi.handle)
-
-
-def __getattr__(name: str) -> Any:
-    """``from clover_rl.mig.nvml import MigManager, mig_query_report`` also works (lazy, as
-    :mod:`clover_rl.mig.manager` imports this module)."""
-    if name in ("MigManager", "ApplyResult", "mig_query_report"):
-        from clover_rl.mig import manager
-
-        return getattr(manager, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

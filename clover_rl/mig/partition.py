@@ -1,4 +1,9 @@
-"""MIG partitions of one GPU, enumerated from the placement rules (never typed in)."""
+"""MIG partitions of one GPU, enumerated from the placement rules (never typed in).
+
+Rules: slices sit at their profile's placements without overlapping memory slices, the
+compute slices add up to at most the board's, and no profile appears more often than its
+``max_instances`` (a ``+me`` profile at most once per GPU).
+"""
 from __future__ import annotations
 
 from collections import Counter
@@ -6,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from clover_rl.errors import ConfigError
-from clover_rl.mig.catalog import COMPUTE_SLICES, MEMORY_SLOTS, GpuModel, MigProfile
+from clover_rl.mig.catalog import GpuModel, MigProfile
 
 
 @dataclass(frozen=True, order=True)
@@ -35,16 +40,17 @@ def _profile_sort_key(name: str) -> tuple[int, str]:
     return (-int(name.split("g")[0]), name)
 
 
-def _fits(used: int, start: int, size: int) -> bool:
+def _fits(used: int, start: int, size: int, slots: int) -> bool:
     mask = ((1 << size) - 1) << start
-    return start + size <= MEMORY_SLOTS and not used & mask
+    return start + size <= slots and not used & mask
 
 
-def _can_add(gpu_profiles: tuple[MigProfile, ...], used: int, compute: int) -> bool:
+def _can_add(gpu: GpuModel, gpu_profiles: tuple[MigProfile, ...], used: int, compute: int,
+             counts: Counter[str]) -> bool:
     for p in gpu_profiles:
-        if compute + p.compute_slices > COMPUTE_SLICES:
+        if compute + p.compute_slices > gpu.compute_slices or counts[p.name] >= p.max_instances:
             continue
-        if any(_fits(used, s, z) for s, z in p.placements):
+        if any(_fits(used, s, z, gpu.memory_slices) for s, z in p.placements):
             return True
     return False
 
@@ -57,18 +63,21 @@ def enumerate_partitions(gpu: GpuModel, extended: bool = False, maximal: bool = 
     """
     profiles = gpu.base_profiles(extended)
     out: list[Partition] = []
+    counts: Counter[str] = Counter()
 
     def rec(used: int, compute: int, min_start: int, acc: list[Slice]) -> None:
-        if acc and (not maximal or not _can_add(profiles, used, compute)):
+        if acc and (not maximal or not _can_add(gpu, profiles, used, compute, counts)):
             out.append(Partition(gpu.name, tuple(acc)))
         for p in profiles:
-            if compute + p.compute_slices > COMPUTE_SLICES:
+            if compute + p.compute_slices > gpu.compute_slices or counts[p.name] >= p.max_instances:
                 continue
             for start, size in p.placements:
-                if start < min_start or not _fits(used, start, size):
+                if start < min_start or not _fits(used, start, size, gpu.memory_slices):
                     continue
                 acc.append(Slice(start, p.name, size))
+                counts[p.name] += 1
                 rec(used | (((1 << size) - 1) << start), compute + p.compute_slices, start + 1, acc)
+                counts[p.name] -= 1
                 acc.pop()
 
     rec(0, 0, 0, [])
@@ -89,9 +98,10 @@ def place(gpu: GpuModel, profiles: list[str] | tuple[str, ...]) -> Partition:
     resolved = [gpu.profile(p) for p in profiles]
     total = sum(p.compute_slices for p in resolved)
     names = "+".join(p.name for p in resolved)
-    if total > COMPUTE_SLICES:
+    check_instance_limits(gpu, Counter(p.name for p in resolved), f"partition {names}")
+    if total > gpu.compute_slices:
         raise ConfigError(
-            f"partition {names} needs {total} compute slices; {gpu.name} has {COMPUTE_SLICES}"
+            f"partition {names} needs {total} compute slices; {gpu.name} has {gpu.compute_slices}"
         )
     order = sorted(resolved, key=lambda p: (-p.memory_slices, -p.compute_slices, p.name))
 
@@ -100,7 +110,7 @@ def place(gpu: GpuModel, profiles: list[str] | tuple[str, ...]) -> Partition:
             return list(acc)
         p = order[i]
         for start, size in p.placements:
-            if _fits(used, start, size):
+            if _fits(used, start, size, gpu.memory_slices):
                 acc.append(Slice(start, p.name, size))
                 found = rec(i + 1, used | (((1 << size) - 1) << start), acc)
                 acc.pop()
@@ -112,6 +122,15 @@ def place(gpu: GpuModel, profiles: list[str] | tuple[str, ...]) -> Partition:
     if found is None:
         raise ConfigError(f"partition {names} breaks the MIG placement rules of {gpu.name}")
     return Partition(gpu.name, tuple(sorted(found)))
+
+
+def check_instance_limits(gpu: GpuModel, counts: Counter[str] | dict[str, int], what: str) -> None:
+    """Raise naming the first profile used more often than the driver allows on ``gpu``."""
+    for name, n in counts.items():
+        p = gpu.profile(name)
+        if n > p.max_instances:
+            raise ConfigError(f"{what}: {n} x {p.name} on {gpu.name}, at most {p.max_instances} "
+                              f"per GPU (nvidia-smi mig -lgip Instances Total)")
 
 
 def count_by_profile(partition: Partition) -> Counter[str]:

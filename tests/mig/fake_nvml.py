@@ -26,7 +26,7 @@ from typing import Any
 
 import pynvml
 
-from clover_rl.mig.catalog import COMPUTE_SLICES, MEMORY_SLOTS, GpuModel, get_gpu
+from clover_rl.mig.catalog import GpuModel, get_gpu
 
 MUTATING = ("nvmlDeviceCreateGpuInstanceWithPlacement", "nvmlDeviceCreateGpuInstance",
             "nvmlGpuInstanceCreateComputeInstance",
@@ -65,8 +65,8 @@ class FakeGpu:
     name: str
     memory_mb: int
     profiles: tuple[FakeProfile, ...]
-    compute_slots: int = COMPUTE_SLICES
-    memory_slots: int = MEMORY_SLOTS
+    compute_slots: int = 7
+    memory_slots: int = 8
     serial: str = "fake0"
 
     @classmethod
@@ -76,9 +76,10 @@ class FakeGpu:
         profs = tuple(
             FakeProfile(p.nvml_index, p.profile_id, p.name, p.compute_slices, p.memory_slices,
                         p.memory_mb, p.sm_count, tuple(s for s, _ in p.placements),
-                        1 if p.name.endswith("+me") else None)
+                        p.max_instances)
             for p in m.profiles)
-        return cls(name or f"NVIDIA {m.product}", m.memory_mb, profs, serial=serial)
+        return cls(name or f"NVIDIA {m.product}", m.memory_mb, profs, m.compute_slices,
+                   m.memory_slices, serial=serial)
 
     def profile_by_id(self, pid: int) -> FakeProfile | None:
         return next((p for p in self.profiles if p.id == pid), None)

@@ -25,11 +25,19 @@ def test_a100_partition_counts():
     assert len(slice_multisets(A100)) == 14
 
 
-@pytest.mark.parametrize("gpu", sorted(GPUS))
-def test_every_gpu_has_the_same_standard_geometry(gpu):
+@pytest.mark.parametrize("gpu", sorted(g for g in GPUS if GPUS[g].compute_slices == 7))
+def test_every_seven_slice_gpu_has_the_same_standard_geometry(gpu):
     g = get_gpu(gpu)
     assert len(enumerate_partitions(g)) == 19
     assert g.whole.compute_slices == 7
+
+
+def test_a30_has_four_slices():
+    g = get_gpu("a30-24gb")
+    assert sorted(slice_multisets(g)) == sorted([("4g.24gb",), ("2g.12gb", "2g.12gb"),
+                                                 ("2g.12gb", "1g.6gb", "1g.6gb"),
+                                                 ("1g.6gb",) * 4])
+    assert g.whole.name == "4g.24gb"
 
 
 def test_partitions_respect_placement_rules():

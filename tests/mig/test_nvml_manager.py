@@ -382,12 +382,6 @@ def test_query_report_is_read_only_and_json(fake) -> None:
     assert fake._init_count == 0  # NVML shut down again
 
 
-def test_report_importable_from_nvml_module(fake) -> None:
-    from clover_rl.mig import nvml
-
-    assert nvml.mig_query_report is mig_query_report and nvml.MigManager is MigManager
-    with pytest.raises(AttributeError):
-        nvml.no_such_name  # noqa: B018
 
 
 def test_query_report_with_mig_disabled_does_not_raise(fakemod) -> None:
