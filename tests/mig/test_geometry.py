@@ -11,8 +11,8 @@ from clover_rl.mig.config import (
     base_configuration,
     enumerate_configurations,
     parse_configuration,
-    to_mig_parted,
 )
+from clover_rl.mig.migparted import to_mig_parted
 from clover_rl.mig.partition import enumerate_partitions, place, slice_multisets
 
 A100 = get_gpu("a100-40gb")
