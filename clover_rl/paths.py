@@ -48,3 +48,20 @@ def resolve_named(kind: str, name_or_path: str, suffix: str = ".yaml") -> Path:
     if shipped.exists():
         return shipped
     return p
+
+
+def writable_dir(path: str | Path, flag: str) -> Path:
+    """``path`` created if needed and writable, checked before a long run writes there.
+
+    Raises :class:`~clover_rl.errors.ConfigError` naming the flag, the folder and the reason.
+    """
+    from clover_rl.errors import ConfigError
+
+    p = Path(path).expanduser()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{flag} {p}: cannot create folder ({e.strerror or e})") from None
+    if not os.access(p, os.W_OK):
+        raise ConfigError(f"{flag} {p}: folder is not writable")
+    return p

@@ -45,7 +45,11 @@ def evaluate(
 
     from clover_rl.evaluation import evaluate_policies
     from clover_rl.evaluation.report import render_table, to_json_text, write_outputs
+    from clover_rl.paths import writable_dir
 
+    for flag, folder in (("--out", out), ("--tb-dir", tb_dir)):
+        if folder is not None:
+            writable_dir(folder, flag)  # before the run, so no result is lost at the end
     res = evaluate_policies(scenario, policy, carbon_trace=carbon_trace, hours=hours, seed=seed,
                             start=start, progress=progress)
     # With --json stdout carries only the JSON object; file notes go to stderr.

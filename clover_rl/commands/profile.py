@@ -54,6 +54,11 @@ def profile(
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
     if duration <= 0:
         raise ConfigError(f"--duration must be positive, got {duration}")
+    from clover_rl.paths import writable_dir
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; give the profile file to write")
+    writable_dir(out.parent, "--out")  # before the sweep, so no measurement is lost
     svc = load_service(service)
     gpu_model = get_gpu(gpu)
     configs = ([parse_configuration(c.strip(), gpu_model, svc.variant_names) for c in configurations.split(";")

@@ -50,6 +50,10 @@ def train(
     else:
         if config is None:
             raise ConfigError("give --config configs/train/NAME.yaml (or --resume RUN_DIR)")
+        from clover_rl.paths import writable_dir
+
+        if out is not None:
+            writable_dir(out, "--out")  # before training, so no run is lost
         cfg = load_train_config(config)
         if carbon_trace is not None:
             cfg = cfg.with_carbon_trace(carbon_trace)

@@ -48,6 +48,8 @@ def to_mig_parted(configs: dict[str, Configuration], gpu: GpuModel, devices: str
     """NVIDIA mig-parted config YAML; one named entry per configuration."""
     mig_configs = {}
     for name, cfg in configs.items():
+        if not name or not name.strip() or any(c.isspace() for c in name):
+            raise ConfigError(f"mig-parted config name must be a non-empty word, got {name!r}")
         counts = Counter(cfg.profiles)
         check_instance_limits(gpu, counts, f"mig-parted config {name!r}")
         cfg.partition(gpu)  # placements too: never print a layout no driver can create

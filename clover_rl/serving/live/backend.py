@@ -70,6 +70,8 @@ class LiveBackend:
             raise ConfigError(f"unknown device {device!r} (expected cpu or cuda)")
         if loadgen not in ("process", "thread"):
             raise ConfigError(f"unknown loadgen mode {loadgen!r} (expected process or thread)")
+        if not (isinstance(cpu_scale, (int, float)) and 0 < cpu_scale <= 1):
+            raise ConfigError(f"--cpu-scale must be in (0, 1], got {cpu_scale!r}")  # before any worker
         self.loadgen = loadgen
         self._load_proc: LoadProcess | None = None
         self.service = load_service(service) if isinstance(service, str) else service
