@@ -112,6 +112,16 @@ def test_deploy_safe_config_and_guards():
         assert needle in str(e.value) and "\n" not in str(e.value)
 
 
+def test_host_that_cannot_be_listened_on():
+    from fastapi import FastAPI
+
+    from clover_rl.errors import BackendError
+    from clover_rl.serving.live.server import FrontEnd
+
+    with pytest.raises(BackendError, match=r"^cannot listen on 999.1.1.1:0: "):
+        FrontEnd(FastAPI(), host="999.1.1.1", port=0).start()
+
+
 def test_cpu_scale_is_checked_before_any_worker_starts():
     from clover_rl.mig.catalog import get_gpu
     from clover_rl.services import load_service

@@ -98,11 +98,11 @@ def place(gpu: GpuModel, profiles: list[str] | tuple[str, ...]) -> Partition:
     resolved = [gpu.profile(p) for p in profiles]
     total = sum(p.compute_slices for p in resolved)
     names = "+".join(p.name for p in resolved)
-    check_instance_limits(gpu, Counter(p.name for p in resolved), f"partition {names}")
     if total > gpu.compute_slices:
         raise ConfigError(
             f"partition {names} needs {total} compute slices; {gpu.name} has {gpu.compute_slices}"
         )
+    check_instance_limits(gpu, Counter(p.name for p in resolved), f"partition {names}")
     order = sorted(resolved, key=lambda p: (-p.memory_slices, -p.compute_slices, p.name))
 
     def rec(i: int, used: int, acc: list[Slice]) -> list[Slice] | None:
