@@ -61,8 +61,8 @@ def test_heldout_grids_have_no_train_period(name):
 
 
 def test_caiso_keeps_its_years():
-    assert load_named("caiso_sce:eval").times[0] == np.datetime64("2021-01-01T00:00:00")
-    assert load_named("caiso_sce", "train").times[-1] < np.datetime64("2021-01-01T00:00:00")
+    assert resolve_trace("caiso_sce:eval").times[0] == np.datetime64("2021-01-01T00:00:00")
+    assert resolve_trace("caiso_sce", "train").times[-1] < np.datetime64("2021-01-01T00:00:00")
     ev = load_shipped("caiso_pge", "eval")
     assert "SGIP" in ev.provenance and "CC BY 4.0" in ev.provenance and 150 < ev.values.mean() < 400
 
