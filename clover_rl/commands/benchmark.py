@@ -26,6 +26,7 @@ def benchmark(
 ) -> None:
     """Run the benchmark suite: one table per case (as each finishes), then each policy's median
     and worst oracle gap."""
+    from clover_rl.errors import ConfigError
     from clover_rl.evaluation.benchmark import DEFAULT_POLICIES, CaseResult, run_suite
     from clover_rl.evaluation.benchmark_report import (
         format_case,
@@ -34,8 +35,13 @@ def benchmark(
         write_outputs,
     )
     from clover_rl.evaluation.suite import SUITE_VERSION, select_cases
+    from clover_rl.paths import writable_dir
     from clover_rl.telemetry.table import Column, print_table
 
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if out is not None:
+        writable_dir(out, "--out")  # before the suite runs, so no result is lost
     cases = select_cases(case)
     if list_cases:
         cols = [Column("name", "case", align="left", drop=0), Column("grid", "grid", align="left", drop=0),
