@@ -1,37 +1,55 @@
-"""Latency the live serving plane adds per request, measured with a noop model.
+"""Latency and CPU the serving front end adds per request, side by side with KServe and Triton.
 
-Serves a noop variant (answers at once) on two emulated slices (4g + 3g, CPU backend) and
-offers open-loop Poisson load. Three figures per payload size, all measured in this run:
+Serves a noop model (answers at once) and offers open-loop Poisson load with one client (the
+async httpx load generator in its own process, binary tensor extension, as ``tritonclient``
+sends) and the same payloads to each server in turn, in this one run:
 
-- pool:     central queue + pipe to the worker process and back (no HTTP), minus the
-            worker's own service time;
-- frontend: the KServe v2 handler's time (decode, check, queue, worker round trip, encode)
-            minus the worker's service time — the latency the serving plane adds;
-- client:   end-to-end latency seen by the async httpx load generator, which runs in its own
-            process (adds the client's own cost and the HTTP stack on both sides);
-- CPU:      the server process's CPU time per request (front end + dispatch threads), a figure
-            that depends less on how busy a shared host is than the latencies do.
+- clover:   this project's KServe v2 front end + worker pool (noop variant on two emulated
+            slices, 4g + 3g, CPU backend); the model runs in worker processes behind pipes;
+- kserve:   the KServe Python model server (``kserve`` on PyPI) with a noop ``kserve.Model``
+            (``benchmarks/kserve_noop_server.py``), in-process model, latency logging off;
+- pytriton: Triton Inference Server through ``nvidia-pytriton`` with a noop Python model
+            (``benchmarks/pytriton_noop_server.py``), where that package installs.
 
-Large inputs reach the worker through a shared mapping, small ones through the pipe.
+kserve and pytriton pin their own web stacks, so they run from the interpreters given with
+``--kserve-python`` / ``--pytriton-python`` (separate virtual environments); missing ones are
+skipped with a note. Figures per server and payload:
 
-Target: frontend p99 < 2 ms at 200 req/s. Prints figures; asserts nothing.
-Run: ``python benchmarks/frontend_overhead.py [--rate 200] [--duration 10]``.
+- client:   end-to-end latency seen by the load generator (p50/p95/p99, ms);
+- CPU:      server CPU time per request -- the server process and all its children (worker
+            processes included), from /proc -- a figure that depends less on how busy a shared
+            host is than the latencies do;
+- clover also reports ``frontend``: the infer handler's time minus the worker's service time
+  (decode, admission, dispatch, pipe round trip, encode) -- the latency the front end adds.
+
+Targets (issue 14): frontend p99 < 2 ms and server CPU < 0.3 ms per request at 200 req/s.
+Prints figures and ratios; asserts nothing.
+Run: ``python benchmarks/frontend_overhead.py [--rate 200] [--duration 10]
+[--kserve-python /path/to/venv/bin/python] [--pytriton-python ...]``.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import httpx
 import numpy as np
 
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import parse_configuration
 from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.live.backend import LiveBackend
-from clover_rl.serving.live.loadgen import LoadProcess
+from clover_rl.serving.live.loadgen import LoadProcess, LoadResult
 
 TARGET_P99_MS = 2.0
+TARGET_CPU_MS = 0.3
+HERE = Path(__file__).resolve().parent
+SIZES = (32, 224)
 
 
 def noop_service() -> ServiceSpec:
@@ -48,55 +66,144 @@ def pcts(xs_ms: np.ndarray) -> str:
     return f"p50 {p50:6.3f}  p95 {p95:6.3f}  p99 {p99:6.3f} ms  (n={xs_ms.size})"
 
 
-def pool_overhead(backend: LiveBackend, image: int, batch: int, rate: float, seconds: float) -> np.ndarray:
-    """Open-loop submissions straight into the pool; (latency - service) per request, ms."""
-    x = {"INPUT__0": np.random.default_rng(0).integers(0, 256, (batch, image, image, 3), dtype=np.uint8)}
-    rng = np.random.default_rng(1)
-    gaps = rng.exponential(1.0 / rate, int(rate * seconds))
-    futs = []
-    t = time.perf_counter()
-    for g in gaps:
-        t += g
-        d = t - time.perf_counter()
-        if d > 0:
-            time.sleep(d)
-        futs.append(backend.pool.submit(x))
-    res = [f.result(30) for f in futs]
-    return np.asarray([(r.latency_s - r.service_s) * 1000 for r in res])
+def tree_cpu_s(root: int, exclude: set[int] = frozenset()) -> float:  # type: ignore[assignment]
+    """User + system CPU seconds of ``root`` and its live descendants (not ``exclude``), /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(d)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in exclude or pid not in stats:
+            continue
+        total += stats[pid][1]
+        todo.extend(p for p, (ppid, _) in stats.items() if ppid == pid)
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class External:
+    """A competitor server in its own process (its own virtual environment)."""
+
+    def __init__(self, name: str, python: str, script: str, port_flag: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([python, str(HERE / script), port_flag, str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/tmp")
+
+    def wait_ready(self, timeout_s: float = 120.0) -> str | None:
+        """None when ready, else why not."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace").strip().splitlines() if self.proc.stderr else []
+                return f"exited {self.proc.returncode}: {err[-1] if err else ''}"
+            try:
+                if httpx.get(f"{self.url}/v2/models/efficientnet/ready", timeout=1.0).status_code == 200:
+                    return None
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        return f"not ready after {timeout_s:g} s"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def measure(load: LoadProcess, url: str, svc: ServiceSpec, size: int, args: argparse.Namespace,
+            cpu: callable) -> tuple[LoadResult, float]:  # type: ignore[valid-type]
+    c0 = cpu()
+    res = load.run(url, svc, args.duration, args.rate, image_size=size, seed=size, timeout_s=5.0)
+    cpu_ms = (cpu() - c0) / max(1, res.answered) * 1000.0
+    print(f"  measured {url} at {size}x{size}: {res.summary()}", flush=True)
+    return res, cpu_ms
+
+
+def line(name: str, res: LoadResult, cpu_ms: float) -> str:
+    return (f"  {name:9s} client {pcts(res.latencies_ms)}  CPU {cpu_ms:.3f} ms/req  "
+            f"(sent {res.sent}, ok {res.answered}, errors {res.errors})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--kserve-python", default=None, help="interpreter of an environment with kserve")
+    ap.add_argument("--pytriton-python", default=None, help="interpreter of an environment with nvidia-pytriton")
     args = ap.parse_args()
     svc = noop_service()
     gpu = get_gpu("a100-40gb")
-    print(f"host: {os.cpu_count()} CPUs; noop model on 4g + 3g emulated slices; {args.rate:g} req/s Poisson "
-          f"for {args.duration:g} s per figure; target frontend p99 < {TARGET_P99_MS} ms")
+    print(f"host: {os.cpu_count()} CPUs; noop model; {args.rate:g} req/s Poisson for {args.duration:g} s per figure; "
+          f"targets: frontend p99 < {TARGET_P99_MS} ms, server CPU < {TARGET_CPU_MS} ms/request")
+    others: list[External] = []
+    for name, python, script, flag in (("kserve", args.kserve_python, "kserve_noop_server.py", "--http_port"),
+                                       ("pytriton", args.pytriton_python, "pytriton_noop_server.py", "--port")):
+        if python is None:
+            print(f"{name}: skipped (give --{name}-python: an interpreter whose environment has it)")
+            continue
+        others.append(External(name, python, script, flag))
     load = LoadProcess()
-    with LiveBackend(svc, gpu, device="cpu") as b:
-        assert b.apply(parse_configuration("4g:b1,3g:b3", gpu, svc.variant_names)).ok
-        load.run(b.url, svc, 1.0, 50.0, image_size=32)  # warm connections and code paths
-        for size in (32, 224):
-            mb = 8 * size * size * 3 / 1e6
-            print(f"\npayload: 8 x {size} x {size} x 3 UINT8 ({mb:.2f} MB, binary tensor extension)")
-            print(f"  pool      {pcts(pool_overhead(b, size, 8, args.rate, args.duration))}")
-            b.frontend.app.state.overhead_s.clear()
-            cpu0 = time.process_time()
-            res = load.run(b.url, svc, args.duration, args.rate, image_size=size, seed=size)
-            cpu_us = (time.process_time() - cpu0) / max(1, res.answered) * 1e6
-            fe = np.asarray(b.frontend.app.state.overhead_s) * 1000
-            p99 = float(np.percentile(fe, 99)) if fe.size else float("nan")
-            verdict = "meets" if p99 < TARGET_P99_MS else "MISSES"
-            print(f"  frontend  {pcts(fe)}  -> {verdict} the {TARGET_P99_MS} ms p99 target")
-            print(f"  client    {pcts(res.latencies_ms)}  (sent {res.sent}, answered {res.answered}, "
-                  f"errors {res.errors})")
-            print(f"  server process CPU per request (HTTP + dispatch threads): {cpu_us:.0f} us")
-    load.close()
+    results: dict[tuple[str, int], tuple[LoadResult, float]] = {}
+    fe: dict[int, np.ndarray] = {}
+    try:
+        with LiveBackend(svc, gpu, device="cpu") as b:
+            assert b.apply(parse_configuration("4g:b1,3g:b3", gpu, svc.variant_names)).ok
+            load.run(b.url, svc, 1.0, 50.0, image_size=32)  # warm connections and code paths
+            me = os.getpid()
+            for size in SIZES:
+                b.frontend.app.state.overhead_s.clear()
+                results["clover", size] = measure(load, b.url, svc, size, args,
+                                                  lambda: tree_cpu_s(me, exclude={load.proc.pid}))
+                fe[size] = np.asarray(b.frontend.app.state.overhead_s) * 1000
+        for o in others:
+            why = o.wait_ready()
+            if why is not None:
+                print(f"{o.name}: could not start ({why}); skipped")
+                continue
+            load.run(o.url, svc, 1.0, 50.0, image_size=32)
+            for size in SIZES:
+                results[o.name, size] = measure(load, o.url, svc, size, args, lambda o=o: tree_cpu_s(o.proc.pid))
+    finally:
+        for o in others:
+            o.close()
+        load.close()
+    names = ["clover"] + [o.name for o in others if (o.name, SIZES[0]) in results]
+    for size in SIZES:
+        print(f"\npayload: 8 x {size} x {size} x 3 UINT8 ({8 * size * size * 3 / 1e6:.2f} MB, binary tensor extension)")
+        p99 = float(np.percentile(fe[size], 99)) if fe[size].size else float("nan")
+        print(f"  clover    frontend {pcts(fe[size])}  -> {'meets' if p99 < TARGET_P99_MS else 'MISSES'} "
+              f"the {TARGET_P99_MS} ms p99 target")
+        for n in names:
+            print(line(n, *results[n, size]))
+        c_res, c_cpu = results["clover", size]
+        verdict = "meets" if c_cpu < TARGET_CPU_MS else "MISSES"
+        print(f"  clover server CPU {c_cpu:.3f} ms/request -> {verdict} the {TARGET_CPU_MS} ms target")
+        for n in names[1:]:
+            o_res, o_cpu = results[n, size]
+            print(f"  ratio clover/{n}: client p50 {c_res.p50_ms / o_res.p50_ms:.2f}x, p99 "
+                  f"{c_res.p99_ms / o_res.p99_ms:.2f}x, CPU per request {c_cpu / o_cpu:.2f}x")
     with open("/proc/loadavg") as f:
         print(f"\nhost load average during the run: {f.read().split()[0]} (shared machine: figures scale with it)")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

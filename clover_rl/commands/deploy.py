@@ -36,6 +36,9 @@ def deploy(
     mig: bool = typer.Option(True, "--mig/--no-mig", help="cuda: MIG slices, or whole GPUs only (MIG mode untouched)"),
     cpu_scale: float = typer.Option(1.0, "--cpu-scale", help="CPU device: scale model inputs by this"),
     cpu_threads: int = typer.Option(1, "--cpu-threads", help="CPU device: torch threads per worker"),
+    deadline: str = typer.Option("2x", "--deadline", help="default request deadline: a multiple of the SLA (2x) "
+                                 "or a duration (800ms); overloaded requests are refused with 503 at once"),
+    drain_grace: str = typer.Option("30s", "--drain-grace", help="on SIGTERM: time accepted requests get to finish"),
     seed: int = typer.Option(0, "--seed", help="seed of policies, learner and load generator"),
     fresh: bool = typer.Option(False, "--fresh", help="start a new deployment: move an existing --state folder "
                                                       "aside to STATE.<UTC time> instead of resuming it"),
@@ -71,7 +74,8 @@ def deploy(
                               port=port, host=host, models=models, gpus=gpus, load_rps=load_rps,
                               load_workload=load is not None and load_rps is None, cpu_scale=cpu_scale,
                               cpu_threads=cpu_threads, mig=mig, options=opts,
-                              load_image_size=32 if models == "emulated" else None)
+                              load_image_size=32 if models == "emulated" else None, deadline=deadline,
+                              drain_grace_s=parse_duration(drain_grace, "--drain-grace", allow_zero=True))
     if load is not None:
         _warn_capacity(scenario, load, gpus)
     dep = Deployment(settings, echo=lambda t: print(t, flush=True))

@@ -86,8 +86,10 @@ def serve(
         for sig, h in handlers.items():
             signal.signal(sig, h)
         if backend is not None:
+            left = backend.pool.drain(30.0)  # readiness false, accepted requests finish
             backend.close()
-            print("stopped: workers shut down", flush=True)
+            print("stopped: workers shut down" + (f" ({left} requests unanswered after 30 s)" if left else ""),
+                  flush=True)
 
 
 def register(app: typer.Typer) -> None:

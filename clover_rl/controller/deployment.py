@@ -53,6 +53,25 @@ class DeploySettings:
     mig: bool = True  # CUDA: MIG slices (False: whole GPUs only, MIG mode left alone)
     options: ControllerOptions = field(default_factory=ControllerOptions)
     pool_options: dict[str, Any] = field(default_factory=dict)
+    deadline: str = "2x"  # requests' default deadline: a multiple of the SLA ("2x") or a duration ("1.5s")
+    drain_grace_s: float = 30.0  # SIGTERM: time accepted requests get to finish before exit
+
+
+def parse_deadline(text: str) -> tuple[float | None, float | None]:
+    """``--deadline``: ``(sla_factor, None)`` for ``"2x"`` (twice the SLA), ``(None, seconds)``
+    for a duration such as ``"800ms"`` or ``"1.5s"``; ConfigError otherwise."""
+    from clover_rl.controller.durations import parse_duration
+
+    t = str(text).strip().lower()
+    if t.endswith("x"):
+        try:
+            f = float(t[:-1])
+        except ValueError:
+            f = float("nan")
+        if not f > 0:
+            raise ConfigError(f"--deadline: expected a multiple of the SLA like 2x, or a duration like 1.5s, got {text!r}")
+        return f, None
+    return None, parse_duration(text, "--deadline")
 
 
 def check_policy_spec(policy: str, learn: bool) -> str:
@@ -92,6 +111,9 @@ class Deployment:
             raise ConfigError(f"--port must be 0..65535, got {s.port}")
         if s.gpus is not None and s.gpus < 1:
             raise ConfigError(f"--gpus must be >= 1, got {s.gpus}")
+        self.deadline_factor, self.deadline_s = parse_deadline(s.deadline)
+        if not s.drain_grace_s >= 0:
+            raise ConfigError(f"--drain-grace must be >= 0 s, got {s.drain_grace_s}")
         self.settings = s
         self.echo = echo or (lambda _t: None)
         self.placement_wrapper = placement_wrapper
@@ -135,10 +157,12 @@ class Deployment:
         if self.placement_wrapper is not None:
             placement = self.placement_wrapper(placement)
         self.placement = placement
-        pool = {"max_queue_wait_s": sc.timeout_s, **s.pool_options}
+        pool = {"max_queue_wait_s": sc.timeout_s, "deadline_s": self.deadline_s, **s.pool_options}
         self.backend = LiveBackend(service, gpu, sc.gpus, s.device, s.port, host=s.host, cpu_scale=s.cpu_scale,
                                    cpu_threads=s.cpu_threads, placement=placement, **pool)
-        self.plane = LivePlane(self.backend, energy_model=energy, timeout_s=sc.timeout_s)
+        # a deadline as a multiple of the SLA is set once the controller publishes the SLA
+        self.plane = LivePlane(self.backend, energy_model=energy, timeout_s=sc.timeout_s,
+                               deadline_factor=self.deadline_factor)
         register_collector(self.backend.frontend.app.state.registry, lambda: self.plane.published)
         self.echo(f"KServe v2 front end on {self.backend.url} (model {service.name!r}; metrics at "
                   f"{self.backend.url}/metrics); {sc.gpus} x {gpu.name} on {s.device}"
@@ -217,16 +241,31 @@ class Deployment:
             self.start_load()
         while t.is_alive():
             t.join(0.2)
+            if stop.is_set():  # SIGTERM: readiness false and no new requests at once, not after
+                self._stop_load()  # the controller has saved its state; our own load first:
+                self.backend.pool.begin_drain()  # its last requests are answered, not refused
         if "error" in result:
             raise result["error"]
         return int(result.get("code", 0))
 
-    def close(self, drain_timeout_s: float = 120.0) -> None:
+    def _stop_load(self, drain_timeout_s: float = 120.0) -> None:
         if self.load is not None:
             self.load_totals = self.load.stop(drain_timeout_s)
             self.load = None
+
+    def close(self, drain_timeout_s: float = 120.0) -> None:
+        """Graceful stop (SIGTERM): our own load generator stops and its requests are answered;
+        the pool stops admitting (readiness false, new requests 503) and every accepted request
+        is answered within ``drain_grace_s``; the controller saves its state; then exit."""
+        self._stop_load(drain_timeout_s)
+        left = 0
+        if self.backend is not None:
+            left = self.backend.pool.drain(self.settings.drain_grace_s)
         if self.supervisor is not None:
             self.supervisor.terminate()
         if self.backend is not None:
             self.backend.close()
             self.backend = None
+        if left:
+            self.echo(f"drain: {left} accepted requests were still unanswered after {self.settings.drain_grace_s:g} s "
+                      "(answered 503)")

@@ -144,6 +144,9 @@ class ReplayPlane:
 
     def publish(self, values: dict[str, Any]) -> None:
         self.published = dict(values)
+        sla = values.get("sla_ms")
+        if self.deadline_factor and isinstance(sla, (int, float)) and sla > 0:
+            self.pool.deadline_s = self.deadline_factor * float(sla) / 1000.0
 
     def close(self) -> None:
         self.backend.close()
@@ -157,10 +160,11 @@ class LivePlane:
     """
 
     def __init__(self, backend: Any, clock: Clock | None = None, energy_model: Any = None,
-                 timeout_s: float | None = None) -> None:
+                 timeout_s: float | None = None, deadline_factor: float | None = None) -> None:
         self.backend = backend
         # latency charged to unanswered requests (the scenario's timeout_s for parity with replay)
         self.timeout_s = float(timeout_s if timeout_s is not None else backend.outage_timeout_s)
+        self.deadline_factor = deadline_factor  # requests' default deadline = factor x the published SLA
         self.energy_model = energy_model  # e.g. ProfileEnergyModel for emulated models; None: the meter
         self.pool = backend.pool
         self.meter = backend.meter
@@ -249,6 +253,9 @@ class LivePlane:
 
     def publish(self, values: dict[str, Any]) -> None:
         self.published = dict(values)
+        sla = values.get("sla_ms")
+        if self.deadline_factor and isinstance(sla, (int, float)) and sla > 0:
+            self.pool.deadline_s = self.deadline_factor * float(sla) / 1000.0
 
     def close(self) -> None:
         self.backend.close()

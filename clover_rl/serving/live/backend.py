@@ -92,7 +92,8 @@ class LiveBackend:
         )
         try:
             self.meter = meter or default_meter(device, range(n_gpus), pids=self.pool.worker_pids)
-            self.frontend = FrontEnd(create_app(self.pool, self.meter, device=device), host, port).start()
+            self.frontend = FrontEnd(create_app(self.pool, self.meter, device=device), host, port,
+                                     loop=self.pool.loop).start()
         except BaseException:
             self.pool.close()
             raise

@@ -31,6 +31,30 @@ class CodecError(ValueError):
     """A malformed inference request; the front end answers 400 with this message."""
 
 
+# Parameters this server acts on (KServe v2 / Triton HTTP names); anything else is refused
+# with 400 naming it, never silently ignored. ``timeout`` is Triton's per-request deadline in
+# microseconds (``tritonclient ... infer(timeout=...)``).
+REQUEST_PARAMETERS = ("binary_data_output", "timeout")
+INPUT_PARAMETERS = ("binary_data_size",)
+OUTPUT_PARAMETERS = ("binary_data",)
+_SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
+
+
+def _check_parameters(params: Any, allowed: tuple[str, ...], where: str) -> dict:
+    """``params`` as a dict; CodecError naming each parameter this server does not support."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise CodecError(f"{where}: 'parameters' must be an object")
+    extra = [k for k in params if k not in allowed]
+    if extra:
+        why = ("the shared-memory extension is not supported" if set(extra) & set(_SHARED_MEMORY)
+               else f"supported: {', '.join(allowed)}")
+        raise CodecError(f"{where}: unsupported parameter{'s' if len(extra) > 1 else ''} "
+                         f"{', '.join(repr(k) for k in extra)} ({why})")
+    return params
+
+
 def datatype_of(a: np.ndarray) -> str:
     if a.dtype == np.object_ or a.dtype.kind in ("S", "U"):
         return "BYTES"
@@ -49,6 +73,7 @@ class InferRequest:
     outputs: dict[str, bool] | None = None  # requested name -> binary; None = all
     binary_default: bool = False
     parameters: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float | None = None  # the client's deadline (request parameter ``timeout``, us)
 
 
 def _to_bytes(x: Any) -> bytes:
@@ -109,9 +134,13 @@ def decode_request(body: bytes, header_length: int | str | None = None) -> Infer
         raise CodecError(f"request body is not valid JSON ({e})") from None
     if not isinstance(head, dict) or not isinstance(head.get("inputs"), list) or not head["inputs"]:
         raise CodecError("request must be a JSON object with a non-empty 'inputs' list")
-    params = head.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise CodecError("'parameters' must be an object")
+    params = _check_parameters(head.get("parameters"), REQUEST_PARAMETERS, "request")
+    timeout_s = None
+    if "timeout" in params:
+        t = params["timeout"]
+        if isinstance(t, bool) or not isinstance(t, int) or t <= 0:
+            raise CodecError(f"request: parameter 'timeout' must be a positive integer of microseconds, got {t!r}")
+        timeout_s = t / 1e6
     binary = memoryview(body)[hl:]
     offset = 0
     inputs: dict[str, np.ndarray] = {}
@@ -125,8 +154,7 @@ def decode_request(body: bytes, header_length: int | str | None = None) -> Infer
             raise CodecError(f"{where}: unknown datatype {dt!r} (known: {', '.join(DTYPES)})")
         shape = _shape(t, where)
         count = math.prod(shape)
-        tparams = t.get("parameters") or {}
-        size = tparams.get("binary_data_size") if isinstance(tparams, dict) else None
+        size = _check_parameters(t.get("parameters"), INPUT_PARAMETERS, where).get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise CodecError(f"{where}: binary_data_size {size!r} runs past the body")
@@ -161,8 +189,8 @@ def decode_request(body: bytes, header_length: int | str | None = None) -> Infer
         for o in head["outputs"]:
             if not isinstance(o, dict) or not isinstance(o.get("name"), str):
                 raise CodecError("each requested output needs a 'name'")
-            op = o.get("parameters") or {}
-            outputs[o["name"]] = bool(op.get("binary_data", False)) if isinstance(op, dict) else False
+            op = _check_parameters(o.get("parameters"), OUTPUT_PARAMETERS, f"output {o['name']!r}")
+            outputs[o["name"]] = bool(op.get("binary_data", False))
     rid = head.get("id")
     return InferRequest(
         id=str(rid) if rid is not None else None,
@@ -170,6 +198,7 @@ def decode_request(body: bytes, header_length: int | str | None = None) -> Infer
         outputs=outputs,
         binary_default=bool(params.get("binary_data_output", False)),
         parameters=params,
+        timeout_s=timeout_s,
     )
 
 

@@ -1,31 +1,35 @@
 """The worker pool: one central FIFO queue, one worker process per slice, the paper's dispatch.
 
-Each worker has a feeder thread that takes the head of the central queue only when its worker is
-free, so the next request always goes to whichever worker frees up first. Requests are never
-dropped silently: a request whose worker crashes goes back to the head of the queue (and the
-worker is restarted); a request that cannot be served ends with an explicit status:
+The queue and the workers' pipes belong to a :class:`~.dispatch.Dispatcher` event loop: the next
+request always goes to whichever worker frees up first, and admission control refuses at once
+what could not be answered within its deadline (see ``dispatch``). Requests are never dropped
+silently: a request whose worker crashes goes back to the head of the queue (and the worker is
+restarted); a request that cannot be served ends with an explicit status:
 
 - 400: the model rejected the input;
 - 500: the request crashed ``max_attempts`` workers in a row;
-- 503: it waited longer than ``max_queue_wait_s``, or no worker at all was ready for
-  ``no_worker_timeout_s`` (e.g. every slice down during a MIG re-partition), or shutdown.
+- 503: refused on arrival (draining, queue full, expected answer past the deadline), its
+  deadline passed while queued, it waited longer than ``max_queue_wait_s``, no worker at all
+  was ready for ``no_worker_timeout_s`` (e.g. every slice down during a MIG re-partition), or
+  shutdown.
 
 ``reconfigure`` keeps workers whose (slice, variant) is unchanged. With a make-before-break
 placement (CPU emulation) it starts the new workers, waits until they are warm, then retires the
 removed ones, so capacity never drops; with real MIG it must retire the changed slices first.
 Retiring workers finish their in-flight request. Either way, requests keep flowing through the
-unaffected slices or wait in the queue.
+unaffected slices or wait in the queue. ``drain`` (SIGTERM) stops admitting and lets every
+accepted request finish.
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
 import time
-from collections import Counter, deque
-from concurrent.futures import Future, InvalidStateError
+from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -35,42 +39,17 @@ from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
 from clover_rl.services import ServiceSpec
 from clover_rl.serving.backend import ReconfigReport
+from clover_rl.serving.live.dispatch import (
+    Dispatcher,
+    InferResult,
+    RequestError,
+    RequestRecord,
+    Worker,
+)
 from clover_rl.serving.live.placement import CpuPlacement, PlacementProvider
-from clover_rl.serving.live.worker import WorkerCrashed, WorkerProcess, WorkerSpec, WorkerStartError
+from clover_rl.serving.live.worker import WorkerSpec
 
 log = logging.getLogger("clover_rl.serving.live")
-
-
-class RequestError(Exception):
-    """A request that ended without an answer; ``status`` is the HTTP status to send."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class InferResult:
-    outputs: dict[str, np.ndarray]
-    slot_id: str
-    variant: str
-    queue_s: float  # first enqueue to last dispatch
-    service_s: float  # worker-reported (includes the CPU throttle)
-    latency_s: float  # enqueue to answer, inside the pool
-    attempts: int
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One finished request, for interval metrics and profiling."""
-
-    status: int
-    slot_id: str | None
-    variant: str | None
-    done_at: float  # time.perf_counter()
-    queue_s: float
-    service_s: float
-    latency_s: float
 
 
 @dataclass(frozen=True)
@@ -109,49 +88,6 @@ class PoolSnapshot:
         return sum(s.state == "ready" for s in self.slots)
 
 
-class _Pending:
-    __slots__ = ("attempts", "dispatched", "enqueued", "future", "inputs", "rid")
-
-    def __init__(self, rid: int, inputs: dict[str, np.ndarray]):
-        self.rid = rid
-        self.inputs = inputs
-        self.future: Future = Future()
-        self.enqueued = time.perf_counter()
-        self.dispatched = self.enqueued
-        self.attempts = 0
-
-
-class _Worker:
-    def __init__(self, key: str, plan: SlotPlan, spec: WorkerSpec):
-        self.key = key
-        self.plan = plan
-        self.spec = spec
-        self.proc: WorkerProcess | None = None
-        self.thread: threading.Thread | None = None
-        self.state = "starting"
-        self.ready = threading.Event()
-        self.exited = threading.Event()
-        self.error = ""
-        self.retiring = False
-        self.current: _Pending | None = None
-        self.busy_since = 0.0
-        self.busy_s = 0.0
-        self.served = 0
-        self.restarts = 0
-        self.load_s = 0.0
-        self.ready_at = 0.0
-
-
-def _set(fut: Future, result: Any = None, exc: BaseException | None = None) -> None:
-    try:
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
-    except InvalidStateError:  # cancelled by the client meanwhile
-        pass
-
-
 class WorkerPool:
     """Worker processes for every slice of ``n_gpus`` GPUs behind one FIFO queue."""
 
@@ -166,6 +102,8 @@ class WorkerPool:
         cpu_threads: int = 1,
         throttle: bool = True,
         warmup_requests: int = 2,
+        max_queue: int | None = 1024,
+        deadline_s: float | None = None,
         max_queue_wait_s: float | None = 60.0,
         no_worker_timeout_s: float = 30.0,
         start_timeout_s: float = 600.0,
@@ -187,199 +125,73 @@ class WorkerPool:
         self.cpu_threads = cpu_threads
         self.throttle = throttle
         self.warmup_requests = warmup_requests
-        self.max_queue_wait_s = max_queue_wait_s
-        self.no_worker_timeout_s = no_worker_timeout_s
-        self.start_timeout_s = start_timeout_s
-        self.request_timeout_s = request_timeout_s
-        self.max_attempts = max_attempts
-        self.max_restarts = max_restarts
         self.context = context
         self.worker_env = dict(worker_env or {})
-        self._cond = threading.Condition()
+        if max_queue is not None and max_queue < 1:
+            raise ConfigError(f"max_queue must be >= 1, got {max_queue}")
+        if deadline_s is not None and deadline_s <= 0:
+            raise ConfigError(f"deadline must be > 0 s, got {deadline_s}")
+        self._d = Dispatcher(context=context, start_timeout_s=start_timeout_s, request_timeout_s=request_timeout_s,
+                             max_attempts=max_attempts, max_restarts=max_restarts, max_queue=max_queue,
+                             max_queue_wait_s=max_queue_wait_s, no_worker_timeout_s=no_worker_timeout_s,
+                             deadline_s=deadline_s)
+        self.loop: asyncio.AbstractEventLoop = self._d.loop  # the front end serves on this loop
+        self.request_timeout_s = request_timeout_s
+        self.start_timeout_s = start_timeout_s
         self._reconf = threading.Lock()
-        self._queue: deque[_Pending] = deque()
-        self._workers: dict[str, _Worker] = {}
-        self._records: deque[RequestRecord] = deque(maxlen=2_000_000)
-        self._ids = itertools.count(1)
         self._gen = itertools.count(1)
         self._closed = False
-        self._no_worker_since: float | None = time.perf_counter()
         self._configuration: Configuration | None = None
         self.reconfiguring = False
         self.last_placement_s = 0.0  # time the placement provider took in the last reconfiguration
-        self._monitor = threading.Thread(target=self._watch, name="clover-pool-monitor", daemon=True)
-        self._monitor.start()
 
     # ------------------------------------------------------------------ requests
     @property
     def configuration(self) -> Configuration | None:
         return self._configuration
 
-    def submit(self, inputs: dict[str, np.ndarray]) -> Future:
-        """Enqueue a request; the future resolves to InferResult or raises RequestError."""
-        p = _Pending(next(self._ids), inputs)
-        with self._cond:
-            if self._closed:
-                _set(p.future, exc=RequestError(503, "server is shutting down"))
-                return p.future
-            self._queue.append(p)
-            self._cond.notify()
-        return p.future
+    @property
+    def max_queue_wait_s(self) -> float | None:
+        """Longest a request may wait in the queue (s); None: no limit but its deadline."""
+        return self._d.max_queue_wait_s
+
+    @property
+    def deadline_s(self) -> float | None:
+        """Default deadline (s) of requests that bring none; None: only ``max_queue_wait_s``."""
+        return self._d.deadline_s
+
+    @deadline_s.setter
+    def deadline_s(self, value: float | None) -> None:
+        if value is not None and value <= 0:
+            raise ConfigError(f"deadline must be > 0 s, got {value}")
+        self._d.deadline_s = value
+
+    def submit(self, inputs: dict[str, np.ndarray], timeout_s: float | None = None) -> Future:
+        """Enqueue a request (thread-safe); the future resolves to InferResult or raises
+        RequestError. ``timeout_s``: the client's deadline (default: the pool's)."""
+        return self._d.submit(inputs, timeout_s)
+
+    async def submit_async(self, inputs: dict[str, np.ndarray], timeout_s: float | None = None) -> InferResult:
+        """The same from a coroutine (no thread hop when it runs on :attr:`loop`)."""
+        return await self._d.submit_async(inputs, timeout_s)
 
     def infer(self, inputs: dict[str, np.ndarray], timeout_s: float | None = None) -> InferResult:
         return self.submit(inputs).result(timeout_s)
 
-    def _finish(self, p: _Pending, status: int, w: _Worker | None, result: InferResult | None = None,
-                message: str = "", service_s: float = 0.0) -> None:
-        now = time.perf_counter()
-        self._records.append(RequestRecord(
-            status, w.plan.slot_id if w else None, w.plan.variant if w else None, now,
-            p.dispatched - p.enqueued, service_s, now - p.enqueued))
-        if result is not None:
-            _set(p.future, result)
-        else:
-            _set(p.future, exc=RequestError(status, message))
-
     def drain_records(self) -> list[RequestRecord]:
         """Finished requests since the previous call."""
         out = []
+        records = self._d.records
         while True:
             try:
-                out.append(self._records.popleft())
+                out.append(records.popleft())
             except IndexError:
                 return out
 
-    # ------------------------------------------------------------------ feeders
-    def _feed(self, w: _Worker) -> None:
-        try:
-            self._start(w, first=True)
-            while w.state == "ready":
-                with self._cond:
-                    while not (w.retiring or self._closed or self._queue):
-                        self._cond.wait()
-                    if w.retiring or self._closed:
-                        break
-                    p = self._queue.popleft()
-                    if p.future.cancelled():
-                        continue
-                    w.current = p
-                    p.dispatched = w.busy_since = time.perf_counter()
-                    p.attempts += 1
-                try:
-                    reply = w.proc.call(p.rid, p.inputs, self.request_timeout_s)  # type: ignore[union-attr]
-                except WorkerCrashed as e:
-                    self._crashed(w, p, str(e))
-                    continue
-                with self._cond:
-                    w.busy_s += time.perf_counter() - w.busy_since
-                    w.current = None
-                    w.served += 1
-                if reply[0] == "done":
-                    _, _, outputs, service_s, _compute = reply
-                    now = time.perf_counter()
-                    self._finish(p, 200, w, InferResult(outputs, w.plan.slot_id, w.plan.variant,
-                                                        p.dispatched - p.enqueued, service_s, now - p.enqueued,
-                                                        p.attempts), service_s=service_s)
-                else:
-                    self._finish(p, 400, w, message=f"model {w.plan.variant} rejected the request: {reply[2]}",
-                                 service_s=reply[3])
-        finally:
-            if w.proc is not None:
-                w.proc.stop()
-            with self._cond:
-                if w.state != "failed":
-                    w.state = "stopped"
-                self._workers.pop(w.key, None)
-                self._cond.notify_all()
-            w.ready.set()
-            w.exited.set()
-
-    def _start(self, w: _Worker, first: bool) -> None:
-        """Spawn (or respawn) the worker; state ends 'ready' or 'failed'."""
-        failures = 0
-        while True:
-            w.proc = WorkerProcess(w.spec, self.context)
-            t0 = time.perf_counter()
-            try:
-                w.proc.start()
-                info = w.proc.wait_ready(self.start_timeout_s)
-            except (WorkerStartError, OSError) as e:
-                failures += 1
-                w.error = str(e)
-                if first or failures >= self.max_restarts or w.retiring or self._closed:
-                    log.error("%s", e)
-                    with self._cond:
-                        w.state = "failed"
-                    return
-                log.warning("%s; retrying", e)
-                time.sleep(min(5.0, 0.5 * failures))
-                continue
-            w.load_s = time.perf_counter() - t0
-            w.ready_at = time.perf_counter()
-            if first:
-                weights = ("random weights (accuracy figures come from the service catalog)"
-                           if info.get("weights") == "random" else f"weights {info.get('weights')}")
-                log.info("%s: %s ready in %.1f s on %s, %s; %s", w.plan.slot_id, w.plan.variant, w.load_s,
-                         w.spec.device, weights, info.get("detail", ""))
-            with self._cond:
-                w.state = "ready"
-                self._cond.notify_all()
-            w.ready.set()
-            return
-
-    def _crashed(self, w: _Worker, p: _Pending, why: str) -> None:
-        with self._cond:
-            w.busy_s += time.perf_counter() - w.busy_since
-            w.current = None
-            w.state = "restarting"
-            w.restarts += 1
-            if p.attempts >= self.max_attempts:
-                retry = False
-            else:
-                retry = True
-                self._queue.appendleft(p)  # served next, by whichever worker is free
-                self._cond.notify()
-        log.warning("%s: worker (%s) crashed: %s; restarting, request %s", w.plan.slot_id, w.plan.variant, why,
-                    "re-queued at the head" if retry else "failed")
-        if not retry:
-            self._finish(p, 500, w, message=f"request crashed {p.attempts} workers (last: {why})")
-        if w.retiring or self._closed:
-            with self._cond:
-                w.state = "stopped"
-            return
-        self._start(w, first=False)
-
-    # ------------------------------------------------------------------ monitor
-    def _watch(self) -> None:
-        while True:
-            time.sleep(0.05)
-            now = time.perf_counter()
-            expired: list[tuple[_Pending, str]] = []
-            with self._cond:
-                if self._closed:
-                    expired = [(p, "server is shutting down") for p in self._queue]
-                    self._queue.clear()
-                else:
-                    if any(w.state == "ready" for w in self._workers.values()):
-                        self._no_worker_since = None
-                    elif self._no_worker_since is None:
-                        self._no_worker_since = now
-                    if self.max_queue_wait_s is not None:
-                        while self._queue and now - self._queue[0].enqueued > self.max_queue_wait_s:
-                            expired.append((self._queue.popleft(), f"queued longer than {self.max_queue_wait_s:g} s"))
-                    nws = self._no_worker_since
-                    if nws is not None and now - nws > self.no_worker_timeout_s:
-                        keep: deque[_Pending] = deque()
-                        for p in self._queue:
-                            if now - max(p.enqueued, nws) > self.no_worker_timeout_s:
-                                expired.append((p, f"no worker available for {self.no_worker_timeout_s:g} s"))
-                            else:
-                                keep.append(p)
-                        self._queue = keep
-            for p, why in expired:
-                self._finish(p, 503, None, message=why)
-            if self._closed:
-                return
+    def admission(self) -> dict[str, int]:
+        """Counters since start: requests admitted, refused on arrival, expired in the queue."""
+        d = self._d
+        return {"admitted": d.admitted, "rejected": d.rejected, "expired": d.expired}
 
     # ------------------------------------------------------------------ configuration
     def plan(self, configuration: Configuration) -> list[SlotPlan]:
@@ -389,7 +201,7 @@ class WorkerPool:
         for v in set(configuration.variants):
             self.service.variant(v)
         part = configuration.partition(self.gpu)
-        current = Counter((w.plan.slot_id, w.plan.variant) for w in self._workers.values() if not w.retiring)
+        current = Counter((w.plan.slot_id, w.plan.variant) for w in self._workers() if not w.retiring)
         out: list[SlotPlan] = []
         for g in range(self.n_gpus):
             for prof in dict.fromkeys(configuration.profiles):
@@ -413,27 +225,22 @@ class WorkerPool:
                                         self.gpu.profile(s.profile).compute_slices))
         return sorted(out, key=lambda sp: sp.slot_id)
 
-    def _spawn(self, plan: SlotPlan, device: str) -> _Worker:
+    def _workers(self) -> list[Worker]:
+        return list(self._d.workers.values())
+
+    def _spawn(self, plan: SlotPlan, device: str) -> Worker:
         spec = WorkerSpec(
             slot_id=plan.slot_id, service=self.service, variant=plan.variant, device=device,
             compute_slices=plan.compute_slices, total_slices=self.gpu.whole.compute_slices,
             input_scale=self.input_scale, cpu_threads=self.cpu_threads, throttle=self.throttle,
             warmup_requests=self.warmup_requests, env=self.worker_env,
         )
-        w = _Worker(f"{plan.slot_id}#{next(self._gen)}", plan, spec)
-        with self._cond:
-            self._workers[w.key] = w
-        w.thread = threading.Thread(target=self._feed, args=(w,), name=f"clover-feed {w.key}", daemon=True)
-        w.thread.start()
+        w = Worker(f"{plan.slot_id}#{next(self._gen)}", plan, spec)
+        self._d.call(self._d.add, w)
         return w
 
-    def _retire(self, workers: list[_Worker], wait: bool = True) -> None:
-        with self._cond:
-            for w in workers:
-                w.retiring = True
-                if w.state == "ready" and w.current is None:
-                    w.state = "retiring"
-            self._cond.notify_all()
+    def _retire(self, workers: list[Worker], wait: bool = True) -> None:
+        self._d.call(self._d.retire, workers)
         if wait:
             for w in workers:
                 w.exited.wait(self.request_timeout_s or None)
@@ -455,10 +262,9 @@ class WorkerPool:
             t0 = time.perf_counter()
             previous = self._configuration
             plans = self.plan(configuration)
-            with self._cond:
-                active = [w for w in self._workers.values() if not w.retiring and w.state != "failed"]
+            active = [w for w in self._workers() if not w.retiring and w.state != "failed"]
             pool_free = {w.key: w for w in active}
-            keep: list[_Worker] = []
+            keep: list[Worker] = []
             new: list[SlotPlan] = []
             for sp in plans:
                 match = next((w for w in pool_free.values()
@@ -478,7 +284,7 @@ class WorkerPool:
                 self.reconfiguring = False
 
     def _switch(self, configuration: Configuration, previous: Configuration | None, new: list[SlotPlan],
-                old: list[_Worker], t0: float) -> ReconfigReport:
+                old: list[Worker], t0: float) -> ReconfigReport:
         old_ids = {w.plan.slot_id for w in old}
         stopped_at: dict[str, float] = {}
         mbb = self.placement.make_before_break
@@ -525,41 +331,60 @@ class WorkerPool:
     # ------------------------------------------------------------------ status
     @property
     def queue_length(self) -> int:
-        return len(self._queue)
+        return len(self._d.queue)
 
     @property
     def ready_count(self) -> int:
-        with self._cond:
-            return sum(w.state == "ready" for w in self._workers.values())
+        return sum(w.state == "ready" for w in self._workers())
+
+    @property
+    def draining(self) -> bool:
+        return self._d.draining or self._d.closed
 
     def worker_pids(self) -> list[int]:
-        with self._cond:
-            return [w.proc.pid for w in self._workers.values() if w.proc is not None and w.proc.pid]
+        return [w.proc.pid for w in self._workers() if w.proc is not None and w.proc.pid]
 
     def snapshot(self) -> PoolSnapshot:
         now = time.perf_counter()
-        with self._cond:
-            slots = tuple(
-                SlotStatus(w.plan.slot_id, w.plan.variant, w.state, w.spec.device,
-                           w.proc.pid if w.proc else None,
-                           w.busy_s + (now - w.busy_since if w.current is not None else 0.0),
-                           w.served, w.restarts, w.load_s, now - w.ready_at if w.ready_at else 0.0)
-                for w in sorted(self._workers.values(), key=lambda w: w.key)
-            )
-            in_flight = sum(w.current is not None for w in self._workers.values())
-            return PoolSnapshot(now, len(self._queue), in_flight, slots, self._configuration)
+        workers = sorted(self._workers(), key=lambda w: w.key)
+        slots = tuple(
+            SlotStatus(w.plan.slot_id, w.plan.variant, w.state, w.spec.device, w.proc.pid if w.proc else None,
+                       w.busy_s + (now - w.busy_since if w.current is not None else 0.0),
+                       w.served, w.restarts, w.load_s, now - w.ready_at if w.ready_at else 0.0)
+            for w in workers
+        )
+        in_flight = sum(w.current is not None for w in workers)
+        return PoolSnapshot(now, len(self._d.queue), in_flight, slots, self._configuration)
+
+    def begin_drain(self) -> None:
+        """Stop admitting now (readiness false, new requests 503); accepted ones keep being served."""
+        self._d.draining = True
+
+    def drain(self, grace_s: float) -> int:
+        """Stop admitting (readiness turns false; new requests get 503) and wait up to ``grace_s``
+        for every accepted request -- queued or in flight -- to be answered. Returns how many
+        were still unanswered when the grace period ended (``close`` then answers them 503)."""
+        d = self._d
+        self.begin_drain()
+        deadline = time.monotonic() + grace_s
+        while True:
+            left = d.call(lambda: len(d.queue) + d.in_flight())
+            if left == 0 or time.monotonic() >= deadline:
+                return int(left)
+            time.sleep(0.02)
 
     def close(self) -> None:
         """Fail queued requests with 503, let in-flight ones finish, stop every worker."""
         with self._reconf:
-            with self._cond:
-                if self._closed:
-                    return
-                self._closed = True
-                workers = list(self._workers.values())
-                self._cond.notify_all()
-            self._retire(workers, wait=False)
+            if self._closed:
+                return
+            self._closed = True
+            workers = self._workers()
+            self._d.call(self._d.close)
             for w in workers:
                 w.exited.wait(10.0)
-            self._monitor.join(2.0)
+            self._d.stop_loop()
             self.placement.close()
+
+
+__all__ = ["InferResult", "PoolSnapshot", "RequestError", "RequestRecord", "SlotPlan", "SlotStatus", "WorkerPool"]

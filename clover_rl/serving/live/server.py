@@ -16,6 +16,7 @@ import asyncio
 import gzip
 import json
 import logging
+import math
 import re
 import socket
 import threading
@@ -60,6 +61,11 @@ class PoolCollector:
         snap = self.pool.snapshot()
         yield GaugeMetricFamily("clover_queue_length", "Requests waiting in the central queue", value=snap.queue_length)
         yield GaugeMetricFamily("clover_in_flight_requests", "Requests being served by workers", value=snap.in_flight)
+        adm = CounterMetricFamily("clover_admission", "Requests admitted to the queue, refused on arrival "
+                                  "(overload, draining), or expired in the queue (deadline passed)", labels=["outcome"])
+        for outcome, n in self.pool.admission().items():
+            adm.add_metric([outcome], n)
+        yield adm
         states = GaugeMetricFamily("clover_workers", "Worker processes by state", labels=["state"])
         for st in ("starting", "ready", "restarting", "retiring", "failed"):
             states.add_metric([st], sum(s.state == st for s in snap.slots))
@@ -114,8 +120,36 @@ class ServerRecord:
         return self.latency_s - self.pool_s
 
 
-def _error(status: int, msg: str) -> JSONResponse:
-    return JSONResponse({"error": msg}, status_code=status)
+
+def _error(status: int, msg: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": msg}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error FastAPI/Starlette raise (unknown route 404, wrong method 405, request
+    validation 422, an unexpected exception 500) answered in the v2 ``{"error": "..."}`` shape,
+    so v2 clients (tritonclient) can decode it; headers such as ``Allow`` are kept."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    async def http_error(request: Any, exc: StarletteHTTPException) -> JSONResponse:
+        msg = {404: f"no route {request.url.path!r} (see GET /v2 and /v2/models/{{name}})",
+               405: f"method {request.method} is not allowed on {request.url.path!r}"}.get(exc.status_code)
+        return _error(exc.status_code, msg or str(exc.detail), getattr(exc, "headers", None))
+
+    async def validation_error(request: Any, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        first = errs[0] if errs else {}
+        loc = ".".join(str(x) for x in first.get("loc", ()))
+        return _error(422, f"invalid request{' ' + loc if loc else ''}: {first.get('msg', 'validation failed')}")
+
+    async def unexpected(request: Any, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, unexpected)
 
 
 def _error_body(msg: str) -> bytes:
@@ -123,15 +157,33 @@ def _error_body(msg: str) -> bytes:
 
 
 _HEADER_KEY = HEADER.lower().encode()
+DEADLINE_HEADER = "X-Request-Timeout-Ms"
+_DEADLINE_KEY = DEADLINE_HEADER.lower().encode()
+
+
+def _deadline_header(raw: bytes | None) -> float | None:
+    """The client's deadline in seconds from the ``X-Request-Timeout-Ms`` header, if sent."""
+    if raw is None:
+        return None
+    try:
+        ms = float(raw)
+    except ValueError:
+        ms = float("nan")
+    if not (ms > 0 and math.isfinite(ms)):
+        raise CodecError(f"header {DEADLINE_HEADER} must be a positive number of milliseconds, got {raw.decode('latin-1')!r}")
+    return ms / 1000.0
+
+
 _INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
 
 
 class _InferRoute:
     """``POST /v2/models/{name}[/versions/{v}]/infer`` as a plain ASGI route in front of FastAPI.
 
-    The hot path skips FastAPI's routing and dependency resolution (~0.1-0.2 ms of CPU per
-    request, which at hundreds of requests/s on a small host is most of the front end's cost);
-    every other path goes through the FastAPI app as usual.
+    The hot path skips FastAPI's middleware, routing and dependency resolution (~0.1-0.2 ms of
+    CPU per request, which at hundreds of requests/s on a small host is most of the front end's
+    cost); every other path goes through the FastAPI app as usual. ``create_app`` leaves it in
+    ``app.state.asgi``, which :class:`FrontEnd` serves.
     """
 
     def __init__(self, app: Any, handler: Any, record: Any = None):
@@ -147,7 +199,9 @@ class _InferRoute:
         t_accept = time.perf_counter()
         pool_s = float("nan")
         if scope["method"] != "POST":
-            status, payload, extra = 405, _error_body("use POST for inference"), []
+            status, payload, extra = 405, _error_body(f"method {scope['method']} is not allowed on "
+                                                      f"{scope['path']!r} (use POST)"), [
+                (b"content-type", b"application/json"), (b"allow", b"POST")]
         else:
             chunks = []
             while True:
@@ -183,10 +237,12 @@ def create_app(
     name = service.name
     inputs, outputs = io_spec(service)
     app = FastAPI(title="clover-rl inference", version=version, docs_url=None, redoc_url=None, openapi_url=None)
+    _install_error_handlers(app)
     reg = registry or CollectorRegistry()
     requests_total = Counter("clover_requests", "Inference requests by final status", ["model", "status"], registry=reg)
     latency = Histogram("clover_request_latency_seconds", "Front-end latency of answered requests", ["model"],
                         buckets=LATENCY_BUCKETS, registry=reg)
+    ok_total, ok_latency = requests_total.labels(name, "200"), latency.labels(name)  # bound once: the hot path
     reg.register(PoolCollector(pool, meter, device))
     app.state.registry = reg
     app.state.pool = pool
@@ -201,7 +257,7 @@ def create_app(
     }
 
     def ready() -> bool:
-        return pool.configuration is not None and pool.ready_count > 0
+        return pool.configuration is not None and pool.ready_count > 0 and not pool.draining
 
     def unknown(model: str) -> JSONResponse:
         return _error(404, f"unknown model {model!r} (this server serves {name!r})")
@@ -210,6 +266,9 @@ def create_app(
     async def server_metadata() -> dict:
         return {"name": "clover-rl", "version": version, "extensions": ["binary_tensor_data"]}
 
+    # Kubernetes probes: liveness = the process answers (never false while it runs: a restart
+    # would lose accepted work); readiness = it can serve now (a configuration, a warm worker,
+    # not draining after SIGTERM). KServe's v2 paths, with the usual 200/503 statuses.
     @app.get("/v2/health/live")
     async def live() -> dict:
         return {"live": True}
@@ -262,14 +321,20 @@ def create_app(
             hl = headers.get(_HEADER_KEY)
             req = decode_request(body, hl.decode("latin-1") if hl is not None else None)
             check_inputs(service, req.inputs)
+            timeout_s = _deadline_header(headers.get(_DEADLINE_KEY))
+            if timeout_s is None:
+                timeout_s = req.timeout_s
         except (CodecError, OSError, zlib.error) as e:
             requests_total.labels(model, "400").inc()
             return 400, _error_body(str(e)), [], nan
         try:
-            res = await asyncio.wrap_future(pool.submit(req.inputs))
+            res = await pool.submit_async(req.inputs, timeout_s)
         except RequestError as e:
             requests_total.labels(model, str(e.status)).inc()
-            return e.status, _error_body(str(e)), [], nan
+            extra = [(b"content-type", b"application/json")]
+            if e.retry_after_s is not None:
+                extra.append((b"retry-after", str(max(1, math.ceil(e.retry_after_s))).encode()))
+            return e.status, _error_body(str(e)), extra, nan
         try:
             payload, hlen = encode_response(name, res.outputs, req,
                                             {"variant": res.variant, "slice": res.slot_id,
@@ -278,15 +343,16 @@ def create_app(
             requests_total.labels(model, "400").inc()
             return 400, _error_body(str(e)), [], nan
         dt = time.perf_counter() - t0
-        requests_total.labels(model, "200").inc()
-        latency.labels(model).observe(dt)
+        ok_total.inc()
+        ok_latency.observe(dt)
         app.state.overhead_s.append(max(0.0, dt - res.service_s))
         if hlen is None:
             return 200, payload, [(b"content-type", b"application/json")], res.latency_s
         return (200, payload, [(b"content-type", b"application/octet-stream"), (_HEADER_KEY, str(hlen).encode())],
                 res.latency_s)
 
-    app.add_middleware(_InferRoute, handler=infer, record=app.state.server_records.append)
+    # Served outermost (FrontEnd), so an inference skips FastAPI's middleware stack entirely.
+    app.state.asgi = _InferRoute(app, infer, record=app.state.server_records.append)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -297,14 +363,17 @@ def create_app(
 
 
 class FrontEnd:
-    """Runs the app under uvicorn in a background thread (so tests and backends share a process)."""
+    """Runs the app under uvicorn: on ``loop`` (normally the worker pool's, so the infer handler
+    and the dispatcher share one thread), else on a loop of its own in a background thread."""
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0,
+                 loop: asyncio.AbstractEventLoop | None = None):
         self.app = app
         self.host = host
         self.port = port
+        self.loop = loop
         self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._done: Any = None  # concurrent future of the server's coroutine, or its thread
 
     @property
     def url(self) -> str:
@@ -325,32 +394,45 @@ class FrontEnd:
             sock.close()
             raise BackendError(f"cannot listen on {self.host}:{self.port}: {e.strerror}") from None
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                loop="auto", http="auto", timeout_keep_alive=30, backlog=2048)
+        asgi = getattr(self.app.state, "asgi", self.app)
+        config = uvicorn.Config(asgi, log_level="warning", access_log=False, lifespan="off", loop="auto",
+                                http="auto", timeout_keep_alive=30, backlog=2048, proxy_headers=False,
+                                server_header=False, date_header=False)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name="clover-frontend", daemon=True)
-        self._thread.start()
+        if self.loop is not None:
+            self._done = asyncio.run_coroutine_threadsafe(self._server.serve(sockets=[sock]), self.loop)
+            alive = lambda: not self._done.done()  # noqa: E731
+        else:
+            self._done = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                          name="clover-frontend", daemon=True)
+            self._done.start()
+            alive = self._done.is_alive
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
+            if not alive() or time.monotonic() > deadline:
                 raise BackendError(f"front end on {self.url} did not start")
             time.sleep(0.01)
         log.info("KServe v2 front end on %s", self.url)
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop listening, finish the responses under way, close connections."""
         if self._server is not None:
             self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        done, self._done = self._done, None
+        if isinstance(done, threading.Thread):
+            done.join(timeout_s)
+        elif done is not None:
+            try:
+                done.result(timeout_s)
+            except Exception as e:  # timed out, or the loop went away: nothing more to wait for
+                log.debug("front end stop: %s", e)
 
 
 def serve_pool(pool: WorkerPool, meter: EnergyMeter | None = None, host: str = "127.0.0.1", port: int = 0,
                device: str = "cpu") -> FrontEnd:
     """Create the app for ``pool`` and start it; returns the running front end."""
-    return FrontEnd(create_app(pool, meter, device=device), host, port).start()
+    return FrontEnd(create_app(pool, meter, device=device), host, port, loop=pool.loop).start()
 
 
 __all__ = ["FrontEnd", "PoolCollector", "ServerRecord", "create_app", "serve_pool"]

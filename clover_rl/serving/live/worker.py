@@ -239,6 +239,7 @@ class WorkerProcess:
         self.conn: Connection | None = None
         self.info: dict[str, Any] = {}
         self._shared = _SharedWriter()
+        self._pending_shared = False
         self._sel: selectors.BaseSelector | None = None
 
     @property
@@ -285,30 +286,32 @@ class WorkerProcess:
         self.info = msg[1]
         return self.info
 
-    def call(self, rid: int, inputs: dict[str, np.ndarray], timeout_s: float | None) -> tuple:
-        """Send one request and wait for its reply; WorkerCrashed if the process dies/hangs."""
+    def fileno(self) -> int:
+        """The pipe's descriptor, for an event loop to watch for replies (and EOF on a crash)."""
+        assert self.conn is not None
+        return self.conn.fileno()
+
+    def send(self, rid: int, inputs: dict[str, np.ndarray]) -> None:
+        """Hand one request to the worker (one in flight at a time); WorkerCrashed if it is gone."""
         assert self.conn is not None
         inline, shared = self._shared.put(inputs)
+        self._pending_shared = shared is not None
         try:
             self.conn.send(("infer", rid, inline, shared))
         except (OSError, ValueError) as e:
             raise WorkerCrashed(f"send failed: {e}") from None
-        ready = self._wait(timeout_s)
-        if "conn" in ready:
-            try:
-                reply = self.conn.recv()
-                if shared is not None:
-                    self._shared.mapped()
-                return reply
-            except (EOFError, OSError):
-                pass
-        if not ready:
-            self.kill()
-            raise WorkerCrashed(f"no answer within {timeout_s} s")
-        self.proc.join(1.0)
-        code = self.proc.exitcode
-        self.kill()
-        raise WorkerCrashed(f"process exited (code {code})")
+
+    def recv(self) -> tuple:
+        """The worker's reply, once its pipe is readable; WorkerCrashed on EOF (it died)."""
+        assert self.conn is not None
+        try:
+            reply = self.conn.recv()
+        except (EOFError, OSError):
+            raise WorkerCrashed("process exited") from None
+        if self._pending_shared:
+            self._shared.mapped()
+            self._pending_shared = False
+        return reply
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Ask the worker to exit; kill it if it does not."""

@@ -61,6 +61,48 @@ def test_tritonclient_http(backend: LiveBackend) -> None:
     c.close()
 
 
+def test_every_error_is_a_v2_body_tritonclient_can_read(backend: LiveBackend) -> None:
+    import tritonclient.http as th
+
+    u = backend.url
+    for method, path, status in [("GET", "/v2/nowhere", 404), ("GET", "/", 404), ("DELETE", "/v2/health/live", 405),
+                                 ("POST", "/v2/models/efficientnet", 405), ("GET", "/v2/models/efficientnet/infer", 405)]:
+        r = httpx.request(method, f"{u}{path}")
+        assert r.status_code == status and set(r.json()) == {"error"}, (method, path, r.text)
+        if status == 405:
+            assert r.headers["allow"]
+    app = backend.frontend.app
+
+    @app.get("/test-only/{n}")
+    async def typed(n: int) -> dict:  # a route with a typed parameter: FastAPI validation (422)
+        return {"n": n}
+
+    r = httpx.get(f"{u}/test-only/abc")
+    assert r.status_code == 422 and set(r.json()) == {"error"} and "path.n" in r.json()["error"]
+    c = th.InferenceServerClient(u.removeprefix("http://"))
+    with pytest.raises(th.InferenceServerException, match="unknown model 'resnet'"):
+        c.get_model_metadata("resnet")
+    x = np.zeros((1, 4, 4, 3), np.uint8)
+    inp = th.InferInput("INPUT__0", list(x.shape), "UINT8")
+    inp.set_data_from_numpy(x)
+    for kwargs, needle in [({"priority": 2}, "unsupported parameter 'priority'"),
+                           ({"sequence_id": 7}, "'sequence_id', 'sequence_start', 'sequence_end'"),
+                           ({"parameters": {"temperature": 1}}, "unsupported parameter 'temperature'"),
+                           ({"outputs": [th.InferRequestedOutput("OUTPUT__0", class_count=3)]},
+                            "output 'OUTPUT__0': unsupported parameter 'classification'")]:
+        with pytest.raises(th.InferenceServerException, match=needle) as e:
+            c.infer("efficientnet", [inp], **kwargs)
+        assert e.value.status() == "400"
+    shm = th.InferInput("INPUT__0", list(x.shape), "UINT8")
+    shm.set_shared_memory("region0", x.nbytes)
+    with pytest.raises(th.InferenceServerException, match="shared-memory extension is not supported"):
+        c.infer("efficientnet", [shm])
+    with pytest.raises(th.InferenceServerException, match="'timeout' must be a positive integer"):
+        c.infer("efficientnet", [inp], timeout=-5)
+    assert c.infer("efficientnet", [inp], timeout=30_000_000).as_numpy("OUTPUT__0").shape == (1, 1)
+    c.close()
+
+
 def test_json_infer_and_errors(backend: LiveBackend) -> None:
     u = backend.url
     body = {"id": "42", "inputs": [{"name": "INPUT__0", "shape": [1, 2, 2, 3], "datatype": "UINT8", "data": list(range(12))}]}
