@@ -158,10 +158,7 @@ class Dispatcher:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="clover-pool-loop", daemon=True)
         self._tid: int | None = None
-        started = threading.Event()
-        self.loop.call_soon(started.set)
         self._thread.start()
-        started.wait(10.0)
 
     # ------------------------------------------------------------------ threads <-> loop
     def _run(self) -> None:
@@ -484,7 +481,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ shutdown
     def in_flight(self) -> int:
-        return sum(w.current is not None for w in list(self.workers.values()))
+        return sum(w.current is not None for w in self.workers.values())
 
     def close(self) -> None:
         """(Loop) Refuse new requests, fail queued ones with 503, retire every worker."""
