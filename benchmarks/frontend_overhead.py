@@ -66,8 +66,8 @@ def pcts(xs_ms: np.ndarray) -> str:
     return f"p50 {p50:6.3f}  p95 {p95:6.3f}  p99 {p99:6.3f} ms  (n={xs_ms.size})"
 
 
-def tree_cpu_s(root: int, exclude: set[int] = frozenset()) -> float:  # type: ignore[assignment]
-    """User + system CPU seconds of ``root`` and its live descendants (not ``exclude``), /proc."""
+def _proc_stats() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, user + system CPU seconds), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     stats: dict[int, tuple[int, float]] = {}
     for d in os.listdir("/proc"):
@@ -79,14 +79,26 @@ def tree_cpu_s(root: int, exclude: set[int] = frozenset()) -> float:  # type: ig
         except OSError:
             continue
         stats[int(d)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    total, todo = 0.0, [root]
+    return stats
+
+
+def tree_pids(root: int, exclude: set[int] = frozenset(), stats: dict | None = None) -> list[int]:  # type: ignore[assignment]
+    """``root`` and its live descendants, without ``exclude`` (and their descendants)."""
+    stats = stats if stats is not None else _proc_stats()
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
         if pid in exclude or pid not in stats:
             continue
-        total += stats[pid][1]
+        out.append(pid)
         todo.extend(p for p, (ppid, _) in stats.items() if ppid == pid)
-    return total
+    return out
+
+
+def tree_cpu_s(root: int, exclude: set[int] = frozenset()) -> float:  # type: ignore[assignment]
+    """User + system CPU seconds of ``root`` and its live descendants (not ``exclude``), /proc."""
+    stats = _proc_stats()
+    return sum(stats[p][1] for p in tree_pids(root, exclude, stats))
 
 
 def free_port() -> int:

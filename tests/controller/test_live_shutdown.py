@@ -116,7 +116,7 @@ def test_sigterm_drains_restart_resumes_and_sigkill_fails_fast(tmp_path: Path) -
         ready = []
         while p.poll() is None and time.monotonic() - t_term < 30:
             try:
-                ready.append(httpx.get(f"{url}/v2/health/ready", timeout=1).status_code)
+                ready.append((time.monotonic() - t_term, httpx.get(f"{url}/v2/health/ready", timeout=1).status_code))
                 assert httpx.get(f"{url}/v2/health/live", timeout=1).status_code == 200
             except httpx.HTTPError:
                 break
@@ -126,7 +126,9 @@ def test_sigterm_drains_restart_resumes_and_sigkill_fails_fast(tmp_path: Path) -
     finally:
         if p.poll() is None:
             p.kill()
-    assert ready and 503 in ready and 200 not in ready[1:]  # readiness false from the first probes on
+    first = next((i for i, (_, code) in enumerate(ready) if code == 503), None)
+    assert first is not None and ready[first][0] < 1.0, ready  # readiness false at once (0.2 s polling)
+    assert all(code == 503 for _, code in ready[first:]), ready  # and for good
     before = [out for t0, out, _ in results if t0 < t_term - 0.5]
     assert len(before) >= 8 and all(out == 200 for out in before), before  # accepted before SIGTERM: answered
     assert all(out in (200, 503) or isinstance(out, str) for _, out, _ in results)

@@ -188,6 +188,11 @@ class WorkerPool:
             except IndexError:
                 return out
 
+    def service_rate(self) -> tuple[float, float] | None:
+        """(requests/s the ready workers complete, mean service s) from recent replies; None
+        before any reply. The capacity figure admission control uses."""
+        return self._d.service_rate()
+
     def admission(self) -> dict[str, int]:
         """Counters since start: requests admitted, refused on arrival, expired in the queue."""
         d = self._d

@@ -6,9 +6,14 @@ Endpoints (model name = service name, one version "1"):
 ``POST /v2/models/{name}/infer`` (JSON or Triton's binary tensor extension, so
 ``tritonclient.http`` works unchanged), and ``GET /metrics``.
 
-The infer handler (a plain ASGI route in front of FastAPI's router, see :class:`_InferRoute`)
-decodes and checks the request, puts it on the pool's central queue and awaits the answer; errors are ``{"error": "..."}`` with 400 (bad request), 404 (unknown model), 500
-(request crashed its workers) or 503 (no worker / timed out / shutting down).
+The infer handler (a plain ASGI route served in front of FastAPI, see :class:`_InferRoute`)
+decodes and checks the request and awaits the pool's answer on the pool's own event loop. The
+client's deadline is the header ``X-Request-Timeout-Ms`` or Triton's request parameter
+``timeout`` (microseconds); parameters this server does not act on are refused, never ignored.
+Every error, FastAPI's own included, is a v2 body ``{"error": "..."}``: 400 (bad request or
+unsupported parameter), 404 (unknown model or route), 405 (method), 422 (validation), 500
+(request crashed its workers), 503 (refused by admission control -- with ``Retry-After`` --,
+deadline passed, no worker, draining or shutting down).
 """
 from __future__ import annotations
 

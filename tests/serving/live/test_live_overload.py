@@ -14,7 +14,7 @@ from clover_rl.controller.guard import SlaGuard
 from clover_rl.controller.plane import LivePlane
 from clover_rl.mig.config import parse_configuration
 from clover_rl.serving.live.backend import LiveBackend
-from clover_rl.serving.live.loadgen import run_load
+from clover_rl.serving.live.loadgen import LoadProcess
 from clover_rl.serving.live.pool import RequestError, WorkerPool
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
@@ -87,16 +87,20 @@ def test_bounded_queue_and_drain_answers_everything_accepted() -> None:
 
 
 def test_three_times_capacity_every_request_answered_within_deadline_plus_1s() -> None:
-    svc = noop_service(delay_ms=50)  # 7g:b1 -> one worker, ~20 req/s
+    svc = noop_service(delay_ms=100)  # 7g:b1 -> one worker, ~10 req/s
     deadline = 0.5
-    with LiveBackend(svc, GPU, deadline_s=deadline, loadgen="thread") as b:
+    load = LoadProcess()  # the client in its own process, as clients are
+    with LiveBackend(svc, GPU, deadline_s=deadline) as b:
         assert b.apply(cfg("7g:b1", svc)).ok
         plane = LivePlane(b)
-        res = run_load(b.url, svc, 10.0, 60.0, seed=1, timeout_s=deadline + 1.0, image_size=8)
+        try:
+            res = load.run(b.url, svc, 10.0, 30.0, seed=1, timeout_s=deadline + 1.0, image_size=8)
+        finally:
+            load.close()
         window = plane.measure_window()
         counts = res.status_counts
         assert set(counts) <= {200, 503}, counts  # no client timeout (deadline + 1 s), no connection error
-        assert counts.get(200, 0) > 60 and counts.get(503, 0) > 100, counts
+        assert counts.get(200, 0) > 40 and counts.get(503, 0) > 100, counts
         assert res.latencies_ms.max() < (deadline + 1.0) * 1000
         # the refused requests are SLA failures for the controller, not a quiet interval
         assert window.dropped >= counts[503] and window.served == counts[200]
