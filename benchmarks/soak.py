@@ -3,8 +3,9 @@
 The ``clover-rl deploy`` assembly of ``fault_injection.py`` (front end, worker processes,
 supervised controller process, the carbon-threshold policy that reconfigures when a loopback
 Electricity Maps fake alternates its intensity) with emulated models, offered open-loop Poisson
-load from a separate process at ``--load`` (0.7) x the capacity measured at the start of each
-phase (the workers' recent service rate, see ``serving/live/dispatch.py``). Each phase of
+load from a separate process at ``--load`` (0.7) x the capacity measured in a warm-up (the
+lowest service rate of the workers while the policy alternates between its configurations, see
+``serving/live/dispatch.py``). Each phase of
 ``--phase`` seconds (120) gets one fault, 20 s in, in rotation:
 
 1. worker SIGKILL (one busy worker)        4. carbon API: HTTP 500, then time-outs (30 s each)
@@ -42,6 +43,21 @@ FAULTS = ("worker SIGKILL", "controller SIGKILL", "failed reconfiguration", "car
 FAULT_AT_S = 20.0
 BURST_S = 20.0
 CLIENT_TIMEOUT_S = 30.0
+
+
+def measure_capacity(pool: Any, load: Any, url: str, svc: Any, seconds: float) -> float:
+    """Requests/s the workers complete (the slowest seen while the policy alternates between its
+    configurations): light load for ``seconds`` while sampling the pool's service rate."""
+    t = threading.Thread(target=lambda: load.run(url, svc, seconds, 2.0, image_size=16), daemon=True)
+    t.start()
+    seen: list[float] = []
+    time.sleep(min(5.0, seconds / 4))
+    while t.is_alive():
+        est = pool.service_rate()
+        if est is not None:
+            seen.append(est[0])
+        time.sleep(0.5)
+    return min(seen) if seen else 2.0
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -128,15 +144,15 @@ def main() -> int:
             raise RuntimeError("the deployment did not come up")
         threading.Thread(target=grid, daemon=True).start()
         pool, url, svc = dep.backend.pool, dep.backend.url, dep.service
-        loads[0].run(url, svc, 5.0, 2.0, image_size=16)  # warm up: service rates become known
-        print(f"soak: {n_phases} phases of {args.phase:g} s, load {args.load:g} x measured capacity, "
+        capacity = measure_capacity(pool, loads[0], url, svc, 2 * args.interval)
+        rate = args.load * capacity
+        print(f"soak: {n_phases} phases of {args.phase:g} s at {rate:.2f} req/s = {args.load:g} x the capacity "
+              f"measured in warm-up ({capacity:.2f} req/s, the slower configuration), "
               f"faults in rotation: {', '.join(FAULTS)}; state {state}", flush=True)
         print(f"{'phase':>5} {'fault':24s} {'rate':>6} {'sent':>6} {'ok':>6} {'refused':>7} {'lost':>5} "
               f"{'p95 ms':>8} {'SLA ms':>7} {'RSS MB':>7} {'growth':>7}", flush=True)
         for k in range(n_phases):
             fault = FAULTS[k % len(FAULTS)]
-            est = pool.service_rate()
-            rate = args.load * (est[0] if est else 2.0)
             ph = Phase()
             main_t = ph.offer(loads[0], url, svc, args.phase, rate, seed=k)
             time.sleep(FAULT_AT_S)
