@@ -135,8 +135,13 @@ def test_sigterm_drains_restart_resumes_and_sigkill_fails_fast(tmp_path: Path) -
 
     p, url = _deploy(state, tmp_path)  # restart with the same state folder
     try:
-        kinds = [json.loads(x)["kind"] for x in (state / "decisions.jsonl").read_text().splitlines()]
-        assert "resume" in kinds
+        def kinds() -> list[str]:
+            return [json.loads(x)["kind"] for x in (state / "decisions.jsonl").read_text().splitlines()]
+
+        deadline = time.monotonic() + 60
+        while "resume" not in kinds() and time.monotonic() < deadline:  # logged once the controller is up
+            time.sleep(0.2)
+        assert "resume" in kinds()
         kids = _children(p.pid)
         assert len(kids) >= 2  # workers + the controller
         load = Load(url, gap_s=0.1)
