@@ -15,8 +15,8 @@ Three kinds of figure, all measured on the plane that will serve (``estimated: f
   points at other payload sizes (image services).
 * **Reconfiguration** (:class:`~clover_rl.serving.profile.Downtime`): model load + warm-up per
   variant (spawn to ready), the downtime the pool reported for slices that switched variant
-  during the sweep, and a worker restart (the worker is killed; the time a request then takes
-  beyond its service time).
+  during the sweep, and a worker restart (one worker is killed; its respawn-to-ready time once
+  the pool has noticed).
 
 Idle power is the meter's rate over an idle window; active power is the energy above idle
 divided by busy time (split between slices by busy time when served together).
@@ -91,23 +91,31 @@ class _Samples:
         return OverheadPoint(size, Spread.of(self.frontend), Spread.of(self.dispatch), client, len(self.frontend))
 
 
-def _restart_s(backend: LiveBackend, service: ServiceSpec, image_size: int | None) -> float | None:
-    """Kill one worker; the extra time a request then takes over its service time (s)."""
+def _restart_s(backend: LiveBackend, service: ServiceSpec, image_size: int | None, limit_s: float = 600.0) -> float | None:
+    """Kill one worker, send requests until the pool notices (it does on the next dispatch to
+    that worker) and return the restarted worker's spawn-to-ready time (s); None on failure."""
     from clover_rl.serving.live.models import synthetic_inputs
 
-    slots = [s for s in backend.pool.snapshot().slots if s.state == "ready" and s.pid]
+    pool = backend.pool
+    slots = [s for s in pool.snapshot().slots if s.state == "ready" and s.pid]
     if not slots:
         return None
-    os.kill(slots[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
-    time.sleep(0.2)
+    victim = slots[0]
+    os.kill(victim.pid, signal.SIGKILL)  # type: ignore[arg-type]
     inputs = synthetic_inputs(service, np.random.default_rng(0), image_size)
-    t0 = time.perf_counter()
-    try:
-        res = backend.pool.infer(inputs, timeout_s=backend.pool.start_timeout_s + 60)
-    except Exception as e:  # a failed restart is a profile figure we cannot give
-        log.warning("worker restart measurement failed: %s", e)
-        return None
-    return max(0.0, time.perf_counter() - t0 - res.service_s)
+    deadline = time.perf_counter() + limit_s
+    while time.perf_counter() < deadline:
+        futures = [pool.submit(inputs) for _ in slots]  # one per worker: the dead one gets one too
+        for f in futures:
+            try:
+                f.result(limit_s)
+            except Exception as e:  # a failed restart is a figure we cannot give
+                log.warning("worker restart measurement failed: %s", e)
+                return None
+        now = {s.slot_id: s for s in pool.snapshot().slots}.get(victim.slot_id)
+        if now is not None and now.restarts > victim.restarts and now.state == "ready":
+            return now.load_s
+    return None
 
 
 def measure_profile(
@@ -216,7 +224,7 @@ def measure_profile(
         if measure_restart:
             restart = _restart_s(backend, service, image_size)  # type: ignore[arg-type]
             if restart is not None:
-                say(f"worker restart: a request waited {restart:.2f} s beyond its service time")
+                say(f"worker restart: killed worker back in service after {restart:.2f} s")
     finally:
         backend.close()
     entries: dict[tuple[str, str], ProfileEntry] = {}
