@@ -29,10 +29,12 @@ def restore_logging():
     lg.handlers[:], lg.level, lg.propagate = handlers, level, prop
 
 
+@pytest.mark.timeout(300)  # two real EfficientNet workers start: ~10 s each, minutes on a loaded host
 def test_profile_command_output_loads(tmp_path: Path, capsys, restore_logging) -> None:
     out = tmp_path / "prof.yaml"
     rc = main(["profile", "--service", "efficientnet", "--variants", "b1", "--slices", "1g,7g",
-               "--rates", "3", "--duration", "1.2", "--idle", "0.3", "--cpu-scale", "0.15", "--out", str(out)])
+               "--rates", "3", "--duration", "1.2", "--idle", "0.3", "--cpu-scale", "0.15", "--no-restart",
+               "--out", str(out)])
     assert rc == 0
     p = load_profile(out)
     assert p.service == "efficientnet" and p.gpu == "a100-40gb" and not p.estimated
@@ -42,7 +44,9 @@ def test_profile_command_output_loads(tmp_path: Path, capsys, restore_logging) -
     assert len(e1.service_ms) == len(QUANTILE_LEVELS) and e1.samples > 0
     assert e1.mean_ms > 2 * e7.mean_ms  # 1g emulates 1/7 of the host, 7g all of it
     assert p.idle_power_w > 0 and p.model_load_s["b1"] > 0
-    assert "wrote" in capsys.readouterr().out
+    assert p.overhead is not None and p.overhead.points[0].samples > 0 and p.downtime.make_before_break
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and "overhead at" in printed and "reconfiguration: make-before-break true" in printed
 
 
 def test_profile_command_bad_input(capsys) -> None:
