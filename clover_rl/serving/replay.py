@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from clover_rl.errors import BackendError, ConfigError
+from clover_rl.errors import BackendError, ConfigError, positive_number
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
@@ -45,7 +45,6 @@ from clover_rl.serving.profile import Profile, load_default_profile, load_profil
 from clover_rl.serving.simulator import (
     DEFAULT_TIMEOUT_S,
     Servers,
-    _check_positive,
     build_servers,
     simulate,
     slice_id,
@@ -97,7 +96,7 @@ class ReplayBackend:
             raise ConfigError(f"replay mode must be 'steady' or 'exact', got {mode!r}")
         self.n_gpus = int(n_gpus)
         self.mode = mode
-        self.timeout_s = _check_positive("timeout_s", timeout_s)
+        self.timeout_s = positive_number("timeout_s", timeout_s)
         if isinstance(steady_requests, bool) or not isinstance(steady_requests, (int, np.integer)) \
                 or steady_requests < 1000:
             raise ConfigError(f"steady_requests must be an integer >= 1000, got {steady_requests!r}")
@@ -215,8 +214,8 @@ class ReplayBackend:
         self._alive()
         if self._servers is None:
             raise BackendError("no configuration applied to the replay backend; call apply() first")
-        seconds = _check_positive("seconds", seconds)
-        rate = _check_positive("rate_rps", rate_rps)
+        seconds = positive_number("seconds", seconds)
+        rate = positive_number("rate_rps", rate_rps)
         sub_seed = self._next_seed()
         if self.mode == "steady":
             if not self._pending and rate < STEADY_MAX_RHO * self._servers.capacity_rps:

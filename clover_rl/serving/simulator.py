@@ -11,11 +11,8 @@ Model (the paper's serving plane):
   takes the request; equal means go to the lower GPU index, then the lower placement start.
   When none is idle the request takes the server that frees first (same tie rule on equal
   free times). Servers are stored in this priority order, so "lowest index" is the rule.
-* Overhead outside the worker (measured profiles, :meth:`Profile.overhead_s`) is paid where
-  the live plane pays it: the dispatch part (queue hand-off, transfer to the worker and back)
-  is added to every service time of the slice (it holds the slice), the front-end part is
-  added to every served request's latency (it does not). Latency is thus server-side:
-  request accepted by the front end to response sent.
+* Measured overhead outside the worker (:meth:`Profile.overhead_s`): dispatch is added to the
+  slice's service times (it holds the slice), front end to latencies (server-side latency).
 * A server may start unavailable (``available_at``: reconfiguration downtime); requests queue
   meanwhile.
 * A request whose queueing wait would exceed ``timeout_s`` leaves the queue unserved and is
@@ -180,8 +177,7 @@ def build_servers(
     key = (
         profile.idle_power_w,
         int(n_gpus),
-        frontend_s,
-        dispatch_s,
+        frontend_s, dispatch_s,
         tuple((r[3], r[4], r[5].service_ms, r[5].active_power_w, r[6]) for r in servers),
     )
     return Servers(
@@ -344,12 +340,6 @@ def simulate_kernel(
     return last
 
 
-# --------------------------------------------------------------------------- arrivals
-
-
-_check_positive = positive_number
-
-
 # --------------------------------------------------------------------------- exact path
 
 _P50_95_99 = np.array([0.5, 0.95, 0.99])
@@ -368,7 +358,6 @@ def sorted_quantiles(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
     a, b = x[lo], x[hi]
     diff = b - a
     return np.where(t >= 0.5, b - diff * (1.0 - t), a + diff * t)
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -493,13 +482,13 @@ def simulate(
     each slice is unavailable from the interval start. ``servers`` skips resolving the
     configuration again (it must come from the same arguments).
     """
-    duration_s = _check_positive("duration_s", duration_s)
-    timeout_s = _check_positive("timeout_s", timeout_s)
+    duration_s = positive_number("duration_s", duration_s)
+    timeout_s = positive_number("timeout_s", timeout_s)
     if servers is None:
         servers = build_servers(config, profile, service, n_gpus)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if arrivals is None:
-        rate = _check_positive("rate_rps", rate_rps)
+        rate = positive_number("rate_rps", rate_rps)
         arr = poisson_arrivals(rate, duration_s, rng)
     else:
         arr = _check_arrivals(arrivals, duration_s)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from clover_rl.errors import ConfigError
+from clover_rl.errors import ConfigError, positive_number
 from clover_rl.mig.config import Configuration
 from clover_rl.services import ServiceSpec
 from clover_rl.serving.metrics import IntervalMetrics
@@ -21,7 +21,6 @@ from clover_rl.serving.profile import Profile
 from clover_rl.serving.simulator import (
     DEFAULT_TIMEOUT_S,
     Servers,
-    _check_positive,
     build_servers,
     simulate_arrays,
     sorted_quantiles,
@@ -207,8 +206,8 @@ def steady_state_servers(
 ) -> SteadyState:
     """Steady state at ``rate_rps``: linear interpolation between the two cached simulations
     on the log-spaced rate grid (``grid_rel`` apart, 1% by default) that bracket it."""
-    rate = _check_positive("rate_rps", rate_rps)
-    timeout_s = _check_positive("timeout_s", timeout_s)
+    rate = positive_number("rate_rps", rate_rps)
+    timeout_s = positive_number("timeout_s", timeout_s)
     if n_requests < 1000:
         raise ConfigError(f"n_requests for the steady state must be >= 1000, got {n_requests}")
     if not 0 < grid_rel <= 1:
