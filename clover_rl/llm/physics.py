@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 from clover_rl.errors import ConfigError
 from clover_rl.llm.catalog import LLMServiceSpec, LLMVariant
-from clover_rl.mig.catalog import MEMORY_SLOTS, GpuModel, MigProfile
+from clover_rl.mig.catalog import GpuModel, MigProfile
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def fit_table(service: LLMServiceSpec, gpu: GpuModel, batch: int, context_tokens
 def slice_profile(variant: LLMVariant, gpu: GpuModel, profile: MigProfile) -> LLMSliceProfile:
     peaks = gpu_peaks(gpu)
     c_share = profile.sm_count / gpu.whole.sm_count
-    m_share = profile.memory_slices / MEMORY_SLOTS
+    m_share = profile.memory_slices / gpu.memory_slices
     peak = peaks.int8_ops if variant.precision.compute == "int8" else peaks.bf16_flops
     flops = peak * c_share * ETA_COMPUTE
     bw = peaks.memory_bw * m_share * ETA_MEMORY
