@@ -90,8 +90,8 @@ class Objective(Protocol):
     """What a control objective provides: the scalar score of one interval's operating point
     and the same formula vectorised over configurations (for tables, oracles, optimizers).
 
-    ``PaperObjective`` is the Clover paper's; operator objectives (a carbon budget, an
-    accuracy floor) implement the same two methods.
+    ``clover_rl.objectives.Objective`` (the paper's score) and its operator objectives (a
+    carbon budget, an accuracy floor) implement it, on top of the functions here.
     """
 
     name: str
@@ -102,29 +102,20 @@ class Objective(Protocol):
     def scores(self, carbon_per_request_g: np.ndarray, accuracy: np.ndarray, p95_ms: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class PaperObjective:
-    """The SC'23 paper's score against ``reference`` (BASE's carbon, accuracy, the SLA)."""
-
-    reference: ObjectiveReference
-    name: str = "paper"
-
-    def score(self, carbon_per_request_g: float, accuracy: float, p95_ms: float) -> Score:
-        return score(carbon_per_request_g, accuracy, p95_ms, self.reference)
-
-    def scores(self, carbon_per_request_g: np.ndarray, accuracy: np.ndarray, p95_ms: np.ndarray) -> np.ndarray:
-        return scores(carbon_per_request_g, accuracy, p95_ms, self.reference)
-
-
-def score_metrics(m: IntervalMetrics, intensity: float, pue: float, objective: Objective) -> Score:
-    """The objective of a served interval at ``intensity`` (g/kWh) and ``pue``.
+def operating_point(m: IntervalMetrics, intensity: float, pue: float) -> tuple[float, float, float]:
+    """(carbon per request g, accuracy, p95 ms) that an objective scores for interval ``m``.
 
     With nothing served the interval gets no credit: its whole energy counts as the carbon
     per request, accuracy 0 and p95 :data:`NOTHING_SERVED_P95_MS`.
     """
     if m.served:
-        return objective.score(carbon_g(m.energy_per_request_j, intensity, pue), m.accuracy, m.p95_ms)
-    return objective.score(carbon_g(m.energy_j, intensity, pue), 0.0, NOTHING_SERVED_P95_MS)
+        return carbon_g(m.energy_per_request_j, intensity, pue), m.accuracy, m.p95_ms
+    return carbon_g(m.energy_j, intensity, pue), 0.0, NOTHING_SERVED_P95_MS
+
+
+def score_metrics(m: IntervalMetrics, intensity: float, pue: float, objective: Objective) -> Score:
+    """The objective of a served interval at ``intensity`` (g/kWh) and ``pue``."""
+    return objective.score(*operating_point(m, intensity, pue))
 
 
 def sla_penalty(p95_ms: float, sla_ms: float, weight: float) -> float:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from clover_rl.agents.base import BindablePolicy
-from clover_rl.objective import Score, score
+from clover_rl.objective import Score
 
 UNSET_SCORE = -1000.0  # the artifact's "no score yet"
 
@@ -199,9 +199,7 @@ class OnlineSearchPolicy(BindablePolicy):
         ci_pue = self._ci_pue()
         hit = self.history.get(action)
         if hit is not None:
-            obj = getattr(env, "objective", None)  # a deployment view may have none: the paper's score
-            s = (obj.online_score(hit.carbon_at(ci_pue), hit.accuracy, hit.p95_ms, env.rate(), env.step_index)
-                 if obj is not None else score(hit.carbon_at(ci_pue), hit.accuracy, hit.p95_ms, ref))
+            s = env.objective.online_score(hit.carbon_at(ci_pue), hit.accuracy, hit.p95_ms, env.rate(), env.step_index)
             return Evaluation(action, s, hit.p95_ms <= ref.sla_ms, probed=False)
         out = env.probe(action)
         m, s = out["metrics"], out["score"]

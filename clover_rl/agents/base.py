@@ -1,15 +1,18 @@
 """The Policy interface that evaluation and deployment use, whatever decides.
 
 BASE, RAND, ORACLE, greedy, the paper's graph annealing and SB3 models all implement it.
-Policies that explore online (the annealer, RAND) or need hindsight (the oracle) receive the
-environment through ``bind`` before the first ``act``; they may call ``env.probe(action)``
-(paid for in the interval's results) and, for the oracle only, ``env.config_table()``.
+Policies that explore online (the annealer, RAND) or need hindsight (the oracle) receive a
+:class:`~clover_rl.contracts.ControlContext` (the env, or the live controller) through ``bind``
+before the first ``act``; they may call ``env.probe(action)`` (paid for in the interval's
+results) and, for the hindsight baselines only, ``env.config_table()``.
 """
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from clover_rl.contracts import ControlContext, context_of
 
 
 @runtime_checkable
@@ -24,9 +27,10 @@ class Policy(Protocol):
 
 
 class BindablePolicy:
-    """Mixin for policies that need the (unwrapped) environment."""
+    """Mixin for policies that need what they control (a ``ControlContext``)."""
 
-    env: Any = None
+    env: ControlContext | None = None
 
     def bind(self, env: Any) -> None:
-        self.env = getattr(env, "unwrapped", env)
+        """``env``: a ``ControlContext`` or a gymnasium wrapper around one (``TypeError`` else)."""
+        self.env = context_of(env)

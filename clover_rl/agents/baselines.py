@@ -106,7 +106,7 @@ class OraclePolicy(_HindsightPolicy):
 
     def _choose(self) -> tuple[int, dict[str, Any]]:
         env = self.env
-        if getattr(env.objective, "budgeted", False):
+        if env.objective.budgeted:
             return self._plan_window()
         tv = env.objective_table()
         scores = np.where(env.action_masks(), tv.value, -np.inf)

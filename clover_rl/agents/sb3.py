@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from clover_rl.contracts import ControlContext, context_of
 from clover_rl.errors import CheckpointError
 
 MODEL_FILE = "model.zip"
@@ -99,12 +100,12 @@ class SB3Policy:
         self.vecnormalize = vecnormalize
         self.metadata = metadata or {}
         self.path = path
-        self.env: Any = None
+        self.env: ControlContext | None = None
         self._predictor = MaskedPredictor(model)
 
     def bind(self, env: Any) -> None:
         """Keep the environment for its action masks (checked for fit at load time)."""
-        self.env = getattr(env, "unwrapped", env)
+        self.env = context_of(env)
 
     def reset(self) -> None:
         """Stateless (MLP policies): nothing to forget."""
@@ -119,7 +120,7 @@ class SB3Policy:
 
     def act(self, observation: np.ndarray, info: dict[str, Any] | None = None) -> int:
         mask = (info or {}).get("action_mask")
-        if mask is None and self.env is not None and hasattr(self.env, "action_masks"):
+        if mask is None and self.env is not None:
             mask = self.env.action_masks()
         action, _ = self._predictor.predict(self.normalize(observation), deterministic=True, action_masks=mask)
         return int(action)
@@ -163,20 +164,16 @@ def read_metadata(run_dir: Path) -> dict:
 
 
 def env_spaces(env: Any) -> dict[str, Any]:
-    """The facts about an environment that decide whether a checkpoint fits it."""
-    u = getattr(env, "unwrapped", env)
-    out: dict[str, Any] = {
+    """The facts about an environment (or controller) that decide whether a checkpoint fits it."""
+    u = context_of(env)
+    return {
         "observation_shape": list(u.observation_space.shape),
         "action_count": int(u.action_space.n),
+        "observation_names": list(u.model.layout.names),
+        "catalog_signature": u.catalog.signature,
+        "service": u.model.service.name,
+        "gpu": u.scenario.gpu,
     }
-    if hasattr(u, "observation_names"):
-        out["observation_names"] = list(u.observation_names)
-    if hasattr(u, "catalog"):
-        out["catalog_signature"] = u.catalog.signature
-    if hasattr(u, "scenario"):
-        out["service"] = u.service.name if hasattr(u, "service") else u.scenario.service
-        out["gpu"] = u.scenario.gpu
-    return out
 
 
 def observation_index(saved: dict, env: Any) -> np.ndarray | None:
@@ -282,7 +279,7 @@ def load_policy(path: str | Path, env: Any, *, device: str = "cpu") -> SB3Policy
     algo = meta.get("algo") or _detect_algo(model_path)
     model = load_model(model_path, algo, device)
     # the model's own spaces (also covers bare zips without metadata)
-    u = getattr(env, "unwrapped", env)
+    u = context_of(env)
     problems = []
     index = observation_index(meta, env)
     env_shape = (len(index),) if index is not None else tuple(u.observation_space.shape)

@@ -24,8 +24,8 @@ _EXPORTS = {
     "Clock": "clock", "SystemClock": "clock", "FakeClock": "clock",
     "Deployment": "deployment", "DeploySettings": "deployment",
     "Supervisor": "supervisor", "RemotePlane": "supervisor", "PlaneHost": "supervisor",
-    "OnlineLearner": "learn", "IntervalOutcome": "reward", "interval_outcome": "reward", "env_outcome": "reward",
-    "SteadyLoad": "load", "DeploymentView": "view",
+    "OnlineLearner": "learn", "training_penalties": "learn",
+    "SteadyLoad": "load", "DeploymentContext": "context",
 }
 __all__ = list(_EXPORTS)
 

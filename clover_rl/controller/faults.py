@@ -40,8 +40,9 @@ class FailingPlacement:
 
 
 class FlakyBackend:
-    """Wraps a Backend; ``fail_next(n)`` makes ``apply`` fail, leaving ``leave`` applied
-    ("previous": a clean refusal, "target": the backend moved part-way and must be rolled back)."""
+    """Wraps a Backend; ``fail_next(n)`` makes ``apply`` report failure (never raise: the Backend
+    contract), leaving ``leave`` served ("previous": a clean refusal, "target": the backend moved
+    part-way and must be rolled back)."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
@@ -64,9 +65,10 @@ class FlakyBackend:
         if self._left > 0:
             self._left -= 1
             previous = self.backend.configuration
-            if self.leave == "target":
+            if self.leave == "target":  # what is served is the broken target: the report says so
                 self.backend.apply(configuration)
-                raise BackendError(f"injected fault: {configuration.label()} came up broken")
+                return ReconfigReport(True, previous, configuration, ok=False,
+                                      message=f"injected fault: {configuration.label()} came up broken")
             return ReconfigReport(True, previous, previous or configuration, ok=False,
                                   message=f"injected fault: cannot apply {configuration.label()}")
         return self.backend.apply(configuration)
@@ -77,6 +79,12 @@ class FlakyBackend:
     def probe(self, configuration: Any, seconds: float, rate_rps: float) -> Any:
         self.apply(configuration)
         return self.run(seconds, rate_rps)
+
+    def reseed(self, seed: int | None) -> None:
+        self.backend.reseed(seed)
+
+    def settle(self) -> None:
+        self.backend.settle()
 
     def close(self) -> None:
         self.backend.close()

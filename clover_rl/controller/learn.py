@@ -186,3 +186,16 @@ class OnlineLearner:
         newest = self.candidate or self.last_good
         if newest and self.origin is not None and Path(newest) != self.origin / "model.zip" and Path(newest).exists():
             self._load_params(newest)
+
+
+def training_penalties(policy: Any, default: Any) -> Any:
+    """The reward penalties a trained policy was trained with (its run metadata), else ``default``:
+    fine-tuning and the logged reward then optimise what the policy learned to optimise."""
+    meta = getattr(policy, "metadata", None) or {}
+    pen = (meta.get("scenario_config") or {}).get("penalties") if isinstance(meta, dict) else None
+    if not isinstance(pen, dict):
+        return default
+    try:
+        return type(default).model_validate({**default.model_dump(), **pen})
+    except Exception:
+        return default

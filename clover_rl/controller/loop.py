@@ -29,17 +29,18 @@ import numpy as np
 
 from clover_rl.carbon.base import CarbonReading, CarbonSource
 from clover_rl.carbon.forecast import OnlineForecaster
+from clover_rl.contracts import ProbeResult
 from clover_rl.controller.clock import Clock, SystemClock
+from clover_rl.controller.context import DeploymentContext
 from clover_rl.controller.durations import format_duration
 from clover_rl.controller.guard import SlaGuard
+from clover_rl.controller.learn import training_penalties
 from clover_rl.controller.plane import ServicePlane
-from clover_rl.controller.reward import env_outcome, training_penalties
 from clover_rl.controller.state import ControllerState, StateStore
-from clover_rl.controller.view import DeploymentView
-from clover_rl.envs.observation import build_observation
 from clover_rl.errors import BackendError, CloverError, ConfigError
 from clover_rl.mig.config import Configuration
-from clover_rl.objective import IntervalOutcome, score_metrics
+from clover_rl.objective import IntervalOutcome
+from clover_rl.service_model import LastRatios, ServiceModel
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.metrics import IntervalMetrics
 
@@ -101,9 +102,13 @@ class Decision:
     refused: bool = False
 
 
-class Controller:
+class Controller(DeploymentContext):
     """Drives one deployment; see the module docstring. Use :meth:`run`, or :meth:`start` +
-    :meth:`run_interval` to step it (tests)."""
+    :meth:`run_interval` to step it (tests).
+
+    It stands on a :class:`ServiceModel` (built from ``scenario`` and the overrides unless
+    ``model`` is given) and is the policy's :class:`~clover_rl.contracts.ControlContext`.
+    """
 
     def __init__(
         self,
@@ -115,7 +120,7 @@ class Controller:
         options: ControllerOptions | None = None,
         *,
         clock: Clock | None = None,
-        env: Any = None,
+        model: ServiceModel | None = None,
         policy_obj: Any = None,
         **scenario_overrides: Any,
     ) -> None:
@@ -126,20 +131,15 @@ class Controller:
         self.plane = plane
         self.carbon = carbon
         self.store = state_dir if isinstance(state_dir, StateStore) else StateStore(state_dir)
-        if env is None:
-            from clover_rl.envs.serving_env import CloverServingEnv
-
+        if model is None:
             overrides = dict(scenario_overrides)
             if opts.probe_s is not None:
                 overrides["probe_s"] = opts.probe_s
-            env = CloverServingEnv(scenario, interval_s=opts.interval_s, **overrides)
-        self.env = env
-        self.scenario = env.scenario
-        self.catalog = env.catalog
+            model = ServiceModel.from_scenario(scenario, control_interval_s=opts.interval_s, **overrides)
+        self._init_context(model)
         self.policy_spec = str(policy)
-        self.view = DeploymentView(env, self)
         self.safe_index = self._safe_index(opts.safe_config)
-        self.guard = SlaGuard(env.sla_ms, opts.guard_windows, opts.guard_recover,
+        self.guard = SlaGuard(model.sla_ms, opts.guard_windows, opts.guard_recover,
                               min_requests=opts.min_window_requests)
         self.stop_event = threading.Event()
         self.reading: CarbonReading | None = None
@@ -154,16 +154,16 @@ class Controller:
         if policy_obj is not None:
             self.policy = policy_obj
             if hasattr(policy_obj, "bind"):
-                policy_obj.bind(self.view)
+                policy_obj.bind(self)
         else:
             from clover_rl.agents.registry import make_policy
 
-            self.policy = make_policy(self.policy_spec, self.view, seed=opts.seed)
+            self.policy = make_policy(self.policy_spec, self, seed=opts.seed)
         self.penalties = training_penalties(self.policy, self.scenario.penalties)
         if opts.learn:
             from clover_rl.controller.learn import OnlineLearner
 
-            self.learner = OnlineLearner.for_policy(self.policy, self.store.checkpoints_dir, self.view,
+            self.learner = OnlineLearner.for_policy(self.policy, self.store.checkpoints_dir, self,
                                                     every=opts.learn_every, good_after=opts.learn_good_after,
                                                     learning_rate=opts.learn_rate, seed=opts.seed)
 
@@ -210,7 +210,7 @@ class Controller:
         """Feasible configurations, minus those quarantined after a failed reconfiguration."""
         m = self.catalog.feasible.copy()
         if self.options.whole_gpu_only:
-            whole = self.env.gpu.whole.name
+            whole = self.model.gpu.whole.name
             m &= np.array([all(p == whole for p, _ in c.pairs) for c in self.catalog.configs])
         if self.state is not None:
             idx = self._next_index()
@@ -283,11 +283,11 @@ class Controller:
         self._save()
         self._event(why, policy=self.policy_spec, config=self.label(self.current), action=self.current,
                     note=note, scenario=self.scenario.name, dry_run=self.options.dry_run,
-                    interval_s=self.options.interval_s, sla_ms=self.env.sla_ms, pid=os.getpid(),
+                    interval_s=self.options.interval_s, sla_ms=self.sla_ms, pid=os.getpid(),
                     penalties=self.penalties.model_dump() if hasattr(self.penalties, "model_dump") else None,
                     plane=getattr(self.plane, "name", "?"), carbon_source=getattr(self.carbon, "name", "?"))
         self._echo(f"[{self._time_str()}] {why}: {note}; policy {self.policy_spec}, interval "
-                   f"{format_duration(self.options.interval_s)}, SLA p95 {self.env.sla_ms:.0f} ms, safe "
+                   f"{format_duration(self.options.interval_s)}, SLA p95 {self.sla_ms:.0f} ms, safe "
                    f"{self.label(self.safe_index)}" + (" (dry run)" if self.options.dry_run else ""))
         if self.options.tensorboard and self.telemetry is None:
             from clover_rl.controller.telemetry import TensorBoardLog
@@ -330,24 +330,13 @@ class Controller:
 
     def observation(self, r: CarbonReading) -> np.ndarray:
         """The env's observation for the coming interval, from live readings."""
-        sc = self.scenario
-        pue = sc.carbon.pue
-        ci_ref = sc.objective.reference_intensity * sc.objective.reference_pue
         last = self.state.last if self.state else {}
         t = r.time if r.time is not None else self.clock.now()
-        hour = t.hour + t.minute / 60.0 + t.second / 3600.0
-        rate = self.measured_rate if self.measured_rate is not None else self.env.mean_rate
-        return build_observation(
-            self.env.layout,
-            ci_now=r.value * pue / ci_ref,
-            forecast=np.asarray(r.forecast, dtype=float) * pue / ci_ref,
-            rate_ratio=rate / self.env.mean_rate,
-            p95_over_sla=float(last.get("p95_over_sla", 1.0)),
-            accuracy_over_base=float(last.get("accuracy_over_base", 1.0)),
-            energy_over_base=float(last.get("energy_over_base", 1.0)),
-            graph=self.catalog.graphs[self.current],
-            hour_of_day=hour,
-        )
+        rate = self.measured_rate if self.measured_rate is not None else self.model.mean_rate
+        ratios = LastRatios(float(last.get("p95_over_sla", 1.0)), float(last.get("accuracy_over_base", 1.0)),
+                            float(last.get("energy_over_base", 1.0)))
+        return self.model.observe(ci_now=r.value, forecast=r.forecast, rate_rps=rate, last=ratios,
+                                  config_index=self.current, hour_of_day=t.hour + t.minute / 60.0 + t.second / 3600.0)
 
     # ------------------------------------------------------------------ reconfiguration
     def _safe_apply(self, cfg: Configuration) -> ReconfigReport:
@@ -404,7 +393,7 @@ class Controller:
         return ok, msg
 
     # ------------------------------------------------------------------ probes (online optimizers)
-    def probe(self, action: Any) -> dict:
+    def probe(self, action: Any) -> ProbeResult:
         """An optimizer's measurement: serve ``action`` for ``probe_s`` and score it.
 
         Paid for in the interval like in the env. In a dry run nothing is reconfigured: the
@@ -414,9 +403,9 @@ class Controller:
         if not self.mask()[idx]:
             raise ConfigError(f"cannot probe {self.label(idx)}: masked ({self.catalog.why_infeasible(idx) or 'quarantined'})")
         probe_s = float(self.scenario.probe_s)
-        rate = self.view.rate()
+        rate = self.rate()
         if self.options.dry_run:
-            m = self.env.model.steady_state(rate, self.catalog.configs[idx]).interval(probe_s)
+            m = self.model.steady_state(rate, self.catalog.configs[idx]).interval(probe_s)
         else:
             change = idx != self.current
             ok = self.reconfigure(idx, "probe")[0] if change else True
@@ -427,8 +416,7 @@ class Controller:
                                                    backend=self.plane.name)
             if change and ok and self.state is not None and self.state.interval is not None:
                 self.state.interval["reconfigurations"] = int(self.state.interval.get("reconfigurations", 0)) + 1
-        s = score_metrics(m, self.view.intensity(), self.scenario.carbon.pue, self.env.objective)
-        return {"metrics": m, "score": s, "config": self.label(idx), "action": idx}
+        return {"metrics": m, "score": self.model.score(m, self.intensity()), "config": self.label(idx), "action": idx}
 
     # ------------------------------------------------------------------ one interval
     def decide(self) -> Decision:
@@ -462,7 +450,7 @@ class Controller:
             d.reasons.append(f"SLA guard holds the safe configuration ({self.guard.reason})")
         else:
             info = {"action_mask": mask, "ci": r.value, "stale": r.stale, "time": r.time.isoformat() if r.time else None,
-                    "rate_rps": self.view.rate(), "sla_ms": self.env.sla_ms, "config": self.label(self.current)}
+                    "rate_rps": self.rate(), "sla_ms": self.sla_ms, "config": self.label(self.current)}
             try:
                 if self.learner is not None and self.learner.active:
                     a = int(self.learner.act(obs, mask))
@@ -517,7 +505,7 @@ class Controller:
             previous=self.label(previous), config=self.label(self.current), action=self.current,
             decided=self.label(d.action), policy_action=d.policy_action, source=d.source, refused=d.refused,
             applied=applied, dry_run=self.options.dry_run, message=msg, reasons=d.reasons,
-            rate_rps=self.view.rate(), observation=[round(float(x), 5) for x in obs], policy=extra,
+            rate_rps=self.rate(), observation=[round(float(x), 5) for x in obs], policy=extra,
             ends_at=st.interval["ends_at"])
         change = (f"{self.label(previous)} -> {self.label(self.current)}" if self.current != previous
                   else f"keep {self.label(self.current)}")
@@ -580,12 +568,12 @@ class Controller:
                     st.interval["action"] = self.current
                     st.interval["config"] = self.label(self.current)
             self._event("guard", event="trigger", reason=ev.reason, action=action, config=self.label(self.current),
-                        p95_ms=m.p95_ms, sla_ms=self.env.sla_ms)
+                        p95_ms=m.p95_ms, sla_ms=self.sla_ms)
             self._echo(f"[{self._time_str()}] SLA GUARD: {ev.reason}; {action}")
         else:
             st.count("guard_releases")
             self._event("guard", event="release", reason=ev.reason, config=self.label(self.current),
-                        p95_ms=m.p95_ms, sla_ms=self.env.sla_ms)
+                        p95_ms=m.p95_ms, sla_ms=self.sla_ms)
             self._echo(f"[{self._time_str()}] SLA GUARD released: {ev.reason}; the policy decides again next interval")
         self._save()
         self._publish()
@@ -608,8 +596,8 @@ class Controller:
         m = self.plane.interval()
         self._measuring = False
         ci = float(iv.get("ci", self.reading.value if self.reading else 0.0))
-        out = env_outcome(self.env, m, ci, refused=bool(iv.get("refused")),
-                          reconfigurations=int(iv.get("reconfigurations", 0)), penalties=self.penalties)
+        out = self.model.outcome(m, ci, refused=bool(iv.get("refused")),
+                                 reconfigurations=int(iv.get("reconfigurations", 0)), penalties=self.penalties)
         if m.arrived or m.served:
             st.last = {"p95_over_sla": out.p95_over_sla, "accuracy_over_base": out.accuracy_over_base,
                        "energy_over_base": out.energy_over_base, "rate_rps": m.arrived / m.duration_s}
@@ -622,10 +610,10 @@ class Controller:
         rec = self._event(
             "interval", index=int(iv["index"]), started_at=iv["started_at"], ends_at=iv["ends_at"], partial=partial,
             config=self.label(self.current), action=self.current, ci=ci, stale=bool(iv.get("stale")),
-            source=iv.get("source"), metrics=m.to_dict(), outcome=out.to_dict(), sla_ms=self.env.sla_ms,
+            source=iv.get("source"), metrics=m.to_dict(), outcome=out.to_dict(), sla_ms=self.sla_ms,
             guard_active=self.guard.active)
         if self.telemetry is not None:
-            self.telemetry.interval(int(iv["index"]), ci=ci, metrics=m, outcome=out, sla_ms=self.env.sla_ms,
+            self.telemetry.interval(int(iv["index"]), ci=ci, metrics=m, outcome=out, sla_ms=self.sla_ms,
                                     config_index=self.current, stale=bool(iv.get("stale")),
                                     guard_active=self.guard.active, wall_time=self.clock.time())
         if self.learner is not None and not partial:
@@ -634,7 +622,7 @@ class Controller:
         self._last_metrics = m
         p95 = f"{m.p95_ms:.0f}" if m.served else "-"
         self._echo(f"[{rec['at']}] #{iv['index']} served {m.served}/{m.arrived} on {self.label(self.current)}: "
-                   f"p95 {p95}/{self.env.sla_ms:.0f} ms, acc {m.accuracy:.2f}, {m.energy_j:.0f} J, "
+                   f"p95 {p95}/{self.sla_ms:.0f} ms, acc {m.accuracy:.2f}, {m.energy_j:.0f} J, "
                    f"{out.carbon_g:.3g} gCO2, reward {out.reward:+.4f}" + (" (partial)" if partial else "")
                    + (" [estimated energy]" if m.estimated else ""))
         if not partial:
@@ -712,7 +700,7 @@ class Controller:
             "configuration_index": float(self.current),
             "configuration": self.label(self.current),
             "policy": self.policy_spec,
-            "sla_ms": self.env.sla_ms,
+            "sla_ms": self.sla_ms,
             "window_p95_ms": self._window_p95,
             "interval_p95_ms": m.p95_ms if m is not None else float("nan"),
             "interval_accuracy": m.accuracy if m is not None else float("nan"),

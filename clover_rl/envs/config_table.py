@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from clover_rl.objective import Objective, ObjectiveReference, PaperObjective, carbon_g
+from clover_rl.objective import Objective, ObjectiveReference, carbon_g
+from clover_rl.objective import scores as paper_scores
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,15 @@ class ConfigTable:
     feasible: np.ndarray
 
     def scores(self, intensity: float, pue: float, objective: Objective | ObjectiveReference) -> np.ndarray:
-        """The objective of every configuration at this intensity (-inf where infeasible)."""
-        if isinstance(objective, ObjectiveReference):
-            objective = PaperObjective(objective)
+        """The objective of every configuration at ``intensity`` g/kWh (-inf where infeasible);
+        a bare ``ObjectiveReference`` means the paper's score against it."""
         ok = self.feasible & np.isfinite(self.energy_per_request_j) & np.isfinite(self.p95_ms)
         e = np.where(ok, self.energy_per_request_j, 0.0)
         p95 = np.where(ok, self.p95_ms, 1.0)
-        return np.where(ok, objective.scores(carbon_g(e, intensity, pue), self.accuracy, p95), -np.inf)
+        cpr = carbon_g(e, intensity, pue)
+        v = (paper_scores(cpr, self.accuracy, p95, objective) if isinstance(objective, ObjectiveReference)
+             else objective.scores(cpr, self.accuracy, p95))
+        return np.where(ok, v, -np.inf)
 
 
 def build_config_table(model: Any, catalog: Any, rate_rps: float, interval_s: float) -> ConfigTable:

@@ -1,4 +1,8 @@
-"""CloverServingEnv: carbon-aware MIG configuration of an inference service, one hour a step."""
+"""CloverServingEnv: carbon-aware MIG configuration of an inference service, one hour a step.
+
+The env is a ``ServiceModel`` (catalog, references, observation, scoring) + a ``Backend`` +
+episode state (trace window, time, load scale, last ratios); it has no reward code of its own.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,35 +15,30 @@ from gymnasium import spaces
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.carbon.forecast import Forecast, forecast_for
 from clover_rl.carbon.resolve import resolve_trace
+from clover_rl.contracts import ProbeResult
 from clover_rl.envs.actions import ActionCatalog
-from clover_rl.envs.config_table import ConfigTable, build_config_table
-from clover_rl.envs.observation import ObservationLayout, build_observation
+from clover_rl.envs.config_table import ConfigTable
 from clover_rl.envs.randomization import Randomization
 from clover_rl.errors import ConfigError
 from clover_rl.mig.config import Configuration
-from clover_rl.objective import (
-    Objective,
-    ObjectiveReference,
-    Score,
-    carbon_g,
-    interval_outcome,
-    score_metrics,
-)
-from clover_rl.objectives import TableValues, make_objective, objective_table
-from clover_rl.scenario import Scenario, load_scenario
+from clover_rl.objective import ObjectiveReference
+from clover_rl.objectives import Objective, TableValues, objective_table
+from clover_rl.scenario import Scenario
+from clover_rl.service_model import LastRatios, ServiceModel
 from clover_rl.serving.backend import Backend
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
 from clover_rl.workload.build import workload_from_config
 from clover_rl.workload.workload import DiurnalRate, Workload
 
+__all__ = ["CloverServingEnv", "ConfigTable", "Randomization"]
+
 
 @dataclass
-class _Last:
-    p95_over_sla: float = 1.0
-    accuracy_over_base: float = 1.0
-    energy_over_base: float = 1.0
-    probes: list[IntervalMetrics] = field(default_factory=list)
-    probe_changes: int = 0
+class _Probes:
+    """Optimizer windows served so far in the current interval."""
+
+    windows: list[IntervalMetrics] = field(default_factory=list)
+    changes: int = 0
 
 
 class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
@@ -69,7 +68,9 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
     actually served (including any optimizer probes and the reconfiguration downtime, whose
     queued requests are accounted), minus `penalties.sla * (1 + min(p95/SLA - 1, 10))` when the SLA
     is violated, `penalties.infeasible` for a refused action and `penalties.reconfiguration`
-    per reconfiguration. Every component is in `info`.
+    per counted reconfiguration (a failed apply counts none and keeps the served configuration,
+    `info["reconfig_failed"]`). Every component is in `info`; the formula lives in
+    `clover_rl.objective`, wired by the `ServiceModel` (`env.model`).
 
     ## Starting State
     BASE (largest variant on whole GPUs) at a window start drawn from `self.np_random`
@@ -79,7 +80,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
     Never `terminated`; `truncated` after `episode_hours` intervals (the trace window ends).
 
     ## Arguments
-    `scenario` (shipped name, YAML path or `Scenario`), `backend` ("replay" | "live" | a
+    `scenario` (shipped name, YAML path, `Scenario`, or a built `ServiceModel`), `backend` ("replay" | "live" | a
     `Backend`), `carbon_trace` (replaces the scenario's trace: a trace spec
     `NAME|FILE[,column=..][,time_column=..][,unit=..]`, a mapping with those keys, or a
     `CarbonTrace`; the same forms work in `reset(options={"trace": ...})`),
@@ -94,7 +95,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(
         self,
-        scenario: str | Scenario = "efficientnet",
+        scenario: str | Scenario | ServiceModel = "efficientnet",
         *,
         backend: str | Backend = "replay",
         carbon_trace: str | CarbonTrace | None = None,
@@ -114,17 +115,13 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             overrides["control_interval_s"] = interval_s
         if episode_hours is not None:
             overrides["episode_hours"] = episode_hours
-        self.scenario = load_scenario(scenario, **overrides)
-        sc = self.scenario
-        self.service = sc.service_spec()
-        self.gpu = sc.gpu_model()
-        self.profile = sc.load_profile()
-        if self.profile.service != self.service.name or self.profile.gpu != self.gpu.name:
-            raise ConfigError(
-                f"profile {self.profile.path or ''} is for {self.profile.service} on {self.profile.gpu}, "
-                f"scenario {sc.name} needs {self.service.name} on {self.gpu.name}"
-            )
-        self.catalog = ActionCatalog(self.gpu, self.service)
+        if isinstance(scenario, ServiceModel):
+            if overrides:
+                raise ConfigError(f"scenario overrides {sorted(overrides)} cannot change a built ServiceModel")
+            self.model = scenario
+        else:
+            self.model = ServiceModel.from_scenario(scenario, **overrides)
+        sc = self.model.scenario
         self.randomization = (randomization if isinstance(randomization, Randomization)
                               else Randomization.from_dict(randomization))
         period = trace_period or sc.carbon.period
@@ -134,58 +131,71 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             self._pool = [resolve_trace(t, self.randomization.period, sc.control_interval_s)
                           for t in self.randomization.traces]
         self.render_mode = render_mode
-
-        from clover_rl.serving.replay import ReplayBackend
-
-        # The replay model of the profile: references (SLA, C_ref) and hindsight tables.
-        self.model = ReplayBackend(self.service, self.profile, self.gpu, sc.gpus, seed=0,
-                                   timeout_s=sc.timeout_s)
         self.backend: Backend = self._make_backend(backend, backend_kwargs)
 
-        self.workload = sc.build_workload()
-        self._episode_workload = self.workload
-        self.mean_rate = self.workload.nominal_rate()
-        base_cfg = self.catalog.configs[self.catalog.base_index]
-        base = self.model.steady_state(self.mean_rate, base_cfg).interval(sc.control_interval_s)
-        self.base_metrics = base
-        self.sla_ms = float(sc.sla_ms or base.p95_ms)
-        self.reference = ObjectiveReference.from_base(
-            base.energy_per_request_j, base.accuracy, self.sla_ms, sc.objective.lam,
-            sc.objective.reference_intensity, sc.objective.reference_pue,
-        )
-        self._ci_ref = sc.objective.reference_intensity * sc.objective.reference_pue
-        self.objective: Objective = make_objective(sc.objective, self.reference, interval_s=sc.control_interval_s,
-                                        nominal_rate_rps=self.mean_rate)
-
-        self.layout = ObservationLayout(sc.carbon.forecast_hours, self.catalog.variants, self.catalog.profiles)
-        low, high = self.layout.bounds()
+        low, high = self.model.layout.bounds()
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.action_space = spaces.Discrete(len(self.catalog))
-        self.observation_names = self.layout.names
+        self.observation_names = self.model.layout.names
 
         self._episode_trace = self._trace
         self._t0 = 0
         self._t = 0
         self._rate_scale = 1.0
+        self._episode_workload: Workload = self.model.workload
         self._current = self.catalog.base_index
-        self._last = _Last()
-        self._tables: dict[float, ConfigTable] = {}
+        self._last = LastRatios()
+        self._probes = _Probes()
         self._forecasts: dict[int, tuple[CarbonTrace, Forecast]] = {}  # by trace object
+
+    # ------------------------------------------------------------------ the model's facts
+    @property
+    def scenario(self) -> Scenario:
+        return self.model.scenario
+
+    @property
+    def catalog(self) -> ActionCatalog:
+        return self.model.catalog
+
+    @property
+    def reference(self) -> ObjectiveReference:
+        return self.model.reference
+
+    @property
+    def objective(self) -> Objective:
+        return self.model.objective
+
+    @property
+    def sla_ms(self) -> float:
+        return self.model.sla_ms
+
+    @property
+    def base_metrics(self) -> IntervalMetrics:
+        return self.model.base_metrics
+
+    @property
+    def mean_rate(self) -> float:
+        return self.model.mean_rate
+
+    @property
+    def workload(self) -> Workload:
+        return self.model.workload
 
     # ------------------------------------------------------------------ helpers
     def _make_backend(self, backend: str | Backend, kwargs: dict) -> Backend:
         if not isinstance(backend, str):
             return backend
+        m, sc = self.model, self.model.scenario
         if backend == "replay":
             from clover_rl.serving.replay import ReplayBackend
 
-            return ReplayBackend(self.service, self.profile, self.gpu, self.scenario.gpus,
-                                 seed=int(kwargs.pop("seed", 0)), timeout_s=self.scenario.timeout_s, **kwargs)
+            return ReplayBackend(m.service, m.profile, m.gpu, sc.gpus, seed=int(kwargs.pop("seed", 0)),
+                                 timeout_s=sc.timeout_s, reconfiguration=sc.reconfiguration, **kwargs)
         if backend == "live":
             from clover_rl.serving.live.backend import LiveBackend
 
-            kwargs.setdefault("max_queue_wait_s", self.scenario.timeout_s)  # outage latency as in replay
-            return LiveBackend(self.service, self.gpu, self.scenario.gpus, **kwargs)
+            kwargs.setdefault("max_queue_wait_s", sc.timeout_s)  # outage latency as in replay
+            return LiveBackend(m.service, m.gpu, sc.gpus, **kwargs)
         raise ConfigError(f"unknown backend {backend!r} (replay, live)")
 
     @property
@@ -247,38 +257,21 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         return float((ts - ts.astype("datetime64[D]")) / np.timedelta64(1, "h"))
 
     def config_table(self, rate_rps: float | None = None) -> ConfigTable:
-        """Steady-state energy/accuracy/p95 of every configuration (cached per load level).
+        """The replay model's steady-state table at ``rate_rps`` (default: the current load).
 
-        Hindsight knowledge from the replay model: for the oracle and for analysis, never for
-        an online agent's decisions.
+        Hindsight knowledge: for the oracle and for analysis, never for an online agent's decisions.
         """
-        rate = float(rate_rps if rate_rps is not None else self.rate())
-        key = round(rate, 6)
-        if key not in self._tables:
-            self._tables[key] = build_config_table(self.model, self.catalog, rate, self.scenario.control_interval_s)
-        return self._tables[key]
+        return self.model.config_table(float(rate_rps if rate_rps is not None else self.rate()))
 
     def action_masks(self) -> np.ndarray:
         return self.catalog.feasible.copy()
 
     def _obs(self) -> np.ndarray:
-        pue = self.scenario.carbon.pue
-        fc = self.forecast() * pue / self._ci_ref
         budget_left, window_left = self.objective.features(self.step_index)
-        return build_observation(
-            self.layout,
-            ci_now=self.intensity() * pue / self._ci_ref,
-            forecast=fc,
-            rate_ratio=self.rate() / self.mean_rate,
-            p95_over_sla=self._last.p95_over_sla,
-            accuracy_over_base=self._last.accuracy_over_base,
-            energy_over_base=self._last.energy_over_base,
-            graph=self.catalog.graphs[self._current],
-            hour_of_day=self._hour(),
-            rate_trend=(self.rate() - self.rate(-1)) / self.mean_rate,
-            budget_left=budget_left,
-            window_left=window_left,
-        )
+        return self.model.observe(ci_now=self.intensity(), forecast=self.forecast(),
+                                  rate_rps=self.rate(), last=self._last, config_index=self._current,
+                                  hour_of_day=self._hour(), rate_trend=(self.rate() - self.rate(-1)) / self.mean_rate,
+                                  budget_left=budget_left, window_left=window_left)
 
     def _served_index(self) -> int:
         """The catalog index of what the backend actually serves (after a failed apply)."""
@@ -301,7 +294,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         """The episode's workload: given, drawn from the randomisation's load patterns, or the
         scenario's; a diurnal cycle is aligned with the carbon trace's clock."""
         r = self.randomization
-        w = self.workload
+        w = self.model.workload
         if "workload" in options:
             w = workload_from_config(options["workload"])
         elif r and r.load_patterns:
@@ -340,15 +333,14 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             self._rate_scale = 1.0
         self._episode_workload = self._draw_workload(options)
         self.objective.reset()
-        if hasattr(self.backend, "reseed"):
-            self.backend.reseed(int(self.np_random.integers(2**31)))
+        self.backend.reseed(int(self.np_random.integers(2**31)))
         start_cfg = options.get("config", self.catalog.base_index)
         self._current = self.catalog.lookup(start_cfg)
         if not self.backend.apply(self.configuration).ok:
             self._current = self._served_index()
-        if hasattr(self.backend, "settle"):  # an episode starts from a service already running
-            self.backend.settle()
-        self._last = _Last()
+        self.backend.settle()  # an episode starts from a service already running
+        self._last = LastRatios()
+        self._probes = _Probes()
         return self._obs(), self._info_reset()
 
     def _info_reset(self) -> dict:
@@ -361,33 +353,27 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             "action_mask": self.action_masks(),
         }
 
-    def probe(self, action: int | str | Configuration) -> dict:
+    def probe(self, action: int | str | Configuration) -> ProbeResult:
         """Measure a candidate configuration on the backend for ``scenario.probe_s`` seconds.
 
         This is an online optimizer's exploration: the window is served by the candidate and
         counts in the current interval's results (carbon, accuracy, latency) at the next step.
-        Returns the window's metrics and its score at the current intensity.
+        Returns the window's metrics and its score at the current intensity. ``ConfigError``
+        for an infeasible candidate or when the probes would exceed the interval.
         """
         idx = self.catalog.lookup(action)
         if not self.catalog.feasible[idx]:
             raise ConfigError(f"cannot probe {self.catalog.configs[idx].label()}: {self.catalog.why_infeasible(idx)}")
         cfg = self.catalog.configs[idx]
-        used = sum(p.duration_s for p in self._last.probes)
+        used = sum(p.duration_s for p in self._probes.windows)
         if used + self.scenario.probe_s > self.scenario.control_interval_s:
             raise ConfigError("probe budget exceeds the control interval")
         before = self.backend.configuration
         m = self.backend.probe(cfg, self.scenario.probe_s, self.rate())
-        changed = self.backend.configuration != before  # a failed apply changes nothing
-        self._last.probes.append(m)
-        self._last.probe_changes += int(changed)
-        pue = self.scenario.carbon.pue
-        cpr = carbon_g(m.energy_per_request_j if m.served else m.energy_j, self.intensity(), pue)
-        sc = self.objective.online_score(cpr, m.accuracy if m.served else 0.0, m.p95_ms if m.served else 1e9,
-                                         self.rate(), self.step_index)
-        return {"metrics": m, "score": sc, "config": cfg.label(), "action": idx}
-
-    def _score(self, m: IntervalMetrics) -> Score:
-        return score_metrics(m, self.intensity(), self.scenario.carbon.pue, self.objective)
+        self._probes.windows.append(m)
+        self._probes.changes += int(self.backend.configuration != before)  # a failed apply changes nothing
+        score = self.model.online_score(m, self.intensity(), self.rate(), self.step_index)
+        return {"metrics": m, "score": score, "config": cfg.label(), "action": idx}
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict]:
         a = int(action)
@@ -396,9 +382,9 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         sc = self.scenario
         refused = not self.catalog.feasible[a]
         target = self._current if refused else a
-        probes = self._last.probes
+        probes = self._probes.windows
         probe_time = sum(p.duration_s for p in probes)
-        reconfigs = self._last.probe_changes
+        reconfigs = self._probes.changes
         report = None
         if self.backend.configuration != self.catalog.configs[target]:
             report = self.backend.apply(self.catalog.configs[target])
@@ -409,21 +395,16 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         main = self.backend.run(max(sc.control_interval_s - probe_time, 1e-3), self.rate())
         m = merge_metrics(list(probes) + [main])
         self._current = target
-
-        pue = sc.carbon.pue
         ci = self.intensity()
-        out = interval_outcome(m, intensity=ci, pue=pue, objective=self.objective, sla_ms=self.sla_ms,
-                               base_energy_per_request_j=self.base_metrics.energy_per_request_j,
-                               penalties=sc.penalties, refused=refused, reconfigurations=reconfigs)
-        reward = out.reward
-        self._last = _Last(p95_over_sla=out.p95_over_sla, accuracy_over_base=out.accuracy_over_base,
-                           energy_over_base=out.energy_over_base)
+        out = self.model.outcome(m, ci, refused=refused, reconfigurations=reconfigs)
+        self._last = LastRatios.of(out)
+        self._probes = _Probes()
         value, booked = self.objective.book(self.step_index, out.carbon_g, out.objective)
-        reward += value - out.objective  # a budget's overspend penalty (0 for other objectives)
+        reward = out.reward + value - out.objective  # a budget's overspend penalty (0 for other objectives)
         info = {
             "time": str(self._episode_trace.times[self._t]),
             "ci": ci,
-            "pue": pue,
+            "pue": sc.carbon.pue,
             "rate_rps": self.rate(),
             "action": a,
             "config": self.configuration.label(),
@@ -468,7 +449,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
             self._t -= 1  # observation of the last interval; nothing follows
         obs = self._obs()
         info["action_mask"] = self.action_masks()
-        return obs, float(reward), False, truncated, info
+        return obs, reward, False, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":
@@ -478,5 +459,3 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
 
     def close(self) -> None:
         self.backend.close()
-        if self.model is not self.backend:
-            self.model.close()

@@ -303,7 +303,7 @@ def evaluate_policies(
     for r in runs.values():
         r.summary = compare(r.summary, base, oracle)
     first = envs[all_specs[0]]
-    order = sorted(first.service.variants, key=lambda v: v.accuracy)
+    order = sorted(first.model.service.variants, key=lambda v: v.accuracy)
     return EvaluationResult(
         scenario=sc.name, trace=trace.name, trace_provenance=trace.provenance, start=int(start),
         hours=hours, seed=int(seed), sla_ms=float(first.sla_ms), interval_s=float(sc.control_interval_s),

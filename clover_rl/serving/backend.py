@@ -2,6 +2,18 @@
 
 Two implementations: ``ReplayBackend`` (profile + simulator, instant, seeded) and
 ``LiveBackend`` (real worker processes, real time). Callers never know which one they have.
+
+Failure semantics (the contract every implementation keeps):
+
+- ``apply`` never raises for a backend fault (a MIG/NVML error, a worker that does not come
+  up): it returns ``ReconfigReport(ok=False, message=...)`` and ``configuration`` then says
+  what is *actually* served (the previous configuration, restored if need be). Callers count
+  no reconfiguration for a failed apply. Misuse (a closed backend, a configuration for another
+  GPU) still raises ``BackendError`` / ``ConfigError``.
+- ``run`` always returns metrics; an interval in which nothing was answered is
+  :meth:`IntervalMetrics.nothing_served` (latency = the timeout, never 0 or NaN).
+- Latency figures are the service's own, request arrival to answer (replay: queue + service
+  time; live: the client's send-to-answer; the controller's plane: enqueue-to-answer at the pool).
 """
 from __future__ import annotations
 
@@ -38,5 +50,11 @@ class Backend(Protocol):
 
     def probe(self, configuration: Configuration, seconds: float, rate_rps: float) -> IntervalMetrics:
         """Apply ``configuration`` and serve a short window (an optimizer's measurement)."""
+
+    def reseed(self, seed: int | None) -> None:
+        """Restart the backend's random streams (the env calls this on reset; no-op when live)."""
+
+    def settle(self) -> None:
+        """Forget pending reconfiguration downtime: an episode starts from a running service."""
 
     def close(self) -> None: ...

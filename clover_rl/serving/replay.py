@@ -9,6 +9,7 @@ Reconfiguration downtime (paid at the start of the next :meth:`ReplayBackend.run
 * with a profile whose measured :class:`~clover_rl.serving.profile.Downtime` says the plane
   makes before it breaks (new workers warm up while the old ones serve: CPU emulation), a
   changed slice pays the observed ``downtime.switch_s`` instead of the two rules above;
+* with ``reconfiguration=False`` (the scenario's ``reconfiguration: false``) nothing is paid;
 * an unchanged slice pays nothing; neither does the first ``apply`` (the service is assumed
   deployed before the first interval, as in the paper's experiments, where the initial
   deployment is not part of any measured hour).
@@ -78,6 +79,7 @@ class ReplayBackend:
         mode: Literal["steady", "exact"] = "steady",
         timeout_s: float = DEFAULT_TIMEOUT_S,
         steady_requests: int = STEADY_REQUESTS,
+        reconfiguration: bool = True,
     ) -> None:
         self.service = service if isinstance(service, ServiceSpec) else load_service(service)
         self.gpu = gpu if isinstance(gpu, GpuModel) else get_gpu(gpu)
@@ -101,6 +103,7 @@ class ReplayBackend:
                 or steady_requests < 1000:
             raise ConfigError(f"steady_requests must be an integer >= 1000, got {steady_requests!r}")
         self.steady_requests = int(steady_requests)
+        self.reconfiguration = bool(reconfiguration)  # False: reconfigurations are free (scenario.reconfiguration)
         self._rng = np.random.default_rng(seed)
         self._config: Configuration | None = None
         self._assignment: Assignment = ()
@@ -148,7 +151,7 @@ class ReplayBackend:
         cost: dict[Slice, float] = {}
         for slc, variant in assignment:
             old = previous.get((slc.profile, slc.start))
-            if first or old == variant:
+            if first or old == variant or not self.reconfiguration:
                 cost[slc] = 0.0
             elif self.profile.downtime is not None and self.profile.downtime.make_before_break:
                 cost[slc] = self.profile.downtime.switch_s

@@ -7,10 +7,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 
 from clover_rl.envs.actions import ActionCatalog
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.objective import ObjectiveReference, carbon_g, score
+from clover_rl.objectives import Objective
 from clover_rl.scenario import load_scenario
 from clover_rl.services import load_service
 
@@ -18,8 +20,11 @@ _CATALOG = ActionCatalog(get_gpu("a100-40gb"), load_service("efficientnet"))
 
 
 class ScriptedEnv:
-    """Probe-able env whose configuration figures (energy/request, accuracy, p95) are given by
-    ``figures(action) -> (energy_j, accuracy, p95_ms)``; the intensity is set by the test."""
+    """Probe-able ``ControlContext`` whose configuration figures (energy/request, accuracy, p95)
+    are given by ``figures(action) -> (energy_j, accuracy, p95_ms)``; the intensity is set by the
+    test. No replay model behind it (``model`` is None, ``config_table`` refuses)."""
+
+    model = None
 
     def __init__(self, figures: Callable[[int], tuple[float, float, float]], intensity: float = 250.0,
                  probe_s: float = 30.0) -> None:
@@ -28,6 +33,12 @@ class ScriptedEnv:
         self.figures = figures
         e0, a0, p0 = figures(self.catalog.base_index)
         self.reference = ObjectiveReference.from_base(e0, a0, p0, 0.1, 250.0, 1.5)
+        self.objective = Objective(self.reference, self.scenario.control_interval_s)  # the paper's score
+        self.mean_rate = self.scenario.build_workload().nominal_rate()
+        self.step_index = 0
+        self.steps_per_episode = self.scenario.steps_per_episode
+        self.observation_space = spaces.Box(0.0, 1.0, (1,), dtype=np.float32)
+        self.action_space = spaces.Discrete(len(self.catalog))
         self.ci = intensity
         self.current = self.catalog.base_index
         self.probes: list[int] = []  # every probe ever made, in order
@@ -44,6 +55,15 @@ class ScriptedEnv:
 
     def intensity(self, offset: int = 0) -> float:
         return self.ci
+
+    def rate(self, offset: int = 0) -> float:
+        return self.mean_rate
+
+    def config_table(self, rate_rps: float | None = None) -> Any:
+        raise NotImplementedError("ScriptedEnv has no replay model")
+
+    def objective_table(self, offset: int = 0, **kw: Any) -> Any:
+        raise NotImplementedError("ScriptedEnv has no replay model")
 
     def action_masks(self) -> np.ndarray:
         return self.catalog.feasible.copy()

@@ -68,7 +68,8 @@ class Rig:
         self.env = env
         self.clock = clock
         self.state = state
-        self.backend = FlakyBackend(ReplayBackend(env.service, env.profile, env.gpu, sc.gpus, seed=0,
+        m = env.model
+        self.backend = FlakyBackend(ReplayBackend(m.service, m.profile, m.gpu, sc.gpus, seed=0,
                                                   timeout_s=sc.timeout_s))
         self.plane = ReplayPlane(self.backend, clock, env.mean_rate)
         self.carbon = carbon or make_carbon_source("file:caiso_pge:eval", start=clock.time(), clock=clock)
@@ -79,7 +80,7 @@ class Rig:
         o = ControllerOptions(interval_s=3600, guard_window_s=900, echo=self.lines.append, **opts)
         obj = None if spec is not None else (policy if policy is not None else FixedPolicy())
         return Controller(self.env.scenario, spec or "fixed", self.plane, self.carbon, self.state, o,
-                          clock=self.clock, env=self.env, policy_obj=obj)
+                          clock=self.clock, model=self.env.model, policy_obj=obj)
 
     def records(self, kind: str | None = None) -> list[dict]:
         from clover_rl.controller.state import read_log

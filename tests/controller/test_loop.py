@@ -9,7 +9,6 @@ import pytest
 from apis import ElectricityMapsFake, Fault
 from conftest import BAD, FixedPolicy, Rig
 
-from clover_rl.controller.reward import env_outcome
 from clover_rl.errors import ConfigError
 from clover_rl.serving.metrics import IntervalMetrics
 
@@ -62,7 +61,7 @@ def test_reward_is_the_envs(env, label):
     _, reward, _, _, info = env.step(a)
     m = IntervalMetrics(3600.0, info["arrived"], info["served"], info["dropped"], info["p50_ms"], info["p95_ms"],
                         info["p99_ms"], 0.0, 0.0, info["energy_j"], info["accuracy"])
-    out = env_outcome(env, m, info["ci"], refused=info["refused"], reconfigurations=info["reconfigurations"])
+    out = env.model.outcome(m, info["ci"], refused=info["refused"], reconfigurations=info["reconfigurations"])
     assert out.reward == pytest.approx(reward, rel=1e-9, abs=1e-12)
     assert out.carbon_g == pytest.approx(info["carbon_g"])
     assert out.sla_violated == info["sla_violated"]

@@ -10,7 +10,6 @@ from conftest import FixedPolicy
 
 from clover_rl.controller.faults import FlakyBackend
 from clover_rl.controller.plane import LivePlane
-from clover_rl.controller.reward import env_outcome
 from clover_rl.serving.live.pool import RequestRecord
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.replay import ReplayBackend
@@ -64,7 +63,7 @@ TIMEOUT_S = 1.0  # short, so that requests queued behind reconfiguration downtim
 def _replay_outage(env: Any) -> IntervalMetrics:
     """Replay with nothing served: every slice down for longer than the window."""
     sc = env.scenario
-    b = ReplayBackend(env.service, env.profile, env.gpu, sc.gpus, seed=0, timeout_s=TIMEOUT_S, mode="exact")
+    b = ReplayBackend(env.model.service, env.model.profile, env.model.gpu, sc.gpus, seed=0, timeout_s=TIMEOUT_S, mode="exact")
     b.apply(env.catalog.configs[env.catalog.base_index])
     b.apply(env.catalog.configs[env.catalog.lookup(GOOD)])
     m = b.run(min(b.pending_downtime_s.values()) - TIMEOUT_S - 0.5, env.mean_rate)
@@ -74,14 +73,14 @@ def _replay_outage(env: Any) -> IntervalMetrics:
 
 def test_total_outage_scores_the_same_in_replay_and_live(env):
     replay = _replay_outage(env)
-    plane = LivePlane(_LiveBackendDouble(env.service), timeout_s=TIMEOUT_S)
+    plane = LivePlane(_LiveBackendDouble(env.model.service), timeout_s=TIMEOUT_S)
     plane.begin_interval()
     plane.pool.records = _records(0, 100, "b7")
     plane.meter.joules = replay.energy_j
     live = plane.interval()
     assert live.served == 0 and live.dropped == 100
     assert live.p95_ms == replay.p95_ms == TIMEOUT_S * 1000.0
-    outs = [env_outcome(env, m, 300.0) for m in (replay, live)]
+    outs = [env.model.outcome(m, 300.0) for m in (replay, live)]
     for out in outs:
         assert out.sla_violated and out.reward < 0 and out.p95_over_sla > 1
     assert outs[0].reward_sla_penalty == outs[1].reward_sla_penalty
@@ -90,15 +89,15 @@ def test_total_outage_scores_the_same_in_replay_and_live(env):
 
 
 def test_no_traffic_is_not_an_outage(env):
-    plane = LivePlane(_LiveBackendDouble(env.service), timeout_s=env.scenario.timeout_s)
+    plane = LivePlane(_LiveBackendDouble(env.model.service), timeout_s=env.scenario.timeout_s)
     plane.begin_interval()
     m = plane.interval()
     assert m.arrived == m.served == 0 and m.p95_ms == 0.0
-    assert not env_outcome(env, m, 300.0).sla_violated
+    assert not env.model.outcome(m, 300.0).sla_violated
 
 
 def test_partial_service_scores_like_the_same_replay_figures(env):
-    plane = LivePlane(_LiveBackendDouble(env.service), timeout_s=env.scenario.timeout_s)
+    plane = LivePlane(_LiveBackendDouble(env.model.service), timeout_s=env.scenario.timeout_s)
     plane.begin_interval()
     plane.pool.records = _records(60, 40, "b7", latency_s=0.08)
     plane.meter.joules = 5000.0
@@ -108,7 +107,7 @@ def test_partial_service_scores_like_the_same_replay_figures(env):
     # the same figures as a replay interval: identical outcome
     replay = IntervalMetrics(live.duration_s, 100, 60, 40, live.p50_ms, live.p95_ms, live.p99_ms, live.mean_ms,
                              live.throughput_rps, live.energy_j, live.accuracy)
-    a, b = env_outcome(env, replay, 300.0), env_outcome(env, live, 300.0)
+    a, b = env.model.outcome(replay, 300.0), env.model.outcome(live, 300.0)
     assert a.reward == b.reward and a.p95_over_sla == b.p95_over_sla and a.accuracy_over_base == b.accuracy_over_base
 
 
@@ -116,7 +115,7 @@ def _flaky_env(env: Any) -> Any:
     from clover_rl.envs.serving_env import CloverServingEnv
 
     sc = env.scenario
-    flaky = FlakyBackend(ReplayBackend(env.service, env.profile, env.gpu, sc.gpus, seed=0, timeout_s=sc.timeout_s))
+    flaky = FlakyBackend(ReplayBackend(env.model.service, env.model.profile, env.model.gpu, sc.gpus, seed=0, timeout_s=sc.timeout_s))
     return CloverServingEnv(sc, backend=flaky), flaky
 
 

@@ -151,6 +151,14 @@ class LiveBackend:
         self.apply(configuration)
         return self.run(seconds, rate_rps)
 
+    def reseed(self, seed: int | None) -> None:
+        """The load generator's seed for the following runs (real service times stay real)."""
+        self.seed = int(seed or 0)
+        self._runs = 0
+
+    def settle(self) -> None:
+        """Nothing to forget: a live reconfiguration has finished when ``apply`` returns."""
+
     def close(self) -> None:
         if self._closed:
             return
