@@ -27,8 +27,7 @@ def test_vectorised_scores_equal_the_scalar_score(model):
 def test_env_stands_on_a_given_model_and_observes_through_it(model):
     env = CloverServingEnv(model)
     obs, _ = env.reset(options={"start": 3})
-    fh = model.scenario.carbon.forecast_hours
-    ref = model.observe(ci_now=env.intensity(), forecast=env.trace.values[4:4 + fh], rate_rps=env.rate(),
+    ref = model.observe(ci_now=env.intensity(), forecast=env.forecast(), rate_rps=env.rate(),
                         last=LastRatios(), config_index=model.catalog.base_index, hour_of_day=env._hour())
     assert np.array_equal(obs, ref)
     assert env.reference is model.reference and env.catalog is model.catalog

@@ -18,6 +18,7 @@ from clover_rl.carbon.forecast import (
 from clover_rl.carbon.shipped import load_issued_forecast, load_shipped
 from clover_rl.envs.serving_env import CloverServingEnv
 from clover_rl.errors import ConfigError
+from clover_rl.scenario import load_scenario
 
 
 def _trace(values, name="t"):
@@ -74,9 +75,9 @@ def test_auto_uses_the_provider_forecasts_shipped_with_caiso():
 
 
 def _observations(trace, steps, forecaster="auto"):
-    e = CloverServingEnv("efficientnet", episode_hours=steps, carbon_trace=trace)
-    e.scenario = e.scenario.model_copy(update={"carbon": e.scenario.carbon.model_copy(
-        update={"forecaster": forecaster})})
+    sc = load_scenario("efficientnet")
+    sc = sc.model_copy(update={"carbon": sc.carbon.model_copy(update={"forecaster": forecaster})})
+    e = CloverServingEnv(sc, episode_hours=steps, carbon_trace=trace)
     obs = [e.reset(seed=0, options={"start": 30})[0]]
     for _ in range(steps - 1):
         obs.append(e.step(e.catalog.base_index)[0])
