@@ -21,12 +21,14 @@ _MODULES = [
 ]
 
 
+_registered: set[int] = set()
+
+
 def register_all(app: typer.Typer) -> None:
+    """Register every command group on ``app``, once per app (calling ``main()`` again must not
+    add commands twice). A module that fails to import is a bug and raises."""
+    if id(app) in _registered:
+        return
     for name in _MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # command group not written yet
-                continue
-            raise
-        mod.register(app)
+        importlib.import_module(name).register(app)
+    _registered.add(id(app))

@@ -12,6 +12,7 @@ import typer
 from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import base_configuration, parse_configuration
+from clover_rl.scenario import load_scenario
 from clover_rl.services import load_service
 
 
@@ -29,12 +30,8 @@ def setup_logging() -> None:
 def _scenario_defaults(scenario: str | None) -> dict[str, Any]:
     if scenario is None:
         return {}
-    try:
-        from clover_rl.scenario import load_scenario
-    except ImportError:
-        raise ConfigError("--scenario needs clover_rl.scenario, which is not available; use --service") from None
     s = load_scenario(scenario)
-    return {"service": s.service, "gpu": s.gpu, "gpus": s.gpus, "timeout": getattr(s, "timeout_s", None)}
+    return {"service": s.service, "gpu": s.gpu, "gpus": s.gpus, "timeout": s.timeout_s}
 
 
 def serve(

@@ -16,7 +16,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Controller": "loop", "ControllerOptions": "loop", "Decision": "loop",
+    "Controller": "loop", "ControllerOptions": "loop", "Decision": "decide",
     "ServicePlane": "plane", "ReplayPlane": "plane", "LivePlane": "plane",
     "SlaGuard": "guard", "GuardEvent": "guard",
     "ControllerState": "state", "StateStore": "state",

@@ -18,7 +18,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,10 @@ from clover_rl.errors import ConfigError
 STATE_FILE = "state.json"
 LOG_FILE = "decisions.jsonl"
 LOCK_FILE = "lock"
-FORMAT = "clover-rl/controller-state/v1"
+SCHEMA_VERSION = 2
+FORMAT = f"clover-rl/controller-state/v{SCHEMA_VERSION}"
+#: Earlier formats that load unchanged (v1 kept the same fields as untyped JSON objects).
+READABLE_FORMATS = ("clover-rl/controller-state/v1", FORMAT)
 
 COUNTERS = ("intervals", "decisions", "reconfigurations", "failed_reconfigurations", "rollbacks",
             "guard_triggers", "guard_releases", "stale_readings", "carbon_errors", "refused_actions",
@@ -35,22 +38,89 @@ COUNTERS = ("intervals", "decisions", "reconfigurations", "failed_reconfiguratio
 
 
 @dataclass
+class CarbonSnapshot:
+    """The last carbon reading (g/kWh, without PUE) and where it came from."""
+
+    value: float
+    time: str | None = None  # ISO 8601
+    source: str = ""
+    stale: bool = False
+    forecast: list[float] = field(default_factory=list)
+    message: str = ""
+    read_at: float = 0.0  # epoch s
+
+
+@dataclass
+class PendingChange:
+    """A reconfiguration started but not confirmed (a restart re-applies it)."""
+
+    action: int
+    config: str = ""
+    previous: int | None = None
+    since: float = 0.0
+    why: str = ""
+
+
+@dataclass
+class IntervalRecord:
+    """The interval in progress and its decision."""
+
+    index: int
+    started_at: float
+    ends_at: float
+    ci: float | None = None
+    stale: bool = False
+    forecast: list[float] = field(default_factory=list)
+    action: int | None = None  # the configuration served
+    config: str | None = None
+    decided: int | None = None
+    policy_action: int | None = None
+    source: str | None = None  # policy | guard | refused | fallback
+    refused: bool = False
+    reconfigurations: int = 0
+    partial_logged: bool = False
+
+
+@dataclass
+class LastInterval:
+    """The previous interval's feedback for the next observation, and the measured rate."""
+
+    p95_over_sla: float | None = None
+    accuracy_over_base: float | None = None
+    energy_over_base: float | None = None
+    rate_rps: float | None = None
+
+
+def _decode(cls: type, data: Any, where: str) -> Any:
+    """A record from its JSON object: unknown keys ignored, a missing required one or a
+    non-object named in one line."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+@dataclass
 class ControllerState:
-    """Everything the loop must remember across restarts (JSON-serialisable fields only)."""
+    """Everything the loop must remember across restarts; one JSON codec (:meth:`to_dict`,
+    :meth:`from_dict`) with a schema version (``format``)."""
 
     scenario: str
     catalog_signature: str
     policy: str
     config_index: int | None = None  # the configuration being served
     config: str | None = None  # its label (human-readable and checked on resume)
-    carbon: dict[str, Any] | None = None  # last reading: value, time, source, stale, message
+    carbon: CarbonSnapshot | None = None
     counters: dict[str, int] = field(default_factory=lambda: {k: 0 for k in COUNTERS})
-    guard: dict[str, Any] = field(default_factory=dict)
-    pending: dict[str, Any] | None = None  # a reconfiguration started but not confirmed
-    interval: dict[str, Any] | None = None  # the interval in progress (its decision)
-    last: dict[str, float] = field(default_factory=dict)  # previous interval's ratios and rate
+    guard: dict[str, Any] = field(default_factory=dict)  # SlaGuard.state()
+    pending: PendingChange | None = None
+    interval: IntervalRecord | None = None
+    last: LastInterval = field(default_factory=LastInterval)
     quarantine: dict[str, int] = field(default_factory=dict)  # action -> last interval masked
-    learner: dict[str, Any] | None = None
+    learner: dict[str, Any] | None = None  # OnlineLearner.state()
     dry_run: bool = False
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -63,14 +133,18 @@ class ControllerState:
 
     @staticmethod
     def from_dict(d: dict[str, Any], path: Path) -> ControllerState:
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
+        if not isinstance(d, dict) or d.get("format") not in READABLE_FORMATS:
             raise ConfigError(f"{path}: not a clover-rl controller state (expected format {FORMAT})")
-        known = {f for f in ControllerState.__dataclass_fields__}
-        data = {k: v for k, v in d.items() if k in known}
         for req in ("scenario", "catalog_signature", "policy"):
-            if req not in data:
+            if req not in d:
                 raise ConfigError(f"{path}: missing field {req!r}")
-        st = ControllerState(**data)
+        records = {"carbon": CarbonSnapshot, "pending": PendingChange, "interval": IntervalRecord}
+        data = {k: v for k, v in d.items() if k in {f.name for f in fields(ControllerState)}}
+        for key, cls in records.items():
+            if data.get(key) is not None:
+                data[key] = _decode(cls, data[key], f"{path}: {key}")
+        data["last"] = _decode(LastInterval, data.get("last") or {}, f"{path}: last")
+        st = _decode(ControllerState, data, str(path))
         st.counters = {**{k: 0 for k in COUNTERS}, **{k: int(v) for k, v in (st.counters or {}).items()}}
         return st
 
