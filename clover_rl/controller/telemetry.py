@@ -10,7 +10,6 @@ Prometheus: :class:`ControllerCollector` reads the figures the controller last p
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,24 +36,17 @@ TAGS = {
 
 
 class TensorBoardLog:
-    """Per-interval scalars under ``deploy/``, flushed at once."""
+    """Per-interval scalars under ``deploy/`` (:data:`TAGS`), flushed at once, through the
+    project's one writer (``telemetry.tensorboard.ScalarWriter``)."""
 
     def __init__(self, logdir: str | Path) -> None:
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        from clover_rl.telemetry.tensorboard import ScalarWriter
 
-        self.logdir = Path(logdir)
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        self._w = EventFileWriter(str(self.logdir), max_queue_size=100, flush_secs=5)
+        self._w = ScalarWriter(logdir, flush_secs=5, max_queue=100)
+        self.logdir = self._w.logdir
 
     def scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
-        from tensorboard.compat.proto.event_pb2 import Event
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
-        v = float(value)
-        if not math.isfinite(v):
-            return
-        self._w.add_event(Event(wall_time=wall_time or time.time(), step=int(step),
-                                summary=Summary(value=[Summary.Value(tag=tag, simple_value=v)])))
+        self._w.scalar(tag, value, step, wall_time)
 
     def interval(self, step: int, *, ci: float, metrics: IntervalMetrics, outcome: Any, sla_ms: float,
                  config_index: int, stale: bool, guard_active: bool, wall_time: float | None = None) -> None:
@@ -73,7 +65,6 @@ class TensorBoardLog:
         self._w.flush()
 
     def close(self) -> None:
-        self._w.flush()
         self._w.close()
 
 

@@ -1,8 +1,9 @@
 """TensorBoard scalars of evaluations, one run folder per policy.
 
 Written with tensorboard's own event-file writer (no torch import, same files as
-``torch.utils.tensorboard.SummaryWriter``). Tags are grouped under ``eval/`` as in CleanRL, and
-run names follow ``{scenario}__eval__{policy}__{seed}__{time}`` so evaluation runs sit next to
+``torch.utils.tensorboard.SummaryWriter``); :class:`ScalarWriter` is the project's one writer
+(the deployment's ``deploy/*`` log uses it too). Tags are grouped under ``offline/`` (CleanRL-style
+groups; not ``eval/``, which training uses for its periodic evaluations), and run names follow ``{scenario}__eval__{policy}__{seed}__{time}`` so evaluation runs sit next to
 training runs (``{env}__{exp}__{seed}__{time}``) in one TensorBoard log dir.
 """
 from __future__ import annotations
@@ -19,25 +20,27 @@ from clover_rl.telemetry.table import short_name, short_names
 if TYPE_CHECKING:
     from clover_rl.evaluation.runner import EvaluationResult
 
-#: Per-interval tags (step = interval index in the window) -> row field.
-INTERVAL_TAGS: dict[str, str] = {
-    "eval/carbon_g": "carbon_g",
-    "eval/carbon_per_request_g": "carbon_per_request_g",
-    "eval/accuracy": "accuracy",
-    "eval/p95_ms": "p95_ms",
-    "eval/objective": "objective",
-    "eval/reconfigurations": "reconfigurations",
-    "eval/ci": "ci",
-    "eval/reward": "reward",
+#: Per-interval tags (step = interval index in the evaluated window) -> (row field, meaning).
+#: ``offline/``, never ``eval/``: training's ``eval/*`` are means over periodic evaluation
+#: episodes at training-step x axes; these are one offline evaluation's intervals.
+INTERVAL_TAGS: dict[str, tuple[str, str]] = {
+    "offline/carbon_g": ("carbon_g", "carbon of the interval, g (energy x CI x PUE)"),
+    "offline/carbon_per_request_g": ("carbon_per_request_g", "carbon per answered request, g"),
+    "offline/accuracy": ("accuracy", "request-weighted accuracy of the variants that answered"),
+    "offline/p95_ms": ("p95_ms", "p95 latency of the interval, ms"),
+    "offline/objective": ("objective", "the scenario objective of the interval"),
+    "offline/reconfigurations": ("reconfigurations", "reconfigurations counted in the interval"),
+    "offline/ci": ("ci", "grid carbon intensity of the interval, g/kWh"),
+    "offline/reward": ("reward", "the env's reward of the interval"),
 }
-#: Summary tags (one value, at step = number of intervals) -> summary field.
-SUMMARY_TAGS: dict[str, str] = {
-    "eval/carbon_saving_pct": "carbon_saving_pct",
-    "eval/accuracy_drop_pct": "accuracy_drop_pct",
-    "eval/sla_violation_pct": "sla_violation_pct",
-    "eval/oracle_gap_pct": "oracle_gap_pct",
-    "eval/total_carbon_g": "carbon_g",
-    "eval/mean_carbon_per_request_g": "carbon_per_request_g",
+#: Summary tags (one value, at step = number of intervals) -> (summary field, meaning).
+SUMMARY_TAGS: dict[str, tuple[str, str]] = {
+    "offline/carbon_saving_pct": ("carbon_saving_pct", "carbon per request saved vs BASE, %"),
+    "offline/accuracy_drop_pct": ("accuracy_drop_pct", "accuracy lost vs BASE, %"),
+    "offline/sla_violation_pct": ("sla_violation_pct", "intervals with p95 over the SLA, %"),
+    "offline/oracle_gap_pct": ("oracle_gap_pct", "(oracle - policy) / (oracle - base) objective, %"),
+    "offline/total_carbon_g": ("carbon_g", "carbon of the whole window, g"),
+    "offline/mean_carbon_per_request_g": ("carbon_per_request_g", "carbon per answered request over the window, g"),
 }
 
 
@@ -45,11 +48,12 @@ class ScalarWriter:
     """The scalar part of a SummaryWriter: ``scalar(tag, value, step)``; skips non-finite values
     (an undefined figure should be absent, not a spike to NaN)."""
 
-    def __init__(self, logdir: str | Path) -> None:
+    def __init__(self, logdir: str | Path, *, flush_secs: int = 3600, max_queue: int = 1000) -> None:
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self.logdir = Path(logdir)
-        self._w = EventFileWriter(str(self.logdir), max_queue_size=1000, flush_secs=3600)
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self._w = EventFileWriter(str(self.logdir), max_queue_size=max_queue, flush_secs=flush_secs)
 
     def scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
         from tensorboard.compat.proto.event_pb2 import Event
@@ -60,6 +64,9 @@ class ScalarWriter:
             return
         summ = Summary(value=[Summary.Value(tag=tag, simple_value=v)])
         self._w.add_event(Event(wall_time=wall_time or time.time(), step=int(step), summary=summ))
+
+    def flush(self) -> None:
+        self._w.flush()
 
     def close(self) -> None:
         self._w.flush()
@@ -129,10 +136,10 @@ def write_evaluation(res: EvaluationResult, root: str | Path, *, run_names: bool
                 old.unlink()
         with ScalarWriter(d) as w:
             for r in run.rows:
-                for tag, key in INTERVAL_TAGS.items():
+                for tag, (key, _) in INTERVAL_TAGS.items():
                     if r.get(key) is not None:
                         w.scalar(tag, float(r[key]), int(r["step"]), when)
-            for tag, key in SUMMARY_TAGS.items():
+            for tag, (key, _) in SUMMARY_TAGS.items():
                 val = run.summary.get(key)
                 if val is not None:
                     w.scalar(tag, float(val), len(run.rows), when)

@@ -71,9 +71,9 @@ def test_table_and_out_files(tiny, tmp_path, capsys):
     acc = EventAccumulator(str(out / "tb" / "clover"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"eval/carbon_g", "eval/carbon_per_request_g", "eval/accuracy", "eval/p95_ms",
-            "eval/objective", "eval/reconfigurations", "eval/carbon_saving_pct",
-            "eval/accuracy_drop_pct", "eval/sla_violation_pct", "eval/oracle_gap_pct"} <= tags
+    assert {"offline/carbon_g", "offline/carbon_per_request_g", "offline/accuracy", "offline/p95_ms",
+            "offline/objective", "offline/reconfigurations", "offline/carbon_saving_pct",
+            "offline/accuracy_drop_pct", "offline/sla_violation_pct", "offline/oracle_gap_pct"} <= tags
 
 
 @pytest.mark.parametrize("columns", ["80", "60"])

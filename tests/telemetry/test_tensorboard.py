@@ -1,4 +1,4 @@
-"""TensorBoard eval scalars: one run per policy, eval/ tags readable by TensorBoard itself."""
+"""TensorBoard eval scalars: one run per policy, offline/ tags readable by TensorBoard itself."""
 from __future__ import annotations
 
 import pytest
@@ -6,10 +6,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from clover_rl.telemetry.tensorboard import eval_run_name, safe_name, write_evaluation
 
-INTERVAL = ["eval/carbon_g", "eval/carbon_per_request_g", "eval/accuracy", "eval/p95_ms",
-            "eval/objective", "eval/reconfigurations"]
-SUMMARY = ["eval/carbon_saving_pct", "eval/accuracy_drop_pct", "eval/sla_violation_pct",
-           "eval/oracle_gap_pct"]
+INTERVAL = ["offline/carbon_g", "offline/carbon_per_request_g", "offline/accuracy", "offline/p95_ms",
+            "offline/objective", "offline/reconfigurations"]
+SUMMARY = ["offline/carbon_saving_pct", "offline/accuracy_drop_pct", "offline/sla_violation_pct",
+           "offline/oracle_gap_pct"]
 
 
 def _scalars(d):
@@ -24,9 +24,9 @@ def test_runs_per_policy_with_eval_tags(tmp_path, fake_result):
     acc = _scalars(runs["runs/ppo 1/"])
     tags = set(acc.Tags()["scalars"])
     assert set(INTERVAL + SUMMARY) <= tags
-    carbon = acc.Scalars("eval/carbon_g")
+    carbon = acc.Scalars("offline/carbon_g")
     assert [e.step for e in carbon] == [0, 1, 2, 3] and [e.value for e in carbon] == [6, 5, 7, 6]
-    saving = acc.Scalars("eval/carbon_saving_pct")
+    saving = acc.Scalars("offline/carbon_saving_pct")
     assert len(saving) == 1 and saving[0].step == 4
     assert saving[0].value == pytest.approx(fake_result.runs["runs/ppo 1/"].summary["carbon_saving_pct"])
     # a rerun into the same folder replaces the events instead of piling them up
@@ -42,3 +42,10 @@ def test_run_names_match_training_convention(tmp_path, fake_result):
     assert list(runs["base"].glob("events.out.tfevents.*"))
     assert eval_run_name("a/b.yaml", "x", 0, 0.0) == "b__eval__x__0__19700101-000000"
     assert safe_name("./") == "policy"
+
+
+def test_offline_tags_have_their_own_group_and_a_meaning():
+    from clover_rl.telemetry.tensorboard import INTERVAL_TAGS, SUMMARY_TAGS
+
+    for tag, (field, meaning) in {**INTERVAL_TAGS, **SUMMARY_TAGS}.items():
+        assert tag.startswith("offline/") and field and len(meaning) > 10, tag
