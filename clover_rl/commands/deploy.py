@@ -76,8 +76,8 @@ def deploy(
                               cpu_threads=cpu_threads, mig=mig, options=opts,
                               load_image_size=32 if models == "emulated" else None, deadline=deadline,
                               drain_grace_s=parse_duration(drain_grace, "--drain-grace", allow_zero=True))
-    if load is not None:
-        _warn_capacity(scenario, load, gpus)
+    if load_rps is not None:
+        _warn_capacity(scenario, load_rps, gpus)
     dep = Deployment(settings, echo=lambda t: print(t, flush=True))
     _setup_logging(verbose)
     stop = threading.Event()
