@@ -15,9 +15,9 @@ if TYPE_CHECKING:  # type-only: these modules never import this one
 
     from clover_rl.envs.actions import ActionCatalog
     from clover_rl.mig.config import Configuration
-    from clover_rl.objective import ObjectiveReference, Score
     from clover_rl.objectives import Objective, TableValues
     from clover_rl.scenario import Scenario
+    from clover_rl.scoring import ObjectiveReference, Score
     from clover_rl.service_model import ConfigTable, ServiceModel
     from clover_rl.serving.metrics import IntervalMetrics
 

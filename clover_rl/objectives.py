@@ -1,6 +1,6 @@
 """Operator objectives: what a controller maximises, selected by the scenario's ``objective.kind``.
 
-* ``paper`` -- the Clover paper's score, unchanged (:func:`clover_rl.objective.score`):
+* ``paper`` -- the Clover paper's score, unchanged (:func:`clover_rl.scoring.score`):
   ``lambda dC - (1 - lambda) dA``, x SLA/p95 when violated.
 * ``carbon_budget`` -- a carbon budget ``B`` (g) per window of ``window_hours``; accuracy is
   maximised under it and the SLA. Interval value ``-dA = (A - A_base) / A_base`` minus
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from clover_rl.errors import ConfigError
-from clover_rl.objective import JOULES_PER_KWH, ObjectiveReference, Score, score
-from clover_rl.objective import scores as paper_scores
+from clover_rl.scoring import JOULES_PER_KWH, ObjectiveReference, Score, score
+from clover_rl.scoring import scores as paper_scores
 
 KINDS = ("paper", "carbon_budget", "accuracy_floor")
 
@@ -58,7 +58,7 @@ class Objective:
         self.interval_s = float(interval_s)
         self.window_steps = int(window_steps)
 
-    # the clover_rl.objective.Objective protocol
+    # the clover_rl.scoring.Objective protocol
     @property
     def name(self) -> str:
         return self.kind

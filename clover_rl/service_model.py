@@ -10,7 +10,7 @@ the catalog, the references, the observation and the reward cannot drift apart:
   ``reference`` and ``objective`` (pluggable; default the scenario's ``objective.kind``);
 - ``layout`` and :meth:`observe` (the observation from readings);
 - :meth:`score` / :meth:`outcome` (scalar: one interval) and :meth:`config_table` (vectorised
-  over every configuration), all through ``clover_rl.objective``.
+  over every configuration), all through ``clover_rl.scoring``.
 """
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ from clover_rl.envs.config_table import ConfigTable, build_config_table
 from clover_rl.envs.observation import ObservationLayout, build_observation
 from clover_rl.errors import ConfigError
 from clover_rl.mig.config import Configuration
-from clover_rl.objective import (
+from clover_rl.objectives import Objective, make_objective
+from clover_rl.scenario import Scenario, load_scenario
+from clover_rl.scoring import (
     IntervalOutcome,
     ObjectiveReference,
     Penalties,
@@ -34,8 +36,6 @@ from clover_rl.objective import (
     operating_point,
     score_metrics,
 )
-from clover_rl.objectives import Objective, make_objective
-from clover_rl.scenario import Scenario, load_scenario
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.steady import SteadyState
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from clover_rl.errors import ConfigError
-from clover_rl.objective import ObjectiveReference, score
 from clover_rl.objectives import make_objective
 from clover_rl.scenario import ObjectiveSpec, load_scenario
+from clover_rl.scoring import ObjectiveReference, score
 
 REF = ObjectiveReference(c_ref_g=0.01, a_base=0.84, sla_ms=700.0, lam=0.1)
 

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from clover_rl.agents.base import BindablePolicy
-from clover_rl.objective import Score
+from clover_rl.scoring import Score
 
 UNSET_SCORE = -1000.0  # the artifact's "no score yet"
 

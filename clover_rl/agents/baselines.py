@@ -23,7 +23,7 @@ import numpy as np
 from clover_rl.agents.annealing import OnlineSearchPolicy
 from clover_rl.agents.base import BindablePolicy
 from clover_rl.agents.planning import plan_budget
-from clover_rl.objective import carbon_g
+from clover_rl.scoring import carbon_g
 
 
 class BasePolicy(BindablePolicy):

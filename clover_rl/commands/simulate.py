@@ -11,7 +11,7 @@ import typer
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import parse_configuration
-from clover_rl.objective import carbon_g
+from clover_rl.scoring import carbon_g
 from clover_rl.services import load_service
 from clover_rl.serving.profile import load_default_profile, load_profile
 from clover_rl.serving.simulator import simulate as run_simulation

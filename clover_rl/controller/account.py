@@ -9,7 +9,7 @@ from typing import Any
 
 from clover_rl.controller.plane import ServicePlane
 from clover_rl.controller.state import ControllerState, LastInterval, StateStore
-from clover_rl.objective import IntervalOutcome
+from clover_rl.scoring import IntervalOutcome
 from clover_rl.service_model import ServiceModel
 from clover_rl.serving.metrics import IntervalMetrics
 

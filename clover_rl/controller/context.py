@@ -14,9 +14,9 @@ from clover_rl.carbon.base import CarbonReading
 from clover_rl.contracts import ProbeResult
 from clover_rl.envs.actions import ActionCatalog
 from clover_rl.mig.config import Configuration
-from clover_rl.objective import ObjectiveReference
 from clover_rl.objectives import Objective, TableValues, objective_table
 from clover_rl.scenario import Scenario
+from clover_rl.scoring import ObjectiveReference
 from clover_rl.service_model import ConfigTable, ServiceModel
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from clover_rl.objective import Objective, ObjectiveReference, carbon_g
-from clover_rl.objective import scores as paper_scores
+from clover_rl.scoring import Objective, ObjectiveReference, carbon_g
+from clover_rl.scoring import scores as paper_scores
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from clover_rl.envs.config_table import ConfigTable
 from clover_rl.envs.randomization import Randomization
 from clover_rl.errors import ConfigError
 from clover_rl.mig.config import Configuration
-from clover_rl.objective import ObjectiveReference
 from clover_rl.objectives import Objective, TableValues, objective_table
 from clover_rl.scenario import Scenario
+from clover_rl.scoring import ObjectiveReference
 from clover_rl.service_model import LastRatios, ServiceModel
 from clover_rl.serving.backend import Backend
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
@@ -70,7 +70,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
     is violated, `penalties.infeasible` for a refused action and `penalties.reconfiguration`
     per counted reconfiguration (a failed apply counts none and keeps the served configuration,
     `info["reconfig_failed"]`). Every component is in `info`; the formula lives in
-    `clover_rl.objective`, wired by the `ServiceModel` (`env.model`).
+    `clover_rl.scoring`, wired by the `ServiceModel` (`env.model`).
 
     ## Starting State
     BASE (largest variant on whole GPUs) at a window start drawn from `self.np_random`

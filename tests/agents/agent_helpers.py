@@ -11,9 +11,9 @@ from gymnasium import spaces
 
 from clover_rl.envs.actions import ActionCatalog
 from clover_rl.mig.catalog import get_gpu
-from clover_rl.objective import ObjectiveReference, carbon_g, score
 from clover_rl.objectives import Objective
 from clover_rl.scenario import load_scenario
+from clover_rl.scoring import ObjectiveReference, carbon_g, score
 from clover_rl.services import load_service
 
 _CATALOG = ActionCatalog(get_gpu("a100-40gb"), load_service("efficientnet"))

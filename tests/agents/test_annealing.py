@@ -12,7 +12,7 @@ from agent_helpers import smooth_figures
 
 from clover_rl.agents.annealing import Annealer, CloverPolicy, Measurement, candidate_weights
 from clover_rl.agents.baselines import RandomSearchPolicy
-from clover_rl.objective import score
+from clover_rl.scoring import score
 
 REF_CI_PUE = 250.0 * 1.5
 

@@ -11,7 +11,7 @@ import clover_rl  # noqa: F401  (registers the env)
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.envs.serving_env import CloverServingEnv
 from clover_rl.errors import ConfigError
-from clover_rl.objective import carbon_g
+from clover_rl.scoring import carbon_g
 
 
 def _trace(values, name="t"):

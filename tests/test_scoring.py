@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from clover_rl.objective import ObjectiveReference, carbon_g, score
+from clover_rl.scoring import ObjectiveReference, carbon_g, score
 
 
 def test_carbon_is_energy_times_intensity_times_pue():
@@ -42,7 +42,7 @@ def test_base_at_reference_scores_zero():
 
 
 def test_sla_penalty_has_a_fixed_and_a_proportional_part():
-    from clover_rl.objective import sla_penalty
+    from clover_rl.scoring import sla_penalty
 
     assert sla_penalty(100.0, 100.0, 0.05) == 0.0
     assert sla_penalty(101.0, 100.0, 0.05) == pytest.approx(0.05 * 1.01)
