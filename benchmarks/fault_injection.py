@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "carbon"))  # the loopback API fakes the carbon tests use
+sys.path.insert(0, str(ROOT))  # tests.support.apis: the loopback API fakes the carbon tests use
 
 HIGH_CI_CONFIG = "4g:b5,3g:b5"  # smaller models when the grid is dirty
 LOW_CI_CONFIG = "7g:b7"  # BASE when it is clean
@@ -109,7 +109,7 @@ def busy_worker(pool: Any, timeout_s: float) -> Any:
 
 def run(interval_s: float = 6.0, rate: float = 2.5, state_dir: str | Path | None = None,
         echo: Callable[[str], None] = print, tail_intervals: int = 2) -> dict[str, Any]:
-    from apis import ElectricityMapsFake, Fault
+    from tests.support.apis import ElectricityMapsFake, Fault
 
     from clover_rl.controller.deployment import Deployment, DeploySettings
     from clover_rl.controller.faults import FailingPlacement

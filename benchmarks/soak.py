@@ -103,7 +103,7 @@ def main() -> int:
     ap.add_argument("--load", type=float, default=0.7, help="offered load as a share of measured capacity")
     ap.add_argument("--interval", type=float, default=20.0, help="control interval (s)")
     args = ap.parse_args()
-    from apis import ElectricityMapsFake, Fault
+    from tests.support.apis import ElectricityMapsFake, Fault
 
     from clover_rl.controller.deployment import Deployment, DeploySettings
     from clover_rl.controller.faults import FailingPlacement

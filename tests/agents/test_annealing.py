@@ -6,13 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from agent_helpers import CATALOG as catalog
-from agent_helpers import ScriptedEnv as scripted
-from agent_helpers import smooth_figures
 
 from clover_rl.agents.annealing import Annealer, CloverPolicy, Measurement, candidate_weights
 from clover_rl.agents.baselines import RandomSearchPolicy
 from clover_rl.scoring import score
+from tests.support.agents import CATALOG as catalog
+from tests.support.agents import ScriptedEnv as scripted
+from tests.support.agents import smooth_figures
 
 REF_CI_PUE = 250.0 * 1.5
 

@@ -5,7 +5,6 @@ import sys
 import types
 
 import pytest
-from agent_helpers import ScriptedEnv, smooth_figures
 
 from clover_rl.agents.annealing import CloverPolicy
 from clover_rl.agents.base import Policy
@@ -17,6 +16,7 @@ from clover_rl.agents.baselines import (
 )
 from clover_rl.agents.registry import POLICY_NAMES, make_policy
 from clover_rl.errors import CheckpointError, ConfigError
+from tests.support.agents import ScriptedEnv, smooth_figures
 
 
 def test_names() -> None:

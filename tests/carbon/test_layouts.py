@@ -14,13 +14,21 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from published import em_export, em_older, sgip_moer, uk_csv, uk_json, watttime_csv, watttime_json
 
 from clover_rl.carbon.providers.registry import parse_source
 from clover_rl.carbon.resolve import TraceSpec, parse_trace_spec, resolve_trace
 from clover_rl.carbon.trace import load_trace
 from clover_rl.cli import main
 from clover_rl.errors import ConfigError, TraceError
+from tests.support.published import (
+    em_export,
+    em_older,
+    sgip_moer,
+    uk_csv,
+    uk_json,
+    watttime_csv,
+    watttime_json,
+)
 
 # ---------------------------------------------------------------- layouts
 

@@ -6,20 +6,16 @@ outside the plan (403) also blamed the credentials; errors dropped the server's 
 """
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apis import T0, ElectricityMapsFake, Fault, Ticker, WattTimeFake
-
 from clover_rl.carbon.providers import CarbonSourceError, ElectricityMapsSource
 from clover_rl.carbon.providers.answers import classify, retry_after_s, server_message
 from clover_rl.carbon.providers.watttime import WattTimeSource
+from tests.support.apis import T0, ElectricityMapsFake, Fault, Ticker, WattTimeFake
 
 LATEST = "/v3/carbon-intensity/latest"
 FORECAST = "/v3/carbon-intensity/forecast"

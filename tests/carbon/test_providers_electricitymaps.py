@@ -1,16 +1,11 @@
 """Electricity Maps v3 source against a loopback fake of its documented JSON."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apis import T0, ElectricityMapsFake, Fault, Ticker
 
 from clover_rl.carbon.providers import CarbonSourceError, ElectricityMapsSource
 from clover_rl.errors import ConfigError
+from tests.support.apis import T0, ElectricityMapsFake, Fault, Ticker
 
 FORECAST = "/v3/carbon-intensity/forecast"
 

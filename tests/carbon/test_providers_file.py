@@ -110,7 +110,6 @@ def test_bad_end_and_bad_trace():
 
 
 def test_file_source_replays_a_csv(tmp_path):
-    pytest.importorskip("clover_rl.carbon.trace")
     path = tmp_path / "ci.csv"
     path.write_text("timestamp,g_per_kwh\n2021-03-01T00:00Z,50\n2021-03-01T01:00Z,60\n"
                     "2021-03-01T02:00Z,70\n")
@@ -125,12 +124,10 @@ def test_file_source_replays_a_csv(tmp_path):
 
 
 def test_file_source_shipped_trace_name():
-    pytest.importorskip("clover_rl.carbon.shipped")
     src = parse_source("file:caiso_pge:eval,speed=3600,end=hold", clock=Clock())
     assert src.read().time == datetime(2021, 1, 1, tzinfo=timezone.utc)
 
 
 def test_file_source_missing_file(tmp_path):
-    pytest.importorskip("clover_rl.carbon.trace")
     with pytest.raises(CloverError, match="nope.csv"):
         parse_source(f"file:{tmp_path / 'nope.csv'}")

@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import socket
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apis import T0, ElectricityMapsFake, Fault, Ticker, iso
 
 from clover_rl.carbon.base import CarbonSource
 from clover_rl.carbon.providers import CarbonSourceError, ElectricityMapsSource
 from clover_rl.errors import BackendError, ConfigError
+from tests.support.apis import T0, ElectricityMapsFake, Fault, Ticker, iso
 
 LATEST = "/v3/carbon-intensity/latest"
 FORECAST = "/v3/carbon-intensity/forecast"

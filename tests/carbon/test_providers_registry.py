@@ -86,7 +86,6 @@ def test_missing_token_surfaces_through_parse_source(monkeypatch):
 
 
 def test_paths_with_commas_stay_whole(tmp_path):
-    pytest.importorskip("clover_rl.carbon.trace")
     path = tmp_path / "a,b.csv"
     path.write_text("timestamp,g_per_kwh\n2021-03-01T00:00Z,5\n2021-03-01T01:00Z,6\n")
     assert parse_source(f"file:{path},speed=2").read().value == 5.0

@@ -1,17 +1,13 @@
 """GB Carbon Intensity API source, national and regional, against a loopback fake."""
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apis import T0, Fault, Ticker, UkGridFake
-
 from clover_rl.carbon.providers import CarbonSourceError, UkGridSource
 from clover_rl.errors import ConfigError
+from tests.support.apis import T0, Fault, Ticker, UkGridFake
 
 
 @pytest.fixture

@@ -1,14 +1,9 @@
 """WattTime v3 source: login, bearer token refresh, lbs/MWh conversion, forecast."""
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from apis import T0, Fault, Ticker, WattTimeFake
 
 from clover_rl.carbon.providers import (
     LBS_PER_MWH_TO_G_PER_KWH,
@@ -16,6 +11,7 @@ from clover_rl.carbon.providers import (
     WattTimeSource,
 )
 from clover_rl.errors import ConfigError
+from tests.support.apis import T0, Fault, Ticker, WattTimeFake
 
 K = LBS_PER_MWH_TO_G_PER_KWH
 

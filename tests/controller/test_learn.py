@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import BAD
 
 from clover_rl.errors import ConfigError
+from tests.support.controller import BAD
 
 
 @pytest.fixture(scope="module")

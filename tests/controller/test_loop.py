@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from apis import ElectricityMapsFake, Fault
-from conftest import BAD, FixedPolicy, Rig
 
 from clover_rl.errors import ConfigError
 from clover_rl.serving.metrics import IntervalMetrics
+from tests.support.apis import ElectricityMapsFake, Fault
+from tests.support.controller import BAD, FixedPolicy, Rig
 
 GOOD = "4g:b5,3g:b5"
 

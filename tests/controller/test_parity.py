@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import FixedPolicy
 
 from clover_rl.controller.faults import FlakyBackend
 from clover_rl.controller.plane import LivePlane
 from clover_rl.serving.live.pool import RequestRecord
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.replay import ReplayBackend
+from tests.support.controller import FixedPolicy
 
 GOOD = "4g:b5,3g:b5"
 

@@ -6,9 +6,9 @@ import json
 import re
 
 import pytest
-from conftest import BAD, FixedPolicy
 
 from clover_rl.cli import main
+from tests.support.controller import BAD, FixedPolicy
 
 
 @pytest.fixture

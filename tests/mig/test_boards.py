@@ -89,13 +89,8 @@ def test_labels_round_trip_for_every_configuration(board):
 
 
 def test_catalog_vs_hardware_differences_are_named(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import fake_nvml
-
     from clover_rl.mig.manager import MigManager
+    from tests.support import fake_nvml
 
     spec = fake_nvml.FakeGpu.from_catalog("h200-141gb")
     old = []  # what the old name-derived catalog said, as a driver that disagrees would

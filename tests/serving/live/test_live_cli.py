@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from live_helpers import noop_service
 
 from clover_rl.cli import main
 from clover_rl.serving.profile import QUANTILE_LEVELS, load_profile
+from tests.support.live import noop_service
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(90)]
 

@@ -3,12 +3,12 @@ serves efficientnet-b1 and energy comes from NVML, not the CPU estimate."""
 from __future__ import annotations
 
 import pytest
-from live_helpers import GPU
 
 from clover_rl.mig.config import parse_configuration
 from clover_rl.services import load_service
 from clover_rl.serving.live.backend import LiveBackend
 from clover_rl.serving.live.placement import WholeGpuPlacement
+from tests.support.live import GPU
 
 pytestmark = [pytest.mark.live, pytest.mark.gpu, pytest.mark.timeout(300)]
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from live_helpers import tiny_albert
 
 from clover_rl.errors import ConfigError
 from clover_rl.services import load_service
@@ -11,6 +10,7 @@ from clover_rl.serving.live.codec import decode_request
 from clover_rl.serving.live.loadgen import build_bodies, trace_arrivals
 from clover_rl.serving.live.models import check_inputs
 from clover_rl.workload.arrivals import poisson_arrivals
+from tests.support.live import tiny_albert
 
 
 def test_poisson_arrivals_are_seeded_and_sized() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from live_helpers import tiny_albert
 
 from clover_rl.errors import ConfigError
 from clover_rl.services import ServiceSpec, load_service
@@ -16,6 +15,7 @@ from clover_rl.serving.live.models import (
     load_model,
     synthetic_inputs,
 )
+from tests.support.live import tiny_albert
 
 
 def _with_source(service: str, **source: object) -> ServiceSpec:

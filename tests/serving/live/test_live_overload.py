@@ -8,7 +8,6 @@ import time
 import httpx
 import numpy as np
 import pytest
-from live_helpers import GPU, noop_service
 
 from clover_rl.controller.guard import SlaGuard
 from clover_rl.controller.plane import LivePlane
@@ -16,6 +15,7 @@ from clover_rl.mig.config import parse_configuration
 from clover_rl.serving.live.backend import LiveBackend
 from clover_rl.serving.live.loadgen import LoadProcess
 from clover_rl.serving.live.pool import RequestError, WorkerPool
+from tests.support.live import GPU, noop_service
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

@@ -10,12 +10,13 @@ import time
 
 import numpy as np
 import pytest
-from live_helpers import GPU, load_fake_nvml, noop_service, sum_service
 
 from clover_rl.mig.config import parse_configuration
 from clover_rl.serving.live.placement import MigPlacement
 from clover_rl.serving.live.pool import RequestError, WorkerPool
 from clover_rl.serving.live.worker import throttle_sleep_s
+from tests.support import fake_nvml
+from tests.support.live import GPU, noop_service, sum_service
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(90)]
 
@@ -119,7 +120,7 @@ def test_reconfiguration_under_load_loses_no_request() -> None:
 
 
 def test_mig_break_before_make_with_simulated_nvml() -> None:
-    fake = load_fake_nvml().FakeNvml()
+    fake = fake_nvml.FakeNvml()
     svc = noop_service(delay_ms=5)
     pool = WorkerPool(svc, GPU, placement=MigPlacement(GPU, nvml=fake), max_queue_wait_s=None)
     futs: list = []

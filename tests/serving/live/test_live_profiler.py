@@ -4,12 +4,12 @@ reconfiguration downtime), the file keeps it, and the replay backend pays it: pr
 from __future__ import annotations
 
 import pytest
-from live_helpers import GPU, noop_service
 
 from clover_rl.mig.config import Configuration
 from clover_rl.serving.live.profiler import measure_profile, payload_bytes
 from clover_rl.serving.profile import QUANTILE_LEVELS, load_profile
 from clover_rl.serving.replay import ReplayBackend
+from tests.support.live import GPU, noop_service
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from live_helpers import GPU, noop_service, tiny_albert
 
 from clover_rl.mig.config import parse_configuration
 from clover_rl.serving.backend import Backend
 from clover_rl.serving.live.backend import LiveBackend
+from tests.support.live import GPU, noop_service, tiny_albert
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(90)]
 

@@ -5,11 +5,6 @@ about a second); real-model tests use efficientnet-b1 at low resolution and a ti
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 
 from clover_rl.mig.catalog import get_gpu
@@ -36,17 +31,6 @@ def tiny_albert() -> ServiceSpec:
     return ServiceSpec.model_validate(d)
 
 
-def load_fake_nvml() -> ModuleType:
-    """The MIG tests' simulated NVML (tests/ is not a package)."""
-    name = "clover_rl_tests_fake_nvml"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "mig" / "fake_nvml.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 
@@ -59,12 +43,12 @@ class SumServable:
 
 
 def make_sum() -> SumServable:
-    """``python`` model source entry point (``live_helpers:make_sum``)."""
+    """``python`` model source entry point (``tests.support.live:make_sum``)."""
     return SumServable()
 
 
 def sum_service() -> ServiceSpec:
     d = load_service("efficientnet").model_dump()
     for v in d["variants"]:
-        v["source"] = {"kind": "python", "name": "live_helpers:make_sum"}
+        v["source"] = {"kind": "python", "name": "tests.support.live:make_sum"}
     return ServiceSpec.model_validate(d)
