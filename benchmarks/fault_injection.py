@@ -109,12 +109,11 @@ def busy_worker(pool: Any, timeout_s: float) -> Any:
 
 def run(interval_s: float = 6.0, rate: float = 2.5, state_dir: str | Path | None = None,
         echo: Callable[[str], None] = print, tail_intervals: int = 2) -> dict[str, Any]:
-    from tests.support.apis import ElectricityMapsFake, Fault
-
     from clover_rl.controller.deployment import Deployment, DeploySettings
     from clover_rl.controller.faults import FailingPlacement
     from clover_rl.controller.loop import ControllerOptions
     from clover_rl.envs.serving_env import CloverServingEnv
+    from tests.support.apis import ElectricityMapsFake, Fault
 
     work = Path(tempfile.mkdtemp(prefix="clover-faults-"))
     state = Path(state_dir) if state_dir else work / "state"

@@ -103,13 +103,12 @@ def main() -> int:
     ap.add_argument("--load", type=float, default=0.7, help="offered load as a share of measured capacity")
     ap.add_argument("--interval", type=float, default=20.0, help="control interval (s)")
     args = ap.parse_args()
-    from tests.support.apis import ElectricityMapsFake, Fault
-
     from clover_rl.controller.deployment import Deployment, DeploySettings
     from clover_rl.controller.faults import FailingPlacement
     from clover_rl.controller.loop import ControllerOptions
     from clover_rl.envs.serving_env import CloverServingEnv
     from clover_rl.serving.live.loadgen import LoadProcess
+    from tests.support.apis import ElectricityMapsFake, Fault
 
     work = Path(tempfile.mkdtemp(prefix="clover-soak-"))
     hi_ci, lo_ci = 420.0, 260.0
