@@ -45,9 +45,14 @@ def serve(
     port: int = typer.Option(8000, help="HTTP port (0 = any free port)"),
     cpu_scale: float = typer.Option(1.0, help="CPU mode: scale inputs (resolution / sequence length) by this"),
     cpu_threads: int = typer.Option(1, help="CPU mode: torch threads per worker"),
+    max_batch: int = typer.Option(8, help="LLM services: continuous-batch seats per whole GPU"),
+    engine: str | None = typer.Option(None, help="LLM services: tiny (CPU stand-in) or vllm (default: by --device)"),
+    model_path: str | None = typer.Option(None, help="LLM services with vllm: model path/repo instead of the variant's"),
 ) -> None:
-    """Serve a configuration over KServe v2 HTTP (metrics at /metrics) until SIGINT/SIGTERM."""
+    """Serve a configuration over KServe v2 HTTP (metrics at /metrics) until SIGINT/SIGTERM.
+    LLM services (--service llm) answer the OpenAI API at /v1 and KServe v2 generate."""
     from clover_rl.serving.live.backend import LiveBackend
+    from clover_rl.serving.live.llm_plane import is_llm_service
 
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
@@ -57,6 +62,13 @@ def serve(
     svc_name = service or d.get("service")
     if svc_name is None:
         raise ConfigError("give --service or --scenario")
+    if is_llm_service(svc_name):
+        from clover_rl.commands.serve_llm import serve_llm
+
+        setup_logging()
+        serve_llm(svc_name, gpu or d.get("gpu") or "a100-40gb", gpus if gpus is not None else int(d.get("gpus") or 1),
+                  device, config, host, port, cpu_scale, cpu_threads, max_batch, engine, model_path)
+        return
     svc = load_service(svc_name)
     gpu_model = get_gpu(gpu or d.get("gpu") or "a100-40gb")
     n = gpus if gpus is not None else int(d.get("gpus") or 1)

@@ -89,7 +89,14 @@ class PoolSnapshot:
 
 
 class WorkerPool:
-    """Worker processes for every slice of ``n_gpus`` GPUs behind one FIFO queue."""
+    """Worker processes for every slice of ``n_gpus`` GPUs behind one FIFO queue.
+
+    Subclasses (the LLM pool) swap the dispatcher, the worker record and the worker spec through
+    the class attributes below; ``spec_options`` are extra fields of ``spec_class``."""
+
+    dispatcher_class: type[Dispatcher] = Dispatcher
+    worker_class: type[Worker] = Worker
+    spec_class: type[WorkerSpec] = WorkerSpec
 
     def __init__(
         self,
@@ -131,10 +138,11 @@ class WorkerPool:
             raise ConfigError(f"max_queue must be >= 1, got {max_queue}")
         if deadline_s is not None and deadline_s <= 0:
             raise ConfigError(f"deadline must be > 0 s, got {deadline_s}")
-        self._d = Dispatcher(context=context, start_timeout_s=start_timeout_s, request_timeout_s=request_timeout_s,
-                             max_attempts=max_attempts, max_restarts=max_restarts, max_queue=max_queue,
-                             max_queue_wait_s=max_queue_wait_s, no_worker_timeout_s=no_worker_timeout_s,
-                             deadline_s=deadline_s)
+        self.spec_options: dict = {}
+        self._d = self.dispatcher_class(
+            context=context, start_timeout_s=start_timeout_s, request_timeout_s=request_timeout_s,
+            max_attempts=max_attempts, max_restarts=max_restarts, max_queue=max_queue,
+            max_queue_wait_s=max_queue_wait_s, no_worker_timeout_s=no_worker_timeout_s, deadline_s=deadline_s)
         self.loop: asyncio.AbstractEventLoop = self._d.loop  # the front end serves on this loop
         self.request_timeout_s = request_timeout_s
         self.start_timeout_s = start_timeout_s
@@ -234,13 +242,13 @@ class WorkerPool:
         return list(self._d.workers.values())
 
     def _spawn(self, plan: SlotPlan, device: str) -> Worker:
-        spec = WorkerSpec(
+        spec = self.spec_class(
             slot_id=plan.slot_id, service=self.service, variant=plan.variant, device=device,
             compute_slices=plan.compute_slices, total_slices=self.gpu.whole.compute_slices,
             input_scale=self.input_scale, cpu_threads=self.cpu_threads, throttle=self.throttle,
-            warmup_requests=self.warmup_requests, env=self.worker_env,
+            warmup_requests=self.warmup_requests, env=self.worker_env, **self.spec_options,
         )
-        w = Worker(f"{plan.slot_id}#{next(self._gen)}", plan, spec)
+        w = self.worker_class(f"{plan.slot_id}#{next(self._gen)}", plan, spec)
         self._d.call(self._d.add, w)
         return w
 
@@ -358,8 +366,7 @@ class WorkerPool:
                        w.served, w.restarts, w.load_s, now - w.ready_at if w.ready_at else 0.0)
             for w in workers
         )
-        in_flight = sum(w.current is not None for w in workers)
-        return PoolSnapshot(now, len(self._d.queue), in_flight, slots, self._configuration)
+        return PoolSnapshot(now, len(self._d.queue), self._d.in_flight(), slots, self._configuration)
 
     def begin_drain(self) -> None:
         """Stop admitting now (readiness false, new requests 503); accepted ones keep being served."""

@@ -166,7 +166,7 @@ DEADLINE_HEADER = "X-Request-Timeout-Ms"
 _DEADLINE_KEY = DEADLINE_HEADER.lower().encode()
 
 
-def _deadline_header(raw: bytes | None) -> float | None:
+def deadline_header(raw: bytes | None) -> float | None:
     """The client's deadline in seconds from the ``X-Request-Timeout-Ms`` header, if sent."""
     if raw is None:
         return None
@@ -326,7 +326,7 @@ def create_app(
             hl = headers.get(_HEADER_KEY)
             req = decode_request(body, hl.decode("latin-1") if hl is not None else None)
             check_inputs(service, req.inputs)
-            timeout_s = _deadline_header(headers.get(_DEADLINE_KEY))
+            timeout_s = deadline_header(headers.get(_DEADLINE_KEY))
             if timeout_s is None:
                 timeout_s = req.timeout_s
         except (CodecError, OSError, zlib.error) as e:

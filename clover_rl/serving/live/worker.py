@@ -65,6 +65,10 @@ class WorkerSpec:
     def on_cuda(self) -> bool:
         return self.device.startswith("cuda")
 
+    def entry(self) -> Any:
+        """The child process's entry point, ``(spec, conn) -> None`` (LLM workers override it)."""
+        return worker_main
+
 
 def throttle_sleep_s(compute_s: float, compute_slices: int, total_slices: int = 7) -> float:
     """Idle time after ``compute_s`` of work so a ``c``-slice worker runs at ``c/C`` speed."""
@@ -156,25 +160,30 @@ class _SharedReader:
                 for k, (off, shape, dt) in shared["arrays"].items()}
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
     msg = str(e).strip().splitlines()
     if isinstance(e, CloverError) and msg:
         return msg[0]
     return f"{type(e).__name__}: {msg[0] if msg else ''}".rstrip(": ")
 
 
-def worker_main(spec: WorkerSpec, conn: Connection) -> None:
-    """Child process entry point."""
+def child_setup(spec: WorkerSpec) -> str:
+    """In the child, before torch/CUDA load: signals, the slice (``CUDA_VISIBLE_DEVICES``) and
+    CPU thread counts; returns the torch device (``cuda`` or ``cpu``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent shuts workers down cleanly
     os.environ.update(spec.env)
     if spec.on_cuda:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.device.split(":", 1)[1]
-        torch_device = "cuda"
-    else:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ[var] = str(spec.cpu_threads)
-        torch_device = "cpu"
+        return "cuda"
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(spec.cpu_threads)
+    return "cpu"
+
+
+def worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """Child process entry point."""
+    torch_device = child_setup(spec)
     t0 = time.perf_counter()
     try:
         from clover_rl.serving.live.models import load_model, synthetic_inputs
@@ -190,7 +199,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
         warm_s = time.perf_counter() - t0 - load_s
     except BaseException as e:
         try:
-            conn.send(("error", _one_line(e)))
+            conn.send(("error", one_line(e)))
         except OSError:
             pass
         return
@@ -213,7 +222,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
                 inputs = {**inputs, **reader.arrays(shared)}
             out = servable.infer(inputs)
         except Exception as e:
-            conn.send(("fail", rid, _one_line(e), time.perf_counter() - t0))
+            conn.send(("fail", rid, one_line(e), time.perf_counter() - t0))
             continue
         compute = time.perf_counter() - t0
         if slow:
@@ -251,7 +260,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        self.proc = self._ctx.Process(target=worker_main, args=(self.spec, child), daemon=True,
+        self.proc = self._ctx.Process(target=self.spec.entry(), args=(self.spec, child), daemon=True,
                                       name=f"clover-worker {self.spec.slot_id} {self.spec.variant}")
         self.proc.start()
         child.close()
