@@ -7,7 +7,15 @@ import torch
 
 from clover_rl.llm.catalog import load_llm_service
 from clover_rl.serving.live.llm_engine import BatchEngine, GenParams, build_model, tiny_shape
-from clover_rl.serving.live.llm_tokens import BOS, EOS, VOCAB, StreamDecoder, chat_prompt, decode, encode
+from clover_rl.serving.live.llm_tokens import (
+    BOS,
+    EOS,
+    VOCAB,
+    StreamDecoder,
+    chat_prompt,
+    decode,
+    encode,
+)
 
 SVC = load_llm_service("llm")
 GREEDY = GenParams(max_tokens=10, temperature=0.0, ignore_eos=True)

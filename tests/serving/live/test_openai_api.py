@@ -6,7 +6,14 @@ import json
 import pytest
 
 from clover_rl.serving.live.llm_tokens import chat_prompt
-from clover_rl.serving.live.openai_api import OpenAIError, chunk, parse_generate, parse_openai, response, sse
+from clover_rl.serving.live.openai_api import (
+    OpenAIError,
+    chunk,
+    parse_generate,
+    parse_openai,
+    response,
+    sse,
+)
 
 
 def _p(kind: str, **body):
