@@ -62,6 +62,8 @@ class LLMPlane:
             raise ConfigError(f"--cpu-scale must be > 0, got {cpu_scale!r}")
         engine = engine or default_engine(device)
         check_engine(engine, device)
+        if model_path is not None and engine != "vllm":
+            raise ConfigError("--model-path applies to --engine vllm only (the tiny engine has random weights)")
         self.service = load_llm_service(service) if isinstance(service, str) else service
         self.gpu = get_gpu(gpu) if isinstance(gpu, str) else gpu
         self.device = device
