@@ -165,3 +165,52 @@ class ServiceModel:
 
     def close(self) -> None:
         self.replay.close()
+
+
+class ModelContext:
+    """The facts a :class:`~clover_rl.contracts.ControlContext` answers from its ``model`` (the
+    same in the environment and the live controller), and the gymnasium spaces of its layout."""
+
+    model: ServiceModel
+
+    def _init_spaces(self) -> None:
+        from gymnasium import spaces
+
+        low, high = self.model.layout.bounds()
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.action_space = spaces.Discrete(len(self.model.catalog))
+        self.observation_names = self.model.layout.names
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.model.scenario
+
+    @property
+    def catalog(self) -> ActionCatalog:
+        return self.model.catalog
+
+    @property
+    def reference(self) -> ObjectiveReference:
+        return self.model.reference
+
+    @property
+    def objective(self) -> Objective:
+        return self.model.objective
+
+    @property
+    def sla_ms(self) -> float:
+        return self.model.sla_ms
+
+    @property
+    def base_metrics(self) -> IntervalMetrics:
+        return self.model.base_metrics
+
+    @property
+    def mean_rate(self) -> float:
+        return self.model.mean_rate
+
+    @property
+    def workload(self) -> Any:
+        """The scenario's workload (``clover_rl.workload.Workload``)."""
+        return self.model.workload
+

@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
 
-from clover_rl.controller.plane import ServicePlane
-from clover_rl.controller.state import ControllerState, LastInterval, StateStore
+from clover_rl.controller.core import ControllerCore
+from clover_rl.controller.state import LastInterval
 from clover_rl.scoring import IntervalOutcome
-from clover_rl.service_model import ServiceModel
 from clover_rl.serving.metrics import IntervalMetrics
 
 log = logging.getLogger("clover_rl.controller")
 
 
-class AccountMixin:
+class AccountMixin(ControllerCore):
     """The accounting half of the ``Controller``."""
 
-    # provided by the Controller
-    options: Any
-    state: ControllerState | None
-    store: StateStore
-    plane: ServicePlane
-    model: ServiceModel
-    current: int
 
     def _on_window(self, m: IntervalMetrics) -> None:
         st = self.state

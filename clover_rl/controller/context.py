@@ -1,30 +1,27 @@
 """The live controller as a policy sees it: the :class:`~clover_rl.contracts.ControlContext`
 answered from the deployment (the carbon reading, the measured rate, the configuration being
 served, the controller's masks) instead of a trace, so any policy that runs in the environment
-deploys unchanged.
+deploys unchanged. The model's facts (catalog, scenario, reference, objective, ...) come from
+:class:`~clover_rl.service_model.ModelContext`, shared with the environment.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from clover_rl.carbon.base import CarbonReading
 from clover_rl.contracts import ProbeResult
-from clover_rl.envs.actions import ActionCatalog
 from clover_rl.mig.config import Configuration
-from clover_rl.objectives import Objective, TableValues, objective_table
-from clover_rl.scenario import Scenario
-from clover_rl.scoring import ObjectiveReference
-from clover_rl.service_model import ConfigTable, ServiceModel
+from clover_rl.objectives import TableValues, objective_table
+from clover_rl.service_model import ConfigTable, ModelContext, ServiceModel
 
 
-class DeploymentContext:
-    """Mixin of the ``Controller``: the policy-facing half (``ControlContext``).
+class DeploymentContext(ModelContext):
+    """The policy-facing half of the ``Controller`` (``ControlContext``).
 
     The host sets ``model``, ``current``, ``reading`` and ``measured_rate`` and provides
-    ``mask()`` and ``probe()``.
+    ``mask()``, ``probe()`` and ``_next_index()``.
     """
 
     model: ServiceModel
@@ -34,31 +31,7 @@ class DeploymentContext:
 
     def _init_context(self, model: ServiceModel) -> None:
         self.model = model
-        low, high = model.layout.bounds()
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self.action_space = spaces.Discrete(len(model.catalog))
-        self.observation_names = model.layout.names
-
-    @property
-    def catalog(self) -> ActionCatalog:
-        return self.model.catalog
-
-    @property
-    def scenario(self) -> Scenario:
-        return self.model.scenario
-
-    @property
-    def reference(self) -> ObjectiveReference:
-        return self.model.reference
-
-    @property
-    def objective(self) -> Objective:
-        """Scoring only: the controller does not book a carbon budget (yet)."""
-        return self.model.objective
-
-    @property
-    def mean_rate(self) -> float:
-        return self.model.mean_rate
+        self._init_spaces()
 
     @property
     def step_index(self) -> int:
@@ -67,10 +40,6 @@ class DeploymentContext:
     @property
     def steps_per_episode(self) -> int:
         return self.scenario.steps_per_episode
-
-    @property
-    def sla_ms(self) -> float:
-        return self.model.sla_ms
 
     @property
     def configuration(self) -> Configuration:
@@ -96,6 +65,9 @@ class DeploymentContext:
         raise NotImplementedError
 
     def probe(self, action: Any) -> ProbeResult:  # provided by the controller
+        raise NotImplementedError
+
+    def _next_index(self) -> int:  # provided by the controller
         raise NotImplementedError
 
     def objective_table(self, offset: int = 0, *, rate_rps: float | None = None,

@@ -9,16 +9,14 @@ from typing import Any
 import numpy as np
 
 from clover_rl.carbon.base import CarbonReading
-from clover_rl.controller.plane import ServicePlane
+from clover_rl.controller.core import ControllerCore
 from clover_rl.controller.state import (
     CarbonSnapshot,
-    ControllerState,
     IntervalRecord,
     LastInterval,
-    StateStore,
 )
 from clover_rl.errors import BackendError
-from clover_rl.service_model import LastRatios, ServiceModel
+from clover_rl.service_model import LastRatios
 
 
 @dataclass
@@ -31,16 +29,9 @@ class Decision:
     refused: bool = False
 
 
-class DecideMixin:
+class DecideMixin(ControllerCore):
     """The decision half of the ``Controller`` (one interval's choice)."""
 
-    # provided by the Controller
-    options: Any
-    state: ControllerState | None
-    store: StateStore
-    plane: ServicePlane
-    model: ServiceModel
-    current: int
 
     def _read_carbon(self) -> CarbonReading:
         st = self.state

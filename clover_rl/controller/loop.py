@@ -21,8 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,7 +28,7 @@ from clover_rl.carbon.base import CarbonReading, CarbonSource
 from clover_rl.carbon.forecast import OnlineForecaster
 from clover_rl.controller.account import AccountMixin
 from clover_rl.controller.clock import Clock, SystemClock
-from clover_rl.controller.context import DeploymentContext
+from clover_rl.controller.core import ControllerOptions
 from clover_rl.controller.decide import DecideMixin
 from clover_rl.controller.durations import format_duration
 from clover_rl.controller.guard import SlaGuard
@@ -47,52 +45,7 @@ from clover_rl.service_model import ServiceModel
 log = logging.getLogger("clover_rl.controller")
 
 
-@dataclass
-class ControllerOptions:
-    """How the loop runs (the ``clover-rl deploy`` flags)."""
-
-    interval_s: float = 3600.0
-    """Control interval: one decision per interval."""
-    duration_s: float | None = None
-    """Stop after this long (None: until stopped)."""
-    dry_run: bool = False
-    """Decide and log, never reconfigure after start-up."""
-    guard_windows: int = 3
-    """SLA guard: consecutive violating measurement windows that trigger the safe configuration."""
-    guard_window_s: float | None = None
-    """Length of a measurement window (default: interval / 4, at most 60 s)."""
-    guard_recover: int | None = None
-    """Consecutive good windows before the guard hands control back (default: guard_windows)."""
-    safe_config: str = "base"
-    """The guard's safe configuration: ``base`` or a label such as ``7g:b5``."""
-    min_window_requests: int = 5
-    """Windows with fewer answered requests cannot tell a p95 and are ignored by the guard."""
-    quarantine_intervals: int = 3
-    """A configuration that failed to apply is masked for this many intervals."""
-    probe_s: float | None = None
-    """Measurement window of an online optimizer's probe (default: the scenario's probe_s)."""
-    seed: int = 0
-    learn: bool = False
-    """Fine-tune a MaskablePPO policy online (see ``clover_rl.controller.learn``)."""
-    learn_every: int = 8
-    """Live transitions per PPO update."""
-    learn_good_after: int = 4
-    """Intervals an updated policy must run without an SLA-guard trigger to count as good."""
-    learn_rate: float = 1e-4
-    """Fine-tuning learning rate (constant)."""
-    whole_gpu_only: bool = False
-    """Mask every configuration but whole GPUs (CUDA without MIG mode)."""
-    echo: Callable[[str], None] | None = print
-    """Console lines (None: quiet)."""
-    tensorboard: bool = True
-
-    def window_s(self) -> float:
-        if self.guard_window_s is not None:
-            return min(self.guard_window_s, self.interval_s)
-        return min(60.0, self.interval_s / 4.0)
-
-
-class Controller(DecideMixin, ReconfigureMixin, AccountMixin, DeploymentContext):
+class Controller(DecideMixin, ReconfigureMixin, AccountMixin):
     """Drives one deployment; see the module docstring. Use :meth:`run`, or :meth:`start` +
     :meth:`run_interval` to step it (tests).
 
@@ -139,6 +92,8 @@ class Controller(DecideMixin, ReconfigureMixin, AccountMixin, DeploymentContext)
         self.state: ControllerState | None = None
         self._measuring = False
         self._window_p95 = float("nan")
+        self._last_outcome = None
+        self._last_metrics = None
         self.telemetry: Any = None
         self.learner: Any = None
         if policy_obj is not None:
@@ -168,33 +123,6 @@ class Controller(DecideMixin, ReconfigureMixin, AccountMixin, DeploymentContext)
         if not self.catalog.feasible[i]:
             raise ConfigError(f"--safe-config {spec!r}: infeasible ({self.catalog.why_infeasible(i)})")
         return i
-
-    def label(self, i: int) -> str:
-        return self.catalog.configs[i].label()
-
-    def _echo(self, text: str) -> None:
-        if self.options.echo is not None:
-            self.options.echo(text)
-        log.info("%s", text)
-
-    def _time_str(self, t: float | None = None) -> str:
-        t = self.clock.time() if t is None else t
-        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        rec = {"kind": kind, "time": self.clock.time(), "at": self._time_str(), **fields}
-        self.store.append(rec)
-        return rec
-
-    def _save(self) -> None:
-        assert self.state is not None
-        self.state.config_index = self.current
-        self.state.config = self.label(self.current)
-        self.state.guard = self.guard.state()
-        self.state.updated_at = self.clock.time()
-        if self.learner is not None:
-            self.state.learner = self.learner.state()
-        self.store.save(self.state)
 
     # ------------------------------------------------------------------ start / resume
     def start(self) -> None:

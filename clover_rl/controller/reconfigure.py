@@ -8,25 +8,17 @@ from typing import Any
 import numpy as np
 
 from clover_rl.contracts import ProbeResult
-from clover_rl.controller.plane import ServicePlane
-from clover_rl.controller.state import ControllerState, PendingChange, StateStore
+from clover_rl.controller.core import ControllerCore
+from clover_rl.controller.state import PendingChange
 from clover_rl.errors import CloverError, ConfigError
 from clover_rl.mig.config import Configuration
-from clover_rl.service_model import ServiceModel
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.metrics import IntervalMetrics
 
 
-class ReconfigureMixin:
+class ReconfigureMixin(ControllerCore):
     """The reconfiguration half of the ``Controller``."""
 
-    # provided by the Controller
-    options: Any
-    state: ControllerState | None
-    store: StateStore
-    plane: ServicePlane
-    model: ServiceModel
-    current: int
 
     def mask(self) -> np.ndarray:
         """Feasible configurations, minus those quarantined after a failed reconfiguration."""
@@ -41,10 +33,6 @@ class ReconfigureMixin:
                     m[int(a)] = False
         m[self.current] = True  # staying put is always allowed
         return m
-
-    def _next_index(self) -> int:
-        iv = self.state.interval if self.state else None
-        return iv.index if iv else int(self.state.counters.get("decisions", 0)) if self.state else 0
 
     def _safe_apply(self, cfg: Configuration) -> ReconfigReport:
         """``plane.apply`` that never raises for a backend fault."""

@@ -10,21 +10,18 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.carbon.forecast import Forecast, forecast_for
 from clover_rl.carbon.resolve import resolve_trace
 from clover_rl.contracts import ProbeResult
-from clover_rl.envs.actions import ActionCatalog
 from clover_rl.envs.config_table import ConfigTable
 from clover_rl.envs.randomization import Randomization
 from clover_rl.errors import ConfigError
 from clover_rl.mig.config import Configuration
-from clover_rl.objectives import Objective, TableValues, objective_table
+from clover_rl.objectives import TableValues, objective_table
 from clover_rl.scenario import Scenario
-from clover_rl.scoring import ObjectiveReference
-from clover_rl.service_model import LastRatios, ServiceModel
+from clover_rl.service_model import LastRatios, ModelContext, ServiceModel
 from clover_rl.serving.backend import Backend
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
 from clover_rl.workload.build import workload_from_config
@@ -41,7 +38,7 @@ class _Probes:
     changes: int = 0
 
 
-class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
+class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
     """
     ## Description
     An inference service (a `ServiceSpec`: EfficientNet, YOLOv5, ALBERT or your own) runs on
@@ -133,10 +130,7 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         self.render_mode = render_mode
         self.backend: Backend = self._make_backend(backend, backend_kwargs)
 
-        low, high = self.model.layout.bounds()
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self.action_space = spaces.Discrete(len(self.catalog))
-        self.observation_names = self.model.layout.names
+        self._init_spaces()
 
         self._episode_trace = self._trace
         self._t0 = 0
@@ -147,39 +141,6 @@ class CloverServingEnv(gym.Env[np.ndarray, np.int64]):
         self._last = LastRatios()
         self._probes = _Probes()
         self._forecasts: dict[int, tuple[CarbonTrace, Forecast]] = {}  # by trace object
-
-    # ------------------------------------------------------------------ the model's facts
-    @property
-    def scenario(self) -> Scenario:
-        return self.model.scenario
-
-    @property
-    def catalog(self) -> ActionCatalog:
-        return self.model.catalog
-
-    @property
-    def reference(self) -> ObjectiveReference:
-        return self.model.reference
-
-    @property
-    def objective(self) -> Objective:
-        return self.model.objective
-
-    @property
-    def sla_ms(self) -> float:
-        return self.model.sla_ms
-
-    @property
-    def base_metrics(self) -> IntervalMetrics:
-        return self.model.base_metrics
-
-    @property
-    def mean_rate(self) -> float:
-        return self.model.mean_rate
-
-    @property
-    def workload(self) -> Workload:
-        return self.model.workload
 
     # ------------------------------------------------------------------ helpers
     def _make_backend(self, backend: str | Backend, kwargs: dict) -> Backend:
