@@ -144,9 +144,6 @@ class ReplayPlane:
 
     def publish(self, values: dict[str, Any]) -> None:
         self.published = dict(values)
-        sla = values.get("sla_ms")
-        if self.deadline_factor and isinstance(sla, (int, float)) and sla > 0:
-            self.pool.deadline_s = self.deadline_factor * float(sla) / 1000.0
 
     def close(self) -> None:
         self.backend.close()
