@@ -124,6 +124,14 @@ class Objective:
         """(budget left, window left) as fractions, for the observation (1, 1 without a budget)."""
         return 1.0, 1.0
 
+    def ledger(self) -> tuple[int, float] | None:
+        """(window index, grams spent in it): what a restarted deployment restores; None
+        for an objective without a budget."""
+        return None
+
+    def restore(self, window: int, spent_g: float) -> None:
+        """Resume a :meth:`ledger` (no-op without a budget)."""
+
 
 class AccuracyFloor(Objective):
     kind = "accuracy_floor"
@@ -170,6 +178,12 @@ class CarbonBudget(Objective):
     def left_g(self, step: int) -> float:
         self._roll(step)
         return self.budget_g - self.spent_g
+
+    def ledger(self) -> tuple[int, float] | None:
+        return self._window, self.spent_g
+
+    def restore(self, window: int, spent_g: float) -> None:
+        self._window, self.spent_g = int(window), float(spent_g)
 
     def steps_left(self, step: int) -> int:
         """Intervals left in the window, this one included."""

@@ -78,11 +78,16 @@ class AccountMixin(ControllerCore):
         ci = float(iv.ci if iv.ci is not None else self.reading.value if self.reading else 0.0)
         out = self.model.outcome(m, ci, refused=iv.refused, reconfigurations=iv.reconfigurations,
                                  penalties=self.penalties)
+        booked: dict[str, float] = {}
+        if not partial:  # a full interval is booked as the env books a step (a budget: its spending)
+            value, booked = self.objective.book(iv.index, out.carbon_g, out.objective)
+            out = replace(out, reward=out.reward + value - out.objective, objective=value)
+        prev = st.last.rate_rps if st.last.rate_rps is not None else self.model.mean_rate
         if m.arrived or m.served:
             st.last = LastInterval(out.p95_over_sla, out.accuracy_over_base, out.energy_over_base,
-                                   m.arrived / m.duration_s)
+                                   m.arrived / m.duration_s, prev)
         else:  # no traffic: nothing was measured; keep the previous ratios, rate is zero
-            st.last = replace(st.last, rate_rps=0.0)
+            st.last = replace(st.last, rate_rps=0.0, prev_rate_rps=prev)
         self.measured_rate = st.last.rate_rps
         if not partial:
             st.count("intervals")
@@ -90,7 +95,7 @@ class AccountMixin(ControllerCore):
             "interval", index=iv.index, started_at=iv.started_at, ends_at=iv.ends_at, partial=partial,
             config=self.label(self.current), action=self.current, ci=ci, stale=iv.stale,
             source=iv.source, metrics=m.to_dict(), outcome=out.to_dict(), sla_ms=self.sla_ms,
-            guard_active=self.guard.active)
+            guard_active=self.guard.active, **({"budget": booked} if booked else {}))
         if self.telemetry is not None:
             self.telemetry.interval(iv.index, ci=ci, metrics=m, outcome=out, sla_ms=self.sla_ms,
                                     config_index=self.current, stale=iv.stale,

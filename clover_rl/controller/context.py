@@ -16,6 +16,9 @@ from clover_rl.mig.config import Configuration
 from clover_rl.objectives import TableValues, objective_table
 from clover_rl.service_model import ConfigTable, ModelContext, ServiceModel
 
+DEPLOYMENT_STEPS = 1 << 30
+"""``steps_per_episode`` of a deployment: it has no episode end."""
+
 
 class DeploymentContext(ModelContext):
     """The policy-facing half of the ``Controller`` (``ControlContext``).
@@ -35,11 +38,12 @@ class DeploymentContext(ModelContext):
 
     @property
     def step_index(self) -> int:
-        return 0
+        """The index of the interval being decided (a budget's windows count from the first)."""
+        return self._next_index()
 
     @property
     def steps_per_episode(self) -> int:
-        return self.scenario.steps_per_episode
+        return DEPLOYMENT_STEPS
 
     @property
     def configuration(self) -> Configuration:

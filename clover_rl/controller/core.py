@@ -16,7 +16,7 @@ from clover_rl.controller.clock import Clock
 from clover_rl.controller.context import DeploymentContext
 from clover_rl.controller.guard import SlaGuard
 from clover_rl.controller.plane import ServicePlane
-from clover_rl.controller.state import ControllerState, StateStore
+from clover_rl.controller.state import BudgetLedger, ControllerState, StateStore
 from clover_rl.scoring import IntervalOutcome, Penalties
 from clover_rl.serving.metrics import IntervalMetrics
 
@@ -122,6 +122,8 @@ class ControllerCore(DeploymentContext):
         self.state.updated_at = self.clock.time()
         if self.learner is not None:
             self.state.learner = self.learner.state()
+        led = self.objective.ledger()
+        self.state.budget = None if led is None else BudgetLedger(*led)
         self.store.save(self.state)
 
     # ------------------------------------------------------------------ provided by the halves

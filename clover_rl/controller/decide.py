@@ -67,10 +67,14 @@ class DecideMixin(ControllerCore):
         last = self.state.last if self.state else LastInterval()
         t = r.time if r.time is not None else self.clock.now()
         rate = self.measured_rate if self.measured_rate is not None else self.model.mean_rate
+        prev = last.prev_rate_rps if last.prev_rate_rps is not None else rate
         ratios = LastRatios(*(1.0 if v is None else float(v) for v in
                               (last.p95_over_sla, last.accuracy_over_base, last.energy_over_base)))
+        budget_left, window_left = self.objective.features(self._next_index())
         return self.model.observe(ci_now=r.value, forecast=r.forecast, rate_rps=rate, last=ratios,
-                                  config_index=self.current, hour_of_day=t.hour + t.minute / 60.0 + t.second / 3600.0)
+                                  config_index=self.current, hour_of_day=t.hour + t.minute / 60.0 + t.second / 3600.0,
+                                  rate_trend=(rate - prev) / self.model.mean_rate, budget_left=budget_left,
+                                  window_left=window_left)
 
     def decide(self) -> Decision:
         """Read carbon, observe, ask the policy (masked), apply, log, persist."""

@@ -146,6 +146,8 @@ class Controller(DecideMixin, ReconfigureMixin, AccountMixin):
                 st.policy = self.policy_spec
             if st.last.rate_rps is not None:
                 self.measured_rate = float(st.last.rate_rps)
+            if st.budget:  # the carbon the budget window has spent so far
+                self.objective.restore(st.budget.window, st.budget.spent_g)
             if st.carbon:
                 c = st.carbon
                 self.reading = CarbonReading(float(c.value), _parse_time(c.time), c.source, c.stale,

@@ -89,6 +89,16 @@ class LastInterval:
     accuracy_over_base: float | None = None
     energy_over_base: float | None = None
     rate_rps: float | None = None
+    prev_rate_rps: float | None = None  # the interval before's rate: the observation's load trend
+
+
+@dataclass
+class BudgetLedger:
+    """A carbon-budget objective's spending: the window (interval index // window length, from
+    the deployment's first interval) and the grams of CO2 spent in it so far."""
+
+    window: int
+    spent_g: float
 
 
 def _decode(cls: type, data: Any, where: str) -> Any:
@@ -121,6 +131,7 @@ class ControllerState:
     last: LastInterval = field(default_factory=LastInterval)
     quarantine: dict[str, int] = field(default_factory=dict)  # action -> last interval masked
     learner: dict[str, Any] | None = None  # OnlineLearner.state()
+    budget: BudgetLedger | None = None  # a budgeted objective's window spending
     dry_run: bool = False
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -138,7 +149,8 @@ class ControllerState:
         for req in ("scenario", "catalog_signature", "policy"):
             if req not in d:
                 raise ConfigError(f"{path}: missing field {req!r}")
-        records = {"carbon": CarbonSnapshot, "pending": PendingChange, "interval": IntervalRecord}
+        records = {"carbon": CarbonSnapshot, "pending": PendingChange, "interval": IntervalRecord,
+                   "budget": BudgetLedger}
         data = {k: v for k, v in d.items() if k in {f.name for f in fields(ControllerState)}}
         for key, cls in records.items():
             if data.get(key) is not None:

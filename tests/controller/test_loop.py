@@ -280,3 +280,63 @@ def test_whole_gpu_only_masks_mig_configurations(rig, env):
     ctl.run_interval()
     ctl.close()
     assert rig.records("decision")[0]["source"] == "refused"
+
+
+# ---------------------------------------------------------------------------- carbon budget
+def test_deployment_books_the_carbon_budget_and_restores_it(clock, tmp_path):
+    from clover_rl.envs.serving_env import CloverServingEnv
+
+    env = CloverServingEnv("efficientnet", objective={"kind": "carbon_budget", "budget_fraction": 0.6,
+                                                      "window_hours": 24})
+    rig = Rig(env, clock, tmp_path / "state")
+    ctl = rig.controller(FixedPolicy(idx(env, GOOD)))
+    assert ctl.step_index == 0
+    run(ctl, 2)
+    intervals = rig.records("interval")
+    spent = sum(r["outcome"]["carbon_g"] for r in intervals)
+    assert spent > 0 and env.objective.ledger() == (0, pytest.approx(spent))
+    assert intervals[-1]["budget"]["budget_spent_g"] == pytest.approx(spent)
+    st = json.loads((rig.state / "state.json").read_text())
+    assert st["budget"] == {"window": 0, "spent_g": pytest.approx(spent)}
+    obs = ctl.observation(ctl._read_carbon())
+    names = env.observation_names
+    assert obs[names.index("budget_left")] == pytest.approx(1 - spent / env.objective.budget_g, abs=1e-5)
+    assert obs[names.index("window_left")] == pytest.approx(1 - 2 / 24, abs=1e-5)
+    ctl.close()
+    env.objective.reset()
+    again = rig.controller(FixedPolicy(idx(env, GOOD)))  # a restart restores the window's spending
+    again.start()
+    assert env.objective.ledger() == (0, pytest.approx(spent))
+    assert again.step_index == 2
+    again.close()
+
+
+def test_overspending_the_budget_costs_reward(clock, tmp_path):
+    """A budget far below what the service emits: each booked interval pays the overspend
+    penalty, so the interval's reward is below the paper-free accuracy value."""
+    from clover_rl.envs.serving_env import CloverServingEnv
+
+    env = CloverServingEnv("efficientnet", objective={"kind": "carbon_budget", "budget_g": 1e-3,
+                                                      "window_hours": 24})
+    rig = Rig(env, clock, tmp_path / "state")
+    run(rig.controller(FixedPolicy(idx(env, GOOD))), 2)
+    outs = [r["outcome"] for r in rig.records("interval")]
+    assert all(r["budget"]["overspend_penalty"] > 0 for r in rig.records("interval"))
+    assert all(o["objective"] < -1.0 for o in outs)
+
+
+def test_observation_carries_the_load_trend(rig, env):
+    ctl = rig.controller(FixedPolicy())
+    run(ctl, 2)
+    st = ctl.state
+    st.last = type(st.last)(1.0, 1.0, 1.0, rate_rps=env.mean_rate * 1.5, prev_rate_rps=env.mean_rate)
+    ctl.measured_rate = env.mean_rate * 1.5
+    obs = ctl.observation(ctl._read_carbon())
+    assert obs[env.observation_names.index("request_rate_trend")] == pytest.approx(0.5, abs=1e-5)
+    ctl.close()
+
+
+
+def test_replay_plane_publishes_the_controller_figures(rig):
+    rig.plane.publish({"sla_ms": 700.0, "configuration": "7g:b7"})  # raised AttributeError before
+    assert rig.plane.published == {"sla_ms": 700.0, "configuration": "7g:b7"}
