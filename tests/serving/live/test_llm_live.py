@@ -188,3 +188,49 @@ def test_cli_serve_llm_answers_the_openai_client() -> None:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "stopped" in out
+
+
+def test_a_client_that_leaves_cancels_its_generation(plane) -> None:
+    before = plane.pool.snapshot().slots[0].served
+    with httpx.stream("POST", f"{plane.url}/v1/completions", timeout=60,
+                      json={"model": "llm", "prompt": "leave", "max_tokens": 2000, "stream": True, "ignore_eos": True}) as s:
+        for line in s.iter_lines():
+            if line.startswith("data: "):
+                break  # first token seen: hang up
+    deadline = time.monotonic() + 10
+    while plane.pool._d.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert plane.pool._d.in_flight() == 0  # the seat was freed long before 2000 tokens
+    assert plane.pool.snapshot().slots[0].served == before
+    assert any(r.status == 499 for r in plane.frontend.app.state.llm_records)
+
+
+def test_a_crashed_worker_requeues_waiting_requests_and_fails_streaming_ones() -> None:
+    # the restart takes tens of seconds on a loaded host: let the queued request wait for it
+    with LLMPlane(SVC, GPU, max_batch=1, cpu_scale=0.5, request_timeout_s=60.0, no_worker_timeout_s=600,
+                  max_queue_wait_s=None) as p:
+        assert p.apply(parse_configuration("7g:llama-3.2-1b-int4", GPU, SVC.variant_names)).ok
+        results: dict[str, int] = {}
+
+        def go(name: str, n: int) -> None:
+            r = httpx.post(f"{p.url}/v1/completions", timeout=120,
+                           json={"model": "llm", "prompt": name, "max_tokens": n, "ignore_eos": True})
+            results[name] = r.status_code
+            if r.status_code != 200:
+                print(name, r.json())
+
+        first = threading.Thread(target=go, args=("first", 3000))
+        first.start()
+        deadline = time.monotonic() + 30
+        while p.pool._d.in_flight() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = threading.Thread(target=go, args=("second", 3))  # waits: one seat
+        second.start()
+        while len(p.pool._d.queue) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # the first request is generating
+        os.kill(p.pool.worker_pids()[0], signal.SIGKILL)
+        first.join(120)
+        second.join(120)
+        assert results == {"first": 500, "second": 200}  # streaming one failed; the queued one served after restart
+        assert p.pool.snapshot().slots[0].restarts == 1
