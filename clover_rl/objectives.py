@@ -249,5 +249,6 @@ def objective_table(env: Any, offset: int = 0, *, rate_rps: float | None = None,
     rate = env.rate(offset) if rate_rps is None else float(rate_rps)
     table = env.config_table(table_rate(rate, env.mean_rate))
     ci = env.intensity(offset) if intensity is None else float(intensity)
+    units = float(getattr(getattr(env, "model", None), "units_per_request", 1.0))  # LLM: tokens/request
     return env.objective.table(table.energy_per_request_j, table.accuracy, table.p95_ms,
-                               table.feasible & env.catalog.feasible, ci, env.scenario.carbon.pue, rate)
+                               table.feasible & env.catalog.feasible, ci, env.scenario.carbon.pue, rate * units)

@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clover_rl.carbon.resolve import TraceSpec, parse_trace_spec
 from clover_rl.config_io import first_validation_error, load_yaml_mapping
 from clover_rl.errors import ConfigError
+from clover_rl.llm.service import LLMScenarioSpec, LLMService
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.paths import configs_dir, resolve_named
-from clover_rl.services import ServiceSpec, load_service
+from clover_rl.services import ServiceSpec, load_service, service_kind
 from clover_rl.serving.profile import Profile, load_default_profile, load_profile
 from clover_rl.workload.build import workload_from_config
 from clover_rl.workload.workload import Workload
@@ -140,6 +141,8 @@ class Scenario(BaseModel):
     reconfiguration: bool = Field(True, description="charge re-partition/model-load downtime")
     penalties: PenaltySpec = PenaltySpec()
     timeout_s: float = Field(30.0, gt=0, description="queued requests are dropped after this wait")
+    llm: LLMScenarioSpec | None = Field(None, description="LLM services (kind: llm): variants, batching, "
+                                                          "request lengths, TPOT SLA (sla_ms is TTFT's)")
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("gpu")
@@ -165,8 +168,22 @@ class Scenario(BaseModel):
         return self.workload.build(Path(self.source_path).parent if self.source_path else None)
 
     # Resolved objects (cached per scenario file).
-    def service_spec(self) -> ServiceSpec:
+    @property
+    def is_llm(self) -> bool:
+        """Whether the service is an LLM service (``kind: llm``, see ``clover_rl.llm``)."""
         base = Path(self.source_path).parent if self.source_path else None
+        return service_kind(_relative(self.service, base)) == "llm"
+
+    def service_spec(self) -> ServiceSpec:
+        """The service (an LLM service: an ``LLMService`` with the same fields the env reads)."""
+        base = Path(self.source_path).parent if self.source_path else None
+        if self.is_llm:
+            from clover_rl.llm.catalog import load_llm_service
+
+            return LLMService(load_llm_service(_relative(self.service, base)),  # type: ignore[return-value]
+                              self.llm or LLMScenarioSpec())
+        if self.llm is not None:
+            raise ConfigError(f"scenario {self.name}: llm: is for LLM services; {self.service} is not one")
         return load_service(_relative(self.service, base))
 
     def gpu_model(self) -> GpuModel:
@@ -201,7 +218,7 @@ def _load(path: Path) -> Scenario:
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     try:
-        sc.service_spec()  # fail early on an unknown service
+        _ = sc.service_spec().variant_names  # fail early on an unknown service or variant
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     return sc

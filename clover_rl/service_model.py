@@ -36,7 +36,7 @@ from clover_rl.scoring import (
     operating_point,
     score_metrics,
 )
-from clover_rl.serving.metrics import IntervalMetrics
+from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
 from clover_rl.serving.steady import SteadyState
 
 
@@ -76,27 +76,69 @@ class ServiceModel:
         self.scenario = sc = scenario
         self.service = sc.service_spec()
         self.gpu = sc.gpu_model()
-        self.profile = sc.load_profile()
-        if self.profile.service != self.service.name or self.profile.gpu != self.gpu.name:
-            raise ConfigError(
-                f"profile {self.profile.path or ''} is for {self.profile.service} on {self.profile.gpu}, "
-                f"scenario {sc.name} needs {self.service.name} on {self.gpu.name}"
-            )
+        self.is_llm = sc.is_llm
         self.catalog = ActionCatalog(self.gpu, self.service)
-        self.replay = ReplayBackend(self.service, self.profile, self.gpu, sc.gpus, seed=0, timeout_s=sc.timeout_s)
         self.workload = sc.build_workload()
         self.mean_rate = self.workload.nominal_rate()
         base_cfg = self.catalog.configs[self.catalog.base_index]
+        #: Units of work per request: 1 (requests), or an LLM's mean output tokens per request
+        #: (its metrics count tokens; rates stay requests/s, budgets convert with this).
+        self.units_per_request = 1.0
+        if self.is_llm:
+            from clover_rl.llm.model import llm_replay
+
+            self.profile = None
+            self.replay = llm_replay(sc)
+            self.units_per_request = self.replay.tokens_per_request
+            self.tpot_sla_ms = self._llm_slas(base_cfg)
+        else:
+            self.profile = sc.load_profile()
+            if self.profile.service != self.service.name or self.profile.gpu != self.gpu.name:
+                raise ConfigError(
+                    f"profile {self.profile.path or ''} is for {self.profile.service} on {self.profile.gpu}, "
+                    f"scenario {sc.name} needs {self.service.name} on {self.gpu.name}"
+                )
+            self.replay = ReplayBackend(self.service, self.profile, self.gpu, sc.gpus, seed=0, timeout_s=sc.timeout_s)
         self.base_metrics = self.replay.steady_state(self.mean_rate, base_cfg).interval(sc.control_interval_s)
         self.sla_ms = float(sc.sla_ms or self.base_metrics.p95_ms)
         o = sc.objective
         self.reference = ObjectiveReference.from_base(self.base_metrics.energy_per_request_j,
                                                       self.base_metrics.accuracy, self.sla_ms, o.lam,
                                                       o.reference_intensity, o.reference_pue)
-        self.objective: Objective = objective_factory(self.reference, sc, self.mean_rate)
+        self.objective: Objective = objective_factory(self.reference, sc, self.mean_rate * self.units_per_request)
         self.ci_ref = o.reference_intensity * o.reference_pue  # g/kWh x PUE the observation divides by
         self.layout = ObservationLayout(sc.carbon.forecast_hours, self.catalog.variants, self.catalog.profiles)
         self._tables: dict[float, ConfigTable] = {}
+
+    def _llm_slas(self, base_cfg: Configuration) -> float:
+        """Fix an LLM scenario's TTFT and TPOT SLAs (unset: BASE's p95s at the nominal load) on
+        the replay model; returns the TPOT SLA (``sla_ms`` is the TTFT one)."""
+        sc = self.scenario
+        tpot = sc.llm.tpot_sla_ms if sc.llm else None
+        if sc.sla_ms is None or tpot is None:
+            base = self.replay.steady_state(self.mean_rate, base_cfg).interval(sc.control_interval_s).extra
+            ttft, tpot = sc.sla_ms or base["ttft_p95_ms"], tpot or base["tpot_p95_ms"]
+        else:
+            ttft = sc.sla_ms
+        self.replay.set_slas(ttft, tpot)
+        return float(tpot)
+
+    def replay_backend(self, *, seed: int = 0, **kwargs: Any) -> Any:
+        """A fresh replay backend of this service (what the env's ``backend="replay"`` builds)."""
+        sc = self.scenario
+        if self.is_llm:
+            from clover_rl.llm.model import llm_replay
+
+            b = llm_replay(sc, reconfiguration=kwargs.pop("reconfiguration", None))
+            if kwargs:
+                raise ConfigError(f"LLM replay takes no backend options {sorted(kwargs)}")
+            b.set_slas(self.sla_ms, self.tpot_sla_ms)
+            return b
+        from clover_rl.serving.replay import ReplayBackend
+
+        kwargs.setdefault("reconfiguration", sc.reconfiguration)
+        return ReplayBackend(self.service, self.profile, self.gpu, sc.gpus, seed=seed,
+                             timeout_s=sc.timeout_s, **kwargs)
 
     @classmethod
     def from_scenario(cls, scenario: str | Scenario, *, objective_factory: ObjectiveFactory = scenario_objective,
@@ -139,7 +181,8 @@ class ServiceModel:
     def online_score(self, m: IntervalMetrics, intensity: float, rate_rps: float, step: int) -> Score:
         """What an online optimizer compares for a measured window at episode ``step`` (the
         objective's ``online_score``: under a budget, less the penalty of exceeding its pace)."""
-        return self.objective.online_score(*operating_point(m, intensity, self.pue), rate_rps, step)
+        return self.objective.online_score(*operating_point(m, intensity, self.pue),
+                                           rate_rps * self.units_per_request, step)
 
     def outcome(self, m: IntervalMetrics, intensity: float, *, refused: bool = False, reconfigurations: int = 0,
                 penalties: Penalties | None = None) -> IntervalOutcome:
@@ -148,6 +191,17 @@ class ServiceModel:
                                 base_energy_per_request_j=self.base_metrics.energy_per_request_j,
                                 penalties=penalties if penalties is not None else self.scenario.penalties,
                                 refused=refused, reconfigurations=reconfigurations)
+
+    def merge(self, windows: list[IntervalMetrics]) -> IntervalMetrics:
+        """One interval from consecutive windows (an optimizer's probes + the rest), as
+        :func:`~clover_rl.serving.metrics.merge_metrics`; an LLM service's SLA-judged latency is
+        then re-derived from the merged TTFT and TPOT percentiles."""
+        m = merge_metrics(windows)
+        if self.is_llm:
+            from clover_rl.llm.replay import rebind
+
+            m = rebind(m, self.sla_ms, self.tpot_sla_ms)
+        return m
 
     # ------------------------------------------------------------------ replay model (hindsight)
     def steady_state(self, rate_rps: float, configuration: Configuration) -> SteadyState:

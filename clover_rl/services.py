@@ -102,6 +102,19 @@ def load_service(name_or_path: str | Path) -> ServiceSpec:
     return _load(path.resolve())
 
 
+def service_kind(name_or_path: str | Path) -> str:
+    """``request`` or ``llm``: the ``kind`` of a shipped service name or service YAML path."""
+    path = resolve_named("services", str(name_or_path))
+    if not path.exists():
+        raise ConfigError(f"unknown service {name_or_path!r} (shipped: {', '.join(list_services() + list_services('llm'))})")
+    return _kind(path.resolve())
+
+
+@lru_cache(maxsize=64)
+def _kind(path: Path) -> str:
+    return str(load_yaml_mapping(path).get("kind") or "request")
+
+
 def list_services(kind: str = "request") -> list[str]:
     """Shipped services of one kind: ``request`` (this module's) or ``llm`` (clover_rl.llm)."""
     return sorted(p.stem for p in (configs_dir() / "services").glob("*.yaml")

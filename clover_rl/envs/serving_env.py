@@ -23,7 +23,7 @@ from clover_rl.objectives import TableValues, objective_table
 from clover_rl.scenario import Scenario
 from clover_rl.service_model import LastRatios, ModelContext, ServiceModel
 from clover_rl.serving.backend import Backend
-from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
+from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.workload.build import workload_from_config
 from clover_rl.workload.workload import DiurnalRate, Workload
 
@@ -148,10 +148,7 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
             return backend
         m, sc = self.model, self.model.scenario
         if backend == "replay":
-            from clover_rl.serving.replay import ReplayBackend
-
-            return ReplayBackend(m.service, m.profile, m.gpu, sc.gpus, seed=int(kwargs.pop("seed", 0)),
-                                 timeout_s=sc.timeout_s, reconfiguration=sc.reconfiguration, **kwargs)
+            return m.replay_backend(seed=int(kwargs.pop("seed", 0)), **kwargs)
         if backend == "live":
             from clover_rl.serving.live.backend import LiveBackend
 
@@ -354,7 +351,7 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
             else:  # the backend still serves what it served: no counted reconfiguration
                 target = self._served_index()
         main = self.backend.run(max(sc.control_interval_s - probe_time, 1e-3), self.rate())
-        m = merge_metrics(list(probes) + [main])
+        m = self.model.merge(list(probes) + [main])
         self._current = target
         ci = self.intensity()
         out = self.model.outcome(m, ci, refused=refused, reconfigurations=reconfigs)
@@ -403,6 +400,7 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
             "reward_reconfig_penalty": out.reward_reconfig_penalty,
             "estimated": m.estimated,
             "backend": m.backend,
+            **m.extra,  # service-specific figures (LLM: TTFT/TPOT percentiles)
         }
         self._t += 1
         truncated = self._t - self._t0 >= self.steps_per_episode

@@ -10,6 +10,7 @@ from typing import Any
 
 from clover_rl.errors import ConfigError
 from clover_rl.evaluation.runner import BASE, ROW_FIELDS, SUMMARY_FIELDS, EvaluationResult
+from clover_rl.llm import summary as llm_summary
 from clover_rl.telemetry.table import Column, format_table, idle_slices, short_names
 
 #: The evaluate table's columns; ``drop`` ranks say which go first at narrow widths (the full
@@ -35,8 +36,10 @@ def window_line(res: EvaluationResult) -> str:
     rows = res.runs[res.policies[0]].rows
     span = f", {str(rows[0]['time'])[:16]} .. {str(rows[-1]['time'])[:16]} UTC" if rows else ""
     per = "hourly" if res.interval_s == 3600 else f"of {res.interval_s:g} s"
+    sla = (f"SLA p95 {res.sla_ms:.0f} ms" if res.tpot_sla_ms is None
+           else f"SLA TTFT p95 {res.sla_ms:.0f} ms, TPOT p95 {res.tpot_sla_ms:.0f} ms")
     return (f"{res.scenario} on carbon trace {res.trace}: {res.hours} h = {res.intervals} intervals {per} "
-            f"from #{res.start}{span}; seed {res.seed}; SLA p95 {res.sla_ms:.0f} ms")
+            f"from #{res.start}{span}; seed {res.seed}; {sla}")
 
 
 def notes(res: EvaluationResult) -> list[str]:
@@ -68,7 +71,8 @@ def format_result(res: EvaluationResult, width: int | None = None) -> str:
     rows = [{"policy": names[p], **res.runs[p].summary} for p in res.policies]
     extra = [f"{n} = {p}" for p, n in names.items() if n != p]
     note = notes(res) + ([f"policies: {'; '.join(extra)}"] if extra else [])
-    return format_table(rows, COLUMNS, width=width, title=window_line(res), notes=note,
+    cols = COLUMNS if res.tpot_sla_ms is None else llm_summary.with_llm_columns(COLUMNS, "sla_violation_pct")
+    return format_table(rows, cols, width=width, title=window_line(res), notes=note,
                         more="all figures: --json, or summary.csv with --out")
 
 
@@ -85,16 +89,18 @@ def to_json_text(res: EvaluationResult) -> str:
 def write_summary_csv(res: EvaluationResult, path: Path) -> None:
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["policy", *SUMMARY_FIELDS, "estimated"])
+        fields = SUMMARY_FIELDS + (llm_summary.SUMMARY_FIELDS if res.tpot_sla_ms is not None else ())
+        w.writerow(["policy", *fields, "estimated"])
         for p in res.policies:
             s = res.runs[p].summary
-            w.writerow([p, *(_csv_val(s.get(k)) for k in SUMMARY_FIELDS), res.runs[p].estimated])
+            w.writerow([p, *(_csv_val(s.get(k)) for k in fields), res.runs[p].estimated])
 
 
 def write_intervals_csv(res: EvaluationResult, path: Path) -> None:
     """Long format (one row per policy and interval); variant shares as ``share_<variant>``;
     ``idle_slices`` lists the configuration's slices that served nothing in the interval."""
-    cols = ["policy", "step", "action", *[f for f in ROW_FIELDS if f != "variant_share"], "reward"]
+    llm = llm_summary.ROW_FIELDS if res.tpot_sla_ms is not None else ()
+    cols = ["policy", "step", "action", *[f for f in ROW_FIELDS + llm if f != "variant_share"], "reward"]
     shares = [f"share_{v}" for v in res.variants]
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)

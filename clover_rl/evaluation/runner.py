@@ -19,6 +19,7 @@ import numpy as np
 from clover_rl.agents.base import Policy
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.errors import ConfigError
+from clover_rl.llm import summary as llm_summary
 
 #: Per-interval fields kept from the env's step info (plus ``step``, ``action``, ``reward``).
 ROW_FIELDS: tuple[str, ...] = (
@@ -65,6 +66,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         "energy_j": float(sum(r["energy_j"] for r in rows)),
         "reward": float(sum(float(r.get("reward", 0.0)) for r in rows)),
         "intervals": len(rows),
+        **llm_summary.summarize(rows),  # LLM services: TTFT/TPOT p95, energy and carbon per 1k tokens
     }
 
 
@@ -89,7 +91,7 @@ def compare(summary: Mapping[str, float], base: Mapping[str, float],
     out["accuracy_drop_pct"] = _pct(base["accuracy"] - summary["accuracy"], base["accuracy"])
     out["oracle_gap_pct"] = _pct(oracle["objective"] - summary["objective"],
                                  oracle["objective"] - base["objective"])
-    return {k: out[k] for k in SUMMARY_FIELDS if k in out}
+    return {k: out[k] for k in SUMMARY_FIELDS + llm_summary.SUMMARY_FIELDS if k in out}
 
 
 # ---------------------------------------------------------------------------- results
@@ -124,6 +126,7 @@ class EvaluationResult:
     interval_s: float = 3600.0  # control interval: each row is this much trace time
     intervals: int = 0  # rows per run (hours x 3600 / interval_s); 0 = derive from hours
     workload: dict[str, Any] = field(default_factory=dict)  # the workload's config (reloads it)
+    tpot_sla_ms: float | None = None  # LLM services: the TPOT p95 SLA (sla_ms is TTFT's)
     objective: dict[str, Any] = field(default_factory=dict)  # the scenario's objective block
 
     def __post_init__(self) -> None:
@@ -160,6 +163,7 @@ class EvaluationResult:
             "carbon_trace_provenance": self.trace_provenance, "start": self.start,
             "hours": self.hours, "intervals": self.intervals, "interval_s": self.interval_s,
             "seed": self.seed, "sla_ms": self.sla_ms,
+            **({"tpot_sla_ms": self.tpot_sla_ms} if self.tpot_sla_ms is not None else {}),
             "first_interval": times[0]["time"] if times else None,
             "last_interval": times[-1]["time"] if times else None,
             "estimated": self.estimated, "policies": list(self.policies),
@@ -217,7 +221,7 @@ def _resolve_window(scenario: Any, carbon_trace: str | Path | CarbonTrace | None
 
 def _row(step: int, action: int, reward: float, info: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"step": step, "action": int(action), "reward": float(reward)}
-    for k in ROW_FIELDS:
+    for k in ROW_FIELDS + tuple(f for f in llm_summary.ROW_FIELDS if f in info):
         v = info.get(k)
         if k == "variant_share":
             v = {str(name): float(x) for name, x in dict(v or {}).items()}
@@ -310,6 +314,7 @@ def evaluate_policies(
         intervals=steps,
         variants=tuple(v.name for v in order), policies=specs, runs=runs,
         references=(ref[BASE], ref[ORACLE]), workload=first.workload.to_config(),
+        tpot_sla_ms=getattr(first.model, "tpot_sla_ms", None),
         objective=sc.objective.model_dump(by_alias=True, exclude_none=True),
     )
 

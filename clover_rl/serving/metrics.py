@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+#: Keys of ``IntervalMetrics.extra`` that are counts (summed when windows merge, scaled with time).
+EXTRA_COUNTS = frozenset({"requests_served"})
+
 
 @dataclass(frozen=True)
 class IntervalMetrics:
@@ -21,6 +24,9 @@ class IntervalMetrics:
     variant_share: dict[str, float] = field(default_factory=dict)  # share of served requests
     estimated: bool = True  # energy/latency from an estimated profile or model
     backend: str = "replay"
+    # service-specific figures (LLM services: ttft_/tpot_ p50/p95/p99 ms, requests_served; see
+    # clover_rl.llm.replay); merge_metrics mixes percentile triples as the latencies, sums counts
+    extra: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def nothing_served(
@@ -67,13 +73,27 @@ class IntervalMetrics:
         return d
 
 
-def _cdf_points(m: IntervalMetrics) -> tuple[list[float], list[float]]:
+def _cdf_points(p50: float, p95: float, p99: float) -> tuple[list[float], list[float]]:
     """A piecewise-linear latency CDF through the quantiles a summary keeps."""
-    xs = [0.0, 0.5 * m.p50_ms, m.p50_ms, m.p95_ms, m.p99_ms, m.p99_ms + 2.0 * max(m.p99_ms - m.p95_ms, 1e-3)]
+    xs = [0.0, 0.5 * p50, p50, p95, p99, p99 + 2.0 * max(p99 - p95, 1e-3)]
     ps = [0.0, 0.05, 0.5, 0.95, 0.99, 1.0]
     for i in range(1, len(xs)):
         xs[i] = max(xs[i], xs[i - 1] + 1e-9)
     return xs, ps
+
+
+def _mixture_quantiles(quantiles: list[tuple[float, float, float]], w) -> tuple[float, float, float]:
+    """(p50, p95, p99) of the ``w``-weighted mixture of piecewise-linear CDFs through each
+    window's (p50, p95, p99)."""
+    import numpy as np
+
+    points = [_cdf_points(*q) for q in quantiles]
+    grid = np.linspace(0.0, max(xs[-1] for xs, _ in points), 4001)
+    cdf = np.zeros_like(grid)
+    for wi, (xs, ps) in zip(w, points):
+        cdf += wi * np.interp(grid, xs, ps)
+    q50, q95, q99 = (float(np.interp(level, cdf, grid)) for level in (0.5, 0.95, 0.99))
+    return q50, q95, q99
 
 
 def merge_metrics(parts: list[IntervalMetrics]) -> IntervalMetrics:
@@ -94,15 +114,7 @@ def merge_metrics(parts: list[IntervalMetrics]) -> IntervalMetrics:
     served = sum(p.served for p in parts)
     w = np.array([p.served for p in parts], dtype=float)
     w = w / w.sum() if w.sum() > 0 else np.full(len(parts), 1.0 / len(parts))
-    grid_hi = max(_cdf_points(p)[0][-1] for p in parts)
-    grid = np.linspace(0.0, grid_hi, 4001)
-    cdf = np.zeros_like(grid)
-    for wi, p in zip(w, parts):
-        xs, ps = _cdf_points(p)
-        cdf += wi * np.interp(grid, xs, ps)
-
-    def q(level: float) -> float:
-        return float(np.interp(level, cdf, grid))
+    q50, q95, q99 = _mixture_quantiles([(p.p50_ms, p.p95_ms, p.p99_ms) for p in parts], w)
 
     util: dict[str, float] = {}
     for p in parts:
@@ -112,14 +124,22 @@ def merge_metrics(parts: list[IntervalMetrics]) -> IntervalMetrics:
     for wi, p in zip(w, parts):
         for k, s in p.variant_share.items():
             share[k] = share.get(k, 0.0) + s * wi
+    extra: dict[str, float] = {}
+    for wi, p in zip(w, parts):
+        for k, x in p.extra.items():
+            extra[k] = extra.get(k, 0.0) + (x if k in EXTRA_COUNTS else x * wi)
+    for name in {k[:-7] for k in extra if k.endswith("_p95_ms")}:  # percentile triples: as the latencies
+        keys = [f"{name}_p{q}_ms" for q in (50, 95, 99)]
+        if all(k in p.extra for p in parts for k in keys):
+            extra.update(zip(keys, _mixture_quantiles([tuple(p.extra[k] for k in keys) for p in parts], w)))
     return IntervalMetrics(
         duration_s=dur,
         arrived=sum(p.arrived for p in parts),
         served=served,
         dropped=sum(p.dropped for p in parts),
-        p50_ms=q(0.5),
-        p95_ms=q(0.95),
-        p99_ms=q(0.99),
+        p50_ms=q50,
+        p95_ms=q95,
+        p99_ms=q99,
         mean_ms=float(sum(wi * p.mean_ms for wi, p in zip(w, parts))),
         throughput_rps=served / dur,
         energy_j=sum(p.energy_j for p in parts),
@@ -128,6 +148,7 @@ def merge_metrics(parts: list[IntervalMetrics]) -> IntervalMetrics:
         variant_share=share,
         estimated=any(p.estimated for p in parts),
         backend=parts[0].backend,
+        extra=extra,
     )
 
 
@@ -140,4 +161,5 @@ def scale_metrics(m: IntervalMetrics, duration_s: float) -> IntervalMetrics:
         mean_ms=m.mean_ms, throughput_rps=m.throughput_rps, energy_j=m.energy_j * f,
         accuracy=m.accuracy, utilization=dict(m.utilization), variant_share=dict(m.variant_share),
         estimated=m.estimated, backend=m.backend,
+        extra={k: x * f if k in EXTRA_COUNTS else x for k, x in m.extra.items()},
     )
