@@ -205,32 +205,47 @@ def test_a_client_that_leaves_cancels_its_generation(plane) -> None:
     assert any(r.status == 499 for r in plane.frontend.app.state.llm_records)
 
 
-def test_a_crashed_worker_requeues_waiting_requests_and_fails_streaming_ones() -> None:
+def test_live_backend_measures_an_interval_in_tokens(plane) -> None:
+    from clover_rl.serving.live.llm_backend import LLMLiveBackend
+
+    b = LLMLiveBackend(SVC, GPU, plane=plane, length_scale=0.02, max_output=8, ttft_sla_ms=2000, tpot_sla_ms=100)
+    m = b.run(4.0, 2.0)
+    res = b.last_load
+    assert res is not None and res.sent >= 1 and res.answered == res.statuses[200]
+    assert m.served == res.output_tokens and m.arrived == max(res.requested_tokens, m.served)
+    assert m.dropped == m.arrived - m.served and m.throughput_rps == pytest.approx(m.served / m.duration_s)
+    assert m.variant_share == {"llama-3.2-1b-int4": 1.0}
+    assert m.accuracy == pytest.approx(SVC.variant("llama-3.2-1b-int4").quality)
+    assert m.energy_j > 0 and m.estimated and m.p95_ms >= m.p50_ms > 0
+    assert set(m.utilization) == {"gpu0/7g.40gb@0"}
+
+
+def test_a_crashed_worker_requeues_waiting_requests_and_fails_streaming_ones(plane) -> None:
+    d = plane.pool._d
     # the restart takes tens of seconds on a loaded host: let the queued request wait for it
-    with LLMPlane(SVC, GPU, max_batch=1, cpu_scale=0.5, request_timeout_s=60.0, no_worker_timeout_s=600,
-                  max_queue_wait_s=None) as p:
-        assert p.apply(parse_configuration("7g:llama-3.2-1b-int4", GPU, SVC.variant_names)).ok
-        results: dict[str, int] = {}
+    d.no_worker_timeout_s, d.max_queue_wait_s = 600.0, None
+    results: dict[str, int] = {}
 
-        def go(name: str, n: int) -> None:
-            r = httpx.post(f"{p.url}/v1/completions", timeout=120,
-                           json={"model": "llm", "prompt": name, "max_tokens": n, "ignore_eos": True})
-            results[name] = r.status_code
-            if r.status_code != 200:
-                print(name, r.json())
+    def go(name: str, n: int) -> None:
+        r = httpx.post(f"{plane.url}/v1/completions", timeout=120,
+                       json={"model": "llm", "prompt": name, "max_tokens": n, "ignore_eos": True})
+        results[name] = r.status_code
 
-        first = threading.Thread(target=go, args=("first", 3000))
-        first.start()
-        deadline = time.monotonic() + 30
-        while p.pool._d.in_flight() == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        second = threading.Thread(target=go, args=("second", 3))  # waits: one seat
-        second.start()
-        while len(p.pool._d.queue) == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)  # the first request is generating
-        os.kill(p.pool.worker_pids()[0], signal.SIGKILL)
-        first.join(120)
-        second.join(120)
-        assert results == {"first": 500, "second": 200}  # streaming one failed; the queued one served after restart
-        assert p.pool.snapshot().slots[0].restarts == 1
+    long = [threading.Thread(target=go, args=(f"long{i}", 3000)) for i in range(4)]  # every seat
+    for t in long:
+        t.start()
+    deadline = time.monotonic() + 30
+    while d.in_flight() < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    waiting = threading.Thread(target=go, args=("waiting", 3))
+    waiting.start()
+    while len(d.queue) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the long requests are generating
+    restarts = plane.pool.snapshot().slots[0].restarts
+    os.kill(plane.pool.worker_pids()[0], signal.SIGKILL)
+    for t in [*long, waiting]:
+        t.join(120)
+    # the streaming ones failed (their tokens cannot be taken back); the queued one was served after the restart
+    assert results == {**{f"long{i}": 500 for i in range(4)}, "waiting": 200}
+    assert plane.pool.snapshot().slots[0].restarts == restarts + 1
