@@ -41,8 +41,9 @@ class FailingPlacement:
 
 class FlakyBackend:
     """Wraps a Backend; ``fail_next(n)`` makes ``apply`` report failure (never raise: the Backend
-    contract), leaving ``leave`` served ("previous": a clean refusal, "target": the backend moved
-    part-way and must be rolled back)."""
+    contract), with ``leave``: "previous" (a clean refusal), "restored" (the backend moved
+    part-way and rolled itself back, as the contract asks) or "target" (it could not: the broken
+    target serves, and the report says so)."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
@@ -65,8 +66,13 @@ class FlakyBackend:
         if self._left > 0:
             self._left -= 1
             previous = self.backend.configuration
-            if self.leave == "target":  # what is served is the broken target: the report says so
+            if self.leave in ("target", "restored"):  # the backend moved part-way
                 self.backend.apply(configuration)
+                if self.leave == "restored" and previous is not None:
+                    self.backend.apply(previous)
+                    return ReconfigReport(True, previous, previous, ok=False,
+                                          message=f"injected fault: {configuration.label()} came up broken; "
+                                                  f"restored {previous.label()}")
                 return ReconfigReport(True, previous, configuration, ok=False,
                                       message=f"injected fault: {configuration.label()} came up broken")
             return ReconfigReport(True, previous, previous or configuration, ok=False,

@@ -5,8 +5,8 @@ One interval, one module each (mixins of :class:`Controller`)::
 
     decide       (decide.py)       carbon reading (+ forecast) -> observation (exactly the env's)
                                    -> policy (masked) -> SLA guard override? -> reconfigure -> log
-    reconfigure  (reconfigure.py)  plane.apply; on failure roll back to what was served and
-                                   quarantine the target (the controller's one rollback level)
+    reconfigure  (reconfigure.py)  plane.apply; on failure (the backend has rolled back: the
+                                   plane contract) quarantine the target, log it once
     account      (account.py)      measurement windows (the SLA guard watches each) -> the interval's
                                    metrics -> ServiceModel.outcome (the env's reward) -> log,
                                    TensorBoard, Prometheus, online learner

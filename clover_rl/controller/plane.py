@@ -24,7 +24,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from clover_rl.controller.clock import Clock, SystemClock
-from clover_rl.errors import BackendError
 from clover_rl.mig.config import Configuration
 from clover_rl.services import ServiceSpec
 from clover_rl.serving.backend import Backend, ReconfigReport
@@ -42,7 +41,11 @@ class ServicePlane(Protocol):
     def configuration(self) -> Configuration | None: ...
 
     def apply(self, configuration: Configuration) -> ReconfigReport:
-        """Reconfigure; on failure the plane keeps (or restores) the previous configuration."""
+        """Reconfigure. Failure semantics are the Backend contract's
+        (:mod:`clover_rl.serving.backend`): a fault is reported (``ok=False``), never raised,
+        and the *backend* owns rollback -- it has restored the previous configuration (or the
+        report's ``current`` says what serves instead). Planes adapt, never re-apply; the
+        controller counts, quarantines and logs the failure once, and never re-applies either."""
 
     def begin_interval(self) -> None:
         """Start accumulating a new control interval's measurements."""
@@ -191,26 +194,8 @@ class LivePlane:
         return self.pool.configuration
 
     def apply(self, configuration: Configuration) -> ReconfigReport:
-        previous = self.pool.configuration
-        try:
-            report = self.backend.apply(configuration)
-        except BackendError as e:
-            report = ReconfigReport(True, previous, previous or configuration, ok=False, message=str(e))
-        if not report.ok and previous is not None:
-            # make sure the previous configuration is whole again (a no-op when the pool kept it;
-            # break-before-make MIG may have retired slices before the failure)
-            try:
-                back = self.backend.apply(previous)
-                if back.changed or back.slices_changed:
-                    log.warning("reconfiguration to %s failed part-way; restored %s", configuration.label(),
-                                previous.label())
-                    report = ReconfigReport(True, previous, self.pool.configuration or previous, report.downtime_s,
-                                            report.slices_changed, False, f"{report.message}; restored {previous.label()}"
-                                            + ("" if back.ok else f" (restore incomplete: {back.message})"))
-            except BackendError as e:
-                report = ReconfigReport(True, previous, self.pool.configuration or previous, report.downtime_s,
-                                        report.slices_changed, False, f"{report.message}; restore failed: {e}")
-        return report
+        """``LiveBackend.apply``: it restores the previous configuration itself on failure."""
+        return self.backend.apply(configuration)
 
     def begin_interval(self) -> None:
         with self._lock:

@@ -1,6 +1,6 @@
-"""Reconfigure: apply a configuration through the plane, and on failure roll back to what was
-served and quarantine the target (the one level that owns rollback in the controller); the
-masks that quarantine implies; an online optimizer's probes."""
+"""Reconfigure: apply a configuration through the plane; on failure (the backend has rolled back,
+see ``ServicePlane.apply``) count it, quarantine the target and log it once; the masks that
+quarantine implies; an online optimizer's probes."""
 from __future__ import annotations
 
 from typing import Any
@@ -46,7 +46,8 @@ class ReconfigureMixin(ControllerCore):
                                   message=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
     def reconfigure(self, target: int, why: str) -> tuple[bool, str]:
-        """Apply ``target``; on failure roll back to the previous configuration and quarantine it."""
+        """Apply ``target``; on failure keep serving what the backend restored and quarantine
+        ``target``. Returns (applied, message)."""
         st = self.state
         assert st is not None
         previous = self.current
@@ -62,22 +63,19 @@ class ReconfigureMixin(ControllerCore):
             self.guard.reset()
             msg = rep.message or "applied"
             ok = True
-        else:
+        else:  # the backend has rolled back (the plane contract); count, quarantine, log once
             ok = False
             st.count("failed_reconfigurations")
             until = self._next_index() + self.options.quarantine_intervals
             st.quarantine[str(int(target))] = until
             prev_cfg = self.catalog.configs[previous]
-            rolled = ""
-            if now_cfg != prev_cfg:  # the plane did not keep the previous configuration: restore it
-                back = self._safe_apply(prev_cfg)
-                rolled = "restored" if back.ok else f"restore failed ({back.message})"
-                now_cfg = self.plane.configuration
-            st.count("rollbacks")
-            if now_cfg is not None and now_cfg in self.catalog.index:
+            if now_cfg == prev_cfg:
+                st.count("rollbacks")
+            elif now_cfg is not None and now_cfg in self.catalog.index:
                 self.current = self.catalog.index[now_cfg]
+            kept = "" if now_cfg == prev_cfg else " (the backend could not restore the previous configuration)"
             msg = (f"reconfiguration to {self.label(target)} failed ({rep.message}); serving "
-                   f"{self.label(self.current)}" + (f", {rolled}" if rolled else "") +
+                   f"{self.label(self.current)}{kept}"
                    f"; {self.label(target)} masked for {self.options.quarantine_intervals} interval(s)")
             self._event("rollback", target=int(target), target_config=self.label(target), why=why,
                         message=rep.message, serving=self.label(self.current), quarantined_until=until)

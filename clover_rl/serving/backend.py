@@ -6,9 +6,11 @@ Two implementations: ``ReplayBackend`` (profile + simulator, instant, seeded) an
 Failure semantics (the contract every implementation keeps):
 
 - ``apply`` never raises for a backend fault (a MIG/NVML error, a worker that does not come
-  up): it returns ``ReconfigReport(ok=False, message=...)`` and ``configuration`` then says
-  what is *actually* served (the previous configuration, restored if need be). Callers count
-  no reconfiguration for a failed apply. Misuse (a closed backend, a configuration for another
+  up): it returns ``ReconfigReport(ok=False, message=...)`` and ``configuration`` (and the
+  report's ``current``) then says what is *actually* served: the previous configuration,
+  restored by the backend itself if need be -- the backend is the one level that owns
+  rollback; planes and the controller never re-apply. Callers count no reconfiguration for a
+  failed apply. Misuse (a closed backend, a configuration for another
   GPU) still raises ``BackendError`` / ``ConfigError``.
 - ``run`` always returns metrics; an interval in which nothing was answered is
   :meth:`IntervalMetrics.nothing_served` (latency = the timeout, never 0 or NaN).

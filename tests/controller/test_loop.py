@@ -118,13 +118,37 @@ def test_failed_reconfiguration_rolls_back_and_the_loop_continues(rig, env):
     assert len(rig.records("interval")) == 3 and all(r["metrics"]["served"] for r in rig.records("interval"))
 
 
-def test_part_way_failure_is_restored_to_the_previous_configuration(rig, env):
+def test_part_way_failure_is_restored_once_by_the_backend(rig, env):
+    """The backend owns rollback: the controller applies once, the old configuration serves,
+    and the failure is reported once (one rollback event, one count)."""
     ctl = rig.controller(FixedPolicy(idx(env, GOOD)))
     ctl.start()
-    rig.backend.fail_next(1, leave="target")  # the backend moved, then raised
+    before = rig.backend.applies
+    rig.backend.fail_next(1, leave="restored")  # moved part-way, then rolled itself back
     run(ctl, 1)
-    assert rig.plane.configuration.label() == "7g:b7"
-    assert "restored" in rig.records("decision")[0]["message"]
+    assert rig.backend.applies - before == 1  # no second rollback level in the controller
+    assert rig.plane.configuration.label() == "7g:b7" and ctl.configuration.label() == "7g:b7"
+    dec = rig.records("decision")[0]
+    assert not dec["applied"] and dec["config"] == "7g:b7" and "restored 7g:b7" in dec["message"]
+    (rb,) = rig.records("rollback")
+    assert rb["serving"] == "7g:b7" and rb["target_config"] == GOOD
+    c = ctl.state.counters
+    assert (c["failed_reconfigurations"], c["rollbacks"], c["reconfigurations"]) == (1, 1, 0)
+    assert rig.records("interval")[0]["config"] == "7g:b7"
+
+
+def test_backend_that_cannot_restore_is_reported_as_serving_the_target(rig, env):
+    ctl = rig.controller(FixedPolicy(idx(env, GOOD)))
+    ctl.start()
+    before = rig.backend.applies
+    rig.backend.fail_next(1, leave="target")  # the broken target serves; the report says so
+    ctl.run_interval()
+    assert rig.backend.applies - before == 1
+    assert ctl.configuration.label() == GOOD == rig.plane.configuration.label()
+    (rb,) = rig.records("rollback")
+    assert rb["serving"] == GOOD and "could not restore" in rig.records("decision")[0]["message"]
+    assert ctl.state.counters["rollbacks"] == 0 and ctl.state.counters["failed_reconfigurations"] == 1
+    ctl.close()
 
 
 def test_sla_guard_triggers_holds_and_recovers(rig, env):

@@ -16,6 +16,7 @@ import concurrent.futures
 import logging
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -116,16 +117,38 @@ class LiveBackend:
         return self.frontend.url
 
     def apply(self, configuration: Configuration) -> ReconfigReport:
-        """Reconfigure every GPU to ``configuration`` (blocks until new workers are warm)."""
+        """Reconfigure every GPU to ``configuration`` (blocks until new workers are warm).
+
+        Owns rollback (the Backend contract; planes and the controller never re-apply): when the
+        pool fails part-way -- break-before-make placement retired the old workers, or some new
+        workers did not come up -- the previous configuration is brought back here, once, and
+        the report's ``current`` says what serves after it.
+        """
         self._check_open()
         previous = self.pool.configuration
         try:
             report = self.pool.reconfigure(configuration)
         except CloverError as e:  # a backend fault is reported, never raised (Backend contract)
             report = ReconfigReport(True, previous, previous or configuration, ok=False, message=str(e))
+        if not report.ok and previous is not None:
+            report = self._restore(previous, report)
         if not report.ok:
             log.error("live reconfiguration failed: %s", report.message)
         return report
+
+    def _restore(self, previous: Configuration, failed: ReconfigReport) -> ReconfigReport:
+        """Make ``previous`` whole again after ``failed`` (a no-op when the pool kept it)."""
+        try:
+            back = self.pool.reconfigure(previous)
+        except CloverError as e:
+            return replace(failed, current=self.pool.configuration or previous,
+                           message=f"{failed.message}; restore failed: {e}")
+        if not (back.changed or back.slices_changed):
+            return failed  # make-before-break kept the previous workers serving
+        log.warning("reconfiguration to %s failed part-way; restored %s", failed.current.label(), previous.label())
+        return replace(failed, current=self.pool.configuration or previous,
+                       message=f"{failed.message}; restored {previous.label()}"
+                       + ("" if back.ok else f" (restore incomplete: {back.message})"))
 
     def run(self, seconds: float, rate_rps: float) -> IntervalMetrics:
         """Offer Poisson load at ``rate_rps`` for ``seconds`` and measure the interval."""
