@@ -111,8 +111,9 @@ def print_table(scenario: str, ev: dict[str, Any]) -> None:
     print("  target: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in ev["checks"].items()))
 
 
-def ship(scenario: str, run_dir: Path, results: dict[str, Any]) -> Path:
-    """Copy a run folder's deployable files into checkpoints/<scenario>/ with the benchmark."""
+def ship(scenario: str, run_dir: Path, results: dict[str, Any], key: str = "benchmark") -> Path:
+    """Copy a run folder's deployable files into checkpoints/<scenario>/ with its results
+    (``metadata.json[key]``: ``benchmark`` here, ``suite`` from benchmarks/seed_spread.py)."""
     dest = REPO / "checkpoints" / scenario
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.iterdir():
@@ -127,8 +128,8 @@ def ship(scenario: str, run_dir: Path, results: dict[str, Any]) -> Path:
     meta = json.loads((dest / "metadata.json").read_text())
     meta["shipped_from"] = run_dir.name
     meta["policy_name"] = f"{meta.get('algo', 'sb3')}:checkpoints/{scenario}"
-    meta["benchmark"] = results
-    meta["evaluation"].pop("history", None)
+    meta[key] = results
+    meta.get("evaluation", {}).pop("history", None)
     (dest / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return dest
 

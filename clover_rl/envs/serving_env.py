@@ -16,7 +16,7 @@ from clover_rl.carbon.forecast import Forecast, forecast_for
 from clover_rl.carbon.resolve import resolve_trace
 from clover_rl.contracts import ProbeResult
 from clover_rl.envs.config_table import ConfigTable
-from clover_rl.envs.randomization import Randomization
+from clover_rl.envs.randomization import Randomization, load_levels, snap_up
 from clover_rl.errors import ConfigError
 from clover_rl.mig.config import Configuration
 from clover_rl.objectives import TableValues, objective_table
@@ -141,6 +141,7 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         self._last = LastRatios()
         self._probes = _Probes()
         self._forecasts: dict[int, tuple[CarbonTrace, Forecast]] = {}  # by trace object
+        self._levels: np.ndarray | None = None  # randomization.snap_rate's load levels (req/s)
 
     # ------------------------------------------------------------------ helpers
     def _make_backend(self, backend: str | Backend, kwargs: dict) -> Backend:
@@ -195,7 +196,12 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         """Mean request rate (req/s) of the current interval + ``offset`` (the episode's workload)."""
         step = self.scenario.control_interval_s
         t0 = (self._t - self._t0 + offset) * step
-        return max(self._episode_workload.mean_rate(t0, t0 + step) * self._rate_scale, 1e-6)
+        rate = max(self._episode_workload.mean_rate(t0, t0 + step) * self._rate_scale, 1e-6)
+        if self.randomization and self.randomization.snap_rate:
+            if self._levels is None:
+                self._levels = load_levels(self.mean_rate)
+            return snap_up(rate, self._levels)
+        return rate
 
     @property
     def step_index(self) -> int:
@@ -241,11 +247,7 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         if "trace" in options:
             return resolve_trace(options["trace"], "all", self.scenario.control_interval_s)
         if r and r.synthetic_prob > 0 and self.np_random.random() < r.synthetic_prob:
-            from clover_rl.carbon.synth import synthesize
-
-            shape = str(self.np_random.choice(["solar", "wind", "mixed"]))
-            days = self.steps_per_episode // 24 + 2
-            return synthesize(shape, days, int(self.np_random.integers(2**31)))
+            return r.synthetic_trace(self.np_random, self.steps_per_episode // 24 + 2)
         return self._pool[int(self.np_random.integers(len(self._pool)))]
 
     def _draw_workload(self, options: dict) -> Workload:

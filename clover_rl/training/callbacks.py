@@ -126,6 +126,9 @@ class CloverEvalCallback(MaskableEvalCallback):
                 self.logger.record(f"eval/{k}", result[k])
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(self.num_timesteps)
+        if self.verbose:
+            print("eval at " + str(self.num_timesteps) + ": " + ", ".join(
+                f"{k} {result[k]:.4g}" for k in ("mean_reward", *EVAL_METRICS) if k in result), file=sys.stderr, flush=True)
         self.history.append(result)
         self.last = result
         value = result["mean_reward"] if self.best_metric == "reward" else result.get("objective", -math.inf)

@@ -19,6 +19,7 @@ from clover_rl.errors import ConfigError
 
 ALGOS = ("maskable_ppo", "ppo", "dqn")
 VEC_ENVS = ("auto", "dummy", "subproc")
+POLICIES = ("MlpPolicy", "GraphMlpPolicy", "ProfileGraphPolicy")
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
 
 
@@ -36,7 +37,10 @@ class TrainConfig:
     policy: str = "MlpPolicy"
     """``MlpPolicy`` (SB3's: one logit/Q-value row per configuration) or ``GraphMlpPolicy``
     (PPO family: scores configurations by an embedding of their MIG graph, so learning
-    transfers between similar configurations; see clover_rl.training.policies)."""
+    transfers between similar configurations; see clover_rl.training.policies) or
+    ``ProfileGraphPolicy`` (PPO family: also reads per-configuration profile features -- objective
+    value and its slope in the intensity, carbon, accuracy, p95/SLA at the load -- so it scores
+    any configuration at any intensity; see clover_rl.training.profile_policy)."""
     n_envs: int = 1
     """Parallel training environments (SubprocVecEnv when > 1 unless ``vec_env: dummy``)."""
     vec_env: str = "auto"
@@ -56,12 +60,14 @@ class TrainConfig:
     the statistics are saved as ``vecnormalize.pkl`` and applied by ``load_policy``."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """CloverServingEnv arguments for training: trace_period, episode_hours, carbon_trace,
-    randomization {traces, period, synthetic_prob, rate_scale, load_patterns, rate_traces},
+    randomization {traces (names, or ``train``: every training grid), period, synthetic_prob,
+    synthetic_levels, synthetic_shapes, rate_scale, load_patterns, rate_traces, snap_rate},
     scenario field overrides (e.g. penalties)."""
     eval_env_kwargs: dict[str, Any] = field(default_factory=lambda: {"trace_period": "eval"})
     """CloverServingEnv arguments for periodic evaluation (default: the scenario's trace in
-    its evaluation period, 2021). Scenario overrides in ``env_kwargs`` apply here too
-    unless set again."""
+    its evaluation period, 2021), or ``validation: {traces, windows, synthetic, loads}``: a
+    validation set over several grids' evaluation periods (clover_rl.training.envs.
+    validation_episodes). Scenario overrides in ``env_kwargs`` apply here too unless set again."""
     eval_freq: int = 10_000
     """Evaluate every this many total environment steps (0 disables; then the final model is
     the run's model)."""
@@ -93,10 +99,10 @@ class TrainConfig:
             raise ConfigError(f"{where}: best_metric must be reward or objective (got {self.best_metric!r})")
         if not isinstance(self.eval_oracle, bool) or not isinstance(self.progress_bar, bool):
             raise ConfigError(f"{where}: eval_oracle and progress_bar must be true or false")
-        if self.policy not in ("MlpPolicy", "GraphMlpPolicy"):
-            raise ConfigError(f"{where}: policy must be MlpPolicy or GraphMlpPolicy (got {self.policy!r})")
-        if self.policy == "GraphMlpPolicy" and self.algo == "dqn":
-            raise ConfigError(f"{where}: policy GraphMlpPolicy is for maskable_ppo and ppo, not dqn")
+        if self.policy not in POLICIES:
+            raise ConfigError(f"{where}: policy must be one of {', '.join(POLICIES)} (got {self.policy!r})")
+        if self.policy != "MlpPolicy" and self.algo == "dqn":
+            raise ConfigError(f"{where}: policy {self.policy} is for maskable_ppo and ppo, not dqn")
         if self.vec_env not in VEC_ENVS:
             raise ConfigError(f"{where}: vec_env must be one of {', '.join(VEC_ENVS)} (got {self.vec_env!r})")
         for name in ("n_envs", "n_timesteps", "n_eval_episodes", "torch_threads"):
@@ -138,7 +144,8 @@ class TrainConfig:
 
     def with_carbon_trace(self, spec: str) -> TrainConfig:
         """Train and evaluate on one trace spec (``FILE[,column=..][,unit=..]``; a file has no
-        train/eval split): sets ``carbon_trace`` in both env kwargs, drops ``randomization.traces``."""
+        train/eval split): sets ``carbon_trace`` in both env kwargs, drops ``randomization.traces``
+        and the evaluation's ``validation`` set."""
         from clover_rl.carbon.resolve import parse_trace_spec
 
         parse_trace_spec(spec, "--carbon-trace")  # bad keys fail before any training
@@ -148,8 +155,8 @@ class TrainConfig:
         if "randomization" in env:
             env["randomization"] = rnd
         env["carbon_trace"] = spec
-        return dataclasses.replace(self, env_kwargs=env,
-                                   eval_env_kwargs={**self.eval_env_kwargs, "carbon_trace": spec})
+        ev = {k: v for k, v in self.eval_env_kwargs.items() if k != "validation"}
+        return dataclasses.replace(self, env_kwargs=env, eval_env_kwargs={**ev, "carbon_trace": spec})
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with the non-None ``changes`` applied (command-line overrides)."""

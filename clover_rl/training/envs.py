@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from clover_rl.objectives import table_rate
 from clover_rl.training.config import TrainConfig
 
 #: Keys of ``env_kwargs`` that only make sense for training episodes.
@@ -55,7 +56,8 @@ class EpisodeMetrics(gym.Wrapper):
         u = self.env.unwrapped
         j_oracle = j_base = math.nan
         if self.oracle:
-            scores = u.config_table(info["rate_rps"]).scores(info["ci"], info["pue"], u.reference)
+            rate = table_rate(float(info["rate_rps"]), u.mean_rate)  # shared tables 10% apart
+            scores = u.config_table(rate).scores(info["ci"], info["pue"], u.reference)
             j_oracle = float(np.max(np.where(u.action_masks(), scores, -np.inf)))
             j_base = float(scores[u.catalog.base_index])
         self._rows.append((
@@ -119,17 +121,87 @@ class FixedWindows(gym.Wrapper):
         return self.env.reset(seed=seed, options=opts)
 
 
+class ValidationWindows(gym.Wrapper):
+    """Resets cycle through fixed validation episodes -- (trace, start, load pattern) -- over
+    several grids (see :func:`validation_episodes`); ``rewind()`` restarts the cycle."""
+
+    def __init__(self, env: gym.Env, episodes: list[dict[str, Any]]) -> None:
+        super().__init__(env)
+        self.episodes = episodes
+        self._k = 0
+
+    def rewind(self) -> None:
+        self._k = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        opts = {**self.episodes[self._k % len(self.episodes)], **dict(options or {})}
+        self._k += 1
+        return self.env.reset(seed=seed, options=opts)
+
+
+def validation_episodes(spec: dict[str, Any], steps: int, nominal_rps: float) -> list[dict[str, Any]]:
+    """Reset options of the validation set ``spec`` = ``{traces: [shipped training grids],
+    windows: per trace, synthetic: [[shape, mean g/kWh], ...], loads: [scenario | constant | diurnal
+    | a rate scale, ...]}`` (``scenario``: the scenario's own workload; ``diurnal``: +-30%, peak 14:00): ``windows`` windows evenly spread over each grid's *eval* period, plus
+    one window of each synthetic shape (seeds above 2^32: neither training, which draws below
+    2^31, nor the benchmark suite, which uses 2^31 + 1000.., ever sees them); episode ``i`` gets
+    load ``loads[i % len(loads)]``. Model selection only: the suite's cases are never in it."""
+    from clover_rl.carbon.shipped import GRIDS, load_shipped
+    from clover_rl.carbon.synth import synthesize
+    from clover_rl.errors import ConfigError
+
+    bad = set(spec) - {"traces", "windows", "synthetic", "loads"}
+    if bad:
+        raise ConfigError(f"eval_env_kwargs.validation: unknown field(s) {sorted(bad)}")
+    out: list[dict[str, Any]] = []
+    n = int(spec.get("windows", 2))
+    for name in spec.get("traces", ()):
+        if name in GRIDS and GRIDS[name].role != "train":
+            raise ConfigError(f"eval_env_kwargs.validation.traces: {name} is a held-out grid (benchmark only)")
+        tr = load_shipped(str(name), "eval")
+        last = len(tr) - steps
+        for start in np.linspace(0, max(last, 0), n):
+            out.append({"trace": tr, "start": int(round(start))})
+    for i, (shape, mean) in enumerate(spec.get("synthetic", ())):
+        tr = synthesize(str(shape), steps // 24 + 2, 2**32 + i, mean=float(mean),  # type: ignore[arg-type]
+                        floor=min(20.0, 0.5 * float(mean)))
+        out.append({"trace": tr, "start": 0})
+    loads = list(spec.get("loads", ["constant"]))
+    for i, ep in enumerate(out):
+        load = loads[i % len(loads)]
+        if load == "diurnal":
+            ep["workload"] = {"kind": "diurnal", "mean_rps": nominal_rps, "amplitude": 0.3, "peak_hour": 14.0}
+        elif load == "constant":
+            ep["workload"] = {"kind": "constant", "rate_rps": nominal_rps}
+        elif load != "scenario":
+            try:
+                ep["rate_scale"] = float(load)
+            except (TypeError, ValueError):
+                raise ConfigError(f"eval_env_kwargs.validation.loads: expected scenario, constant, diurnal or a "
+                                  f"rate scale (got {load!r})") from None
+    if not out:
+        raise ConfigError("eval_env_kwargs.validation: no episodes (give traces or synthetic)")
+    return out
+
+
 def build_env(scenario: str, env_kwargs: dict[str, Any], *, oracle: bool = False,
               windows: int | None = None) -> gym.Env:
-    """One monitored CloverServingEnv (a top-level function: picklable for SubprocVecEnv)."""
+    """One monitored CloverServingEnv (a top-level function: picklable for SubprocVecEnv).
+    ``env_kwargs["validation"]`` (evaluation envs): fixed validation episodes instead of
+    ``windows`` of one trace (:func:`validation_episodes`)."""
     from stable_baselines3.common.monitor import Monitor
 
     import clover_rl  # noqa: F401  (registers the env ids in worker processes)
     from clover_rl.envs.serving_env import CloverServingEnv
 
-    env: gym.Env = CloverServingEnv(scenario, **env_kwargs)
+    kw = dict(env_kwargs)
+    validation = kw.pop("validation", None)
+    env: gym.Env = CloverServingEnv(scenario, **kw)
     env = EpisodeMetrics(env, oracle=oracle)
-    if windows:
+    if validation:
+        u = env.unwrapped
+        env = ValidationWindows(env, validation_episodes(validation, u.steps_per_episode, u.mean_rate))
+    elif windows:
         env = FixedWindows(env, windows)
     return Monitor(env)
 

@@ -29,6 +29,7 @@ from torch import nn
 from clover_rl.errors import ConfigError
 
 GRAPH_POLICY = "GraphMlpPolicy"
+PROFILE_POLICY = "ProfileGraphPolicy"  # clover_rl.training.profile_policy
 
 
 class GraphActionHead(nn.Module):
@@ -100,6 +101,15 @@ class MaskableGraphActorCriticPolicy(_GraphHeadMixin, MaskableActorCriticPolicy)
 
 def resolve_policy(name: str, algo: str) -> Any:
     """The policy argument for SB3: our class for ``GraphMlpPolicy``, else the name itself."""
+    if name == PROFILE_POLICY:
+        from clover_rl.training.profile_policy import (
+            MaskableProfileActorCriticPolicy,
+            ProfileActorCriticPolicy,
+        )
+
+        if algo in ("maskable_ppo", "ppo"):
+            return MaskableProfileActorCriticPolicy if algo == "maskable_ppo" else ProfileActorCriticPolicy
+        raise ConfigError(f"policy {PROFILE_POLICY} is for maskable_ppo and ppo, not {algo}")
     if name != GRAPH_POLICY:
         return name
     if algo == "maskable_ppo":

@@ -31,7 +31,14 @@ from clover_rl.training.config import (
     build_policy_kwargs,
     load_train_config,
 )
-from clover_rl.training.policies import GRAPH_POLICY, graph_features, resolve_policy, strip_features
+from clover_rl.training.policies import (
+    GRAPH_POLICY,
+    PROFILE_POLICY,
+    graph_features,
+    resolve_policy,
+    strip_features,
+)
+from clover_rl.training.profile_policy import strip_profile
 
 CONFIG_FILE = "config.yml"
 COMMAND_FILE = "command.txt"
@@ -170,15 +177,18 @@ def train(
     venv = make_vec_env(cfg)
     eval_env = None
     try:
-        if hasattr(venv, "envs"):
-            spaces_meta, features = env_metadata(venv.envs[0]), graph_features(venv.envs[0])
-        else:  # subprocess workers: describe an in-process twin
-            from clover_rl.training.envs import build_env
+        from clover_rl.training.envs import build_env
 
-            twin = build_env(cfg.scenario, dict(cfg.env_kwargs))
-            try:
-                spaces_meta, features = env_metadata(twin), graph_features(twin)
-            finally:
+        twin = venv.envs[0] if hasattr(venv, "envs") else build_env(cfg.scenario, dict(cfg.env_kwargs))
+        try:  # subprocess workers: an in-process twin describes them
+            spaces_meta, features = env_metadata(twin), graph_features(twin)
+            profile = None
+            if cfg.policy == PROFILE_POLICY and resume is None:
+                from clover_rl.training.profile_policy import profile_kwargs
+
+                profile = profile_kwargs(twin, Path(cfg.out_dir).expanduser() / ".profile_cache")
+        finally:
+            if not hasattr(venv, "envs"):
                 twin.close()
         norm_kwargs = cfg.normalize if isinstance(cfg.normalize, dict) else {}
         if resume is None:
@@ -187,10 +197,13 @@ def train(
             policy_kwargs = build_policy_kwargs(cfg)
             if cfg.policy == GRAPH_POLICY:
                 policy_kwargs["action_features"] = features
+            if profile is not None:
+                policy_kwargs["profile"] = profile
             try:
                 model = cls(resolve_policy(cfg.policy, cfg.algo), venv, seed=cfg.seed, device=cfg.device,
                             verbose=cfg.verbose, policy_kwargs=policy_kwargs, **build_hyperparams(cfg))
                 strip_features(model)
+                strip_profile(model)
             except (TypeError, ValueError, AssertionError) as e:
                 raise ConfigError(f"cannot build {cfg.algo} from the config: {str(e).splitlines()[0]}") from None
             remaining = cfg.n_timesteps

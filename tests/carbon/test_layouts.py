@@ -194,6 +194,7 @@ def test_train_command_line_trace_reaches_both_env_kwargs(tmp_path):
     assert cfg.env_kwargs["carbon_trace"] == "x.csv,column=direct"
     assert cfg.eval_env_kwargs["carbon_trace"] == "x.csv,column=direct"
     assert "traces" not in (cfg.env_kwargs.get("randomization") or {})
+    assert "validation" not in cfg.eval_env_kwargs
     with pytest.raises(ConfigError, match="--carbon-trace.*unknown option 'units2'"):
         cfg.with_carbon_trace("x.csv,units2=g")
 
