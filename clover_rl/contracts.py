@@ -74,6 +74,14 @@ class ControlContext(Protocol):
     def intensity(self, offset: int = 0) -> float:
         """Grid intensity (g/kWh, without PUE) now, or ``offset`` intervals ahead (a forecast)."""
 
+    def forecast(self) -> np.ndarray:
+        """Forecast intensities (g/kWh, without PUE) for the next ``forecast_hours`` intervals,
+        made now from the past only: the env's scenario forecaster; a deployment's provider
+        forecast, completed by the online forecaster. Never the future of a replayed trace."""
+
+    def past_intensities(self, n: int) -> np.ndarray:
+        """Up to ``n`` hourly intensities (g/kWh) up to and including now, oldest first."""
+
     def rate(self, offset: int = 0) -> float:
         """Request rate (req/s) of the coming interval."""
 

@@ -25,6 +25,8 @@ import numpy as np
 
 from clover_rl.agents.base import BindablePolicy
 from clover_rl.agents.planning import carbon_price, first_move
+from clover_rl.contracts import ControlContext
+from clover_rl.objectives import CarbonBudget
 
 
 def seasonal_persistence(past: np.ndarray, now: float, n: int, half_life_h: float = 3.0) -> np.ndarray:
@@ -60,37 +62,34 @@ class MPCPolicy(BindablePolicy):
         self.horizon = horizon
         self.switch_cost = float(switch_cost)
         self.last_decision: dict[str, Any] = {}
-        self._history: list[float] = []
         if env is not None:
             self.bind(env)
 
     def reset(self) -> None:
         self.last_decision = {}
-        self._history = []
 
     def forecast(self, n: int) -> np.ndarray:
         """Intensity (g/kWh) for offsets ``0..n-1``; never reads the future of a replayed trace."""
-        env = self.env
+        env = self._context()
         now = float(env.intensity())
-        past = env.past_intensities(48) if hasattr(env, "past_intensities") else np.array(self._history + [now])
-        out = seasonal_persistence(np.asarray(past, dtype=float), now, n)
-        forecaster = getattr(env, "forecast", None)  # the scenario's forecaster (past only)
-        if callable(forecaster):
-            f = np.asarray(forecaster(), dtype=float)[: n - 1]
-            out[1:1 + len(f)] = f
+        out = seasonal_persistence(np.asarray(env.past_intensities(48), dtype=float), now, n)
+        f = np.asarray(env.forecast(), dtype=float)[: n - 1]  # the context's forecaster (past only)
+        out[1:1 + len(f)] = f
         return out
 
-    def act(self, observation: np.ndarray, info: dict[str, Any]) -> int:
-        env = self.env
-        if env is None:
+    def _context(self) -> ControlContext:
+        if self.env is None:
             raise RuntimeError("mpc: bind(env) before act()")
+        return self.env
+
+    def act(self, observation: np.ndarray, info: dict[str, Any]) -> int:
+        env = self._context()
         obj = env.objective
-        step = int(getattr(env, "step_index", 0))
+        step = env.step_index
         horizon = self.horizon or env.scenario.carbon.forecast_hours + 1
-        left_in_episode = max(1, int(getattr(env, "steps_per_episode", horizon)) - step)
+        left_in_episode = max(1, env.steps_per_episode - step)
         n = min(horizon, left_in_episode)
-        budgeted = bool(getattr(obj, "budgeted", False))
-        if budgeted:
+        if isinstance(obj, CarbonBudget):
             n_plan = max(n, min(obj.steps_left(step), left_in_episode))
         else:
             n_plan = n
@@ -105,12 +104,11 @@ class MPCPolicy(BindablePolicy):
             values[h] = np.where(allowed, tv.value, -np.inf)
             carbon[h] = np.where(allowed, tv.carbon_g, np.inf)
         price = 0.0
-        if budgeted:
+        if isinstance(obj, CarbonBudget):
             price = min(carbon_price(values, carbon, obj.left_g(step)), obj.overspend_penalty / obj.allowance_g)
             values = values - price * np.where(np.isfinite(carbon), carbon, 0.0)
         current = int(env.catalog.lookup(env.configuration))
         action, planned = first_move(values[:n], current, self.switch_cost)
-        self._history.append(float(ci[0]))
         self.last_decision = {
             "policy": self.name, "reoptimized": True, "probes": 0, "hindsight": False,
             "config": env.catalog.configs[action].label(), "horizon": n, "planned_value": planned,

@@ -177,6 +177,12 @@ class OnlineForecaster:
             self._hours.clear()  # the clock went back (a replayed trace looped): start over
         self._hours.append((hour, float(reading.value), 1))
 
+    def past(self, n: int) -> np.ndarray:
+        """Up to ``n`` recorded hourly means (g/kWh), oldest first (hours without readings hold
+        the last mean)."""
+        hist = [t / c for _, t, c in self._hours]
+        return np.asarray(hist[max(0, len(hist) - n):], dtype=float)
+
     def complete(self, reading: CarbonReading, horizon: int) -> CarbonReading:
         """``reading`` with its forecast extended to ``horizon`` hourly values by the model;
         records the value unless it is stale."""

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from clover_rl.carbon.base import CarbonReading
+from clover_rl.carbon.forecast import OnlineForecaster
 from clover_rl.contracts import ProbeResult
 from clover_rl.mig.config import Configuration
 from clover_rl.objectives import TableValues, objective_table
@@ -31,6 +32,7 @@ class DeploymentContext(ModelContext):
     current: int
     reading: CarbonReading | None
     measured_rate: float | None
+    _forecaster: OnlineForecaster
 
     def _init_context(self, model: ServiceModel) -> None:
         self.model = model
@@ -57,6 +59,20 @@ class DeploymentContext(ModelContext):
         if offset <= 0 or not r.forecast:
             return float(r.value)
         return float(r.forecast[min(offset, len(r.forecast)) - 1])
+
+    def forecast(self) -> np.ndarray:
+        """The reading's forecast (g/kWh): the provider's, completed by the online forecaster."""
+        r = self.reading
+        return np.asarray(r.forecast if r is not None else (), dtype=float)
+
+    def past_intensities(self, n: int) -> np.ndarray:
+        """The online forecaster's hourly history, ending with the intensity now."""
+        past = self._forecaster.past(n)
+        now = self.intensity()
+        if past.size and self.reading is not None and not self.reading.stale:
+            past[-1] = now  # the current hour's mean so far -> the reading now
+            return past
+        return np.append(past, now)[-n:]
 
     def rate(self, offset: int = 0) -> float:
         """The request rate measured over the last interval (the scenario's mean before any)."""

@@ -364,3 +364,19 @@ def test_observation_carries_the_load_trend(rig, env):
 def test_replay_plane_publishes_the_controller_figures(rig):
     rig.plane.publish({"sla_ms": 700.0, "configuration": "7g:b7"})  # raised AttributeError before
     assert rig.plane.published == {"sla_ms": 700.0, "configuration": "7g:b7"}
+
+
+def test_mpc_plans_on_the_readings_forecast_and_history(rig, env):
+    """MPC reads the ControlContext only: in a deployment the provider's forecast and the online
+    forecaster's hourly history (no probing of env attributes)."""
+    from clover_rl.agents.mpc import MPCPolicy
+
+    ctl = rig.controller(FixedPolicy())
+    run(ctl, 3)
+    past = ctl.past_intensities(48)
+    assert len(past) == 3 and past[-1] == ctl.intensity()
+    assert [r["ci"] for r in rig.records("decision")] == pytest.approx(list(past))
+    fc = ctl.forecast()
+    assert fc.shape == (env.scenario.carbon.forecast_hours,)
+    planned = MPCPolicy(ctl).forecast(len(fc) + 1)
+    assert planned[0] == ctl.intensity() and list(planned[1:]) == pytest.approx(list(fc))

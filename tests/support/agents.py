@@ -56,6 +56,12 @@ class ScriptedEnv:
     def intensity(self, offset: int = 0) -> float:
         return self.ci
 
+    def forecast(self) -> np.ndarray:
+        return np.full(self.scenario.carbon.forecast_hours, self.ci)
+
+    def past_intensities(self, n: int) -> np.ndarray:
+        return np.array([self.ci])
+
     def rate(self, offset: int = 0) -> float:
         return self.mean_rate
 
