@@ -143,6 +143,8 @@ class Scenario(BaseModel):
     timeout_s: float = Field(30.0, gt=0, description="queued requests are dropped after this wait")
     llm: LLMScenarioSpec | None = Field(None, description="LLM services (kind: llm): variants, batching, "
                                                           "request lengths, TPOT SLA (sla_ms is TTFT's)")
+    allowed_layouts: str | None = Field(None, description="NVIDIA mig-parted config YAML: only its layouts "
+                                        "are allowed partitions (the action mask); relative to this file")
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("gpu")
@@ -160,6 +162,9 @@ class Scenario(BaseModel):
                 and (base / w.path).exists():
             w = w.model_copy(update={"path": str((base / w.path).resolve())})
             object.__setattr__(self, "workload", w)
+        al = self.allowed_layouts
+        if al is not None and base is not None and not Path(al).expanduser().is_absolute() and (base / al).exists():
+            object.__setattr__(self, "allowed_layouts", str((base / al).resolve()))
         w.build(base)
         return self
 

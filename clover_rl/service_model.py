@@ -77,7 +77,7 @@ class ServiceModel:
         self.service = sc.service_spec()
         self.gpu = sc.gpu_model()
         self.is_llm = sc.is_llm
-        self.catalog = ActionCatalog(self.gpu, self.service)
+        self.catalog = ActionCatalog.restricted(self.gpu, self.service, sc.allowed_layouts)
         self.workload = sc.build_workload()
         self.mean_rate = self.workload.nominal_rate()
         base_cfg = self.catalog.configs[self.catalog.base_index]

@@ -1,11 +1,16 @@
-"""Suite-wide hooks: ``gpu``-marked tests are skipped on machines without an NVIDIA GPU."""
+"""Suite-wide hooks: ``gpu``-marked tests are skipped on machines without an NVIDIA GPU; the
+persistent caches (steady-state store) live in a per-session temporary folder, not the user's."""
 from __future__ import annotations
 
 import ctypes.util
 import functools
+import os
 import sys
+import tempfile
 
 import pytest
+
+os.environ.setdefault("CLOVER_RL_CACHE_DIR", tempfile.mkdtemp(prefix="clover-rl-test-cache-"))
 
 
 @functools.cache

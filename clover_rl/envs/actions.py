@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +23,22 @@ from clover_rl.services import ServiceSpec
 class ActionCatalog:
     gpu: GpuModel
     service: ServiceSpec
+    # partitions a site allows (profile multisets, e.g. from a mig-parted file: scenario
+    # ``allowed_layouts``); None = all. Masks only: the action space and signature stay.
+    allowed: frozenset[tuple[str, ...]] | None = None
+    allowed_source: str = "not an allowed layout"
+
+    @staticmethod
+    def restricted(gpu: GpuModel, service: ServiceSpec, allowed_layouts: str | Path | None) -> ActionCatalog:
+        """The catalog of ``gpu`` x ``service``, masked to the layouts of a mig-parted config file
+        (None: all); ConfigError when none of the file's layouts is in the action space."""
+        cat = ActionCatalog(gpu, service)
+        if allowed_layouts is None:
+            return cat
+        from clover_rl.mig.migparted import allowed_partitions
+
+        ok = allowed_partitions(allowed_layouts, gpu, {c.profiles for c in cat.configs})
+        return ActionCatalog(gpu, service, ok, f"not a layout of {allowed_layouts}")
 
     @cached_property
     def configs(self) -> tuple[Configuration, ...]:
@@ -52,7 +69,9 @@ class ActionCatalog:
         """Every model fits its slice's memory."""
         mem = {p.name: p.memory_mb for p in self.gpu.profiles}
         need = {v.name: v.memory_mb for v in self.service.variants}
-        return np.array([all(need[v] <= mem[p] for p, v in c.pairs) for c in self.configs], dtype=bool)
+        ok = self.allowed
+        return np.array([all(need[v] <= mem[p] for p, v in c.pairs) and (ok is None or c.profiles in ok)
+                         for c in self.configs], dtype=bool)
 
     def why_infeasible(self, i: int) -> str:
         mem = {p.name: p.memory_mb for p in self.gpu.profiles}
@@ -60,6 +79,8 @@ class ActionCatalog:
             need = self.service.variant(v).memory_mb
             if need > mem[p]:
                 return f"{v} needs {need} MB; {p} has {mem[p]} MB"
+        if self.allowed is not None and self.configs[i].profiles not in self.allowed:
+            return f"partition {'+'.join(self.configs[i].profiles)} is not allowed ({self.allowed_source})"
         return ""
 
     @cached_property

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from itertools import combinations_with_replacement, product
 
 import numpy as np
@@ -22,6 +22,17 @@ from clover_rl.mig.partition import (
     place,
     slice_multisets,
 )
+
+_PLACED: dict[tuple[int, tuple[str, ...]], tuple[GpuModel, Partition]] = {}
+_PLACED_MAX = 50_000
+
+
+@lru_cache(maxsize=50_000)
+def _label(gpu_name: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    from clover_rl.mig.catalog import get_gpu
+
+    gpu = get_gpu(gpu_name)
+    return ",".join(f"{gpu.label(p)}:{v}" for p, v in pairs)
 
 
 @dataclass(frozen=True)
@@ -49,16 +60,22 @@ class Configuration:
         """Short form used on the command line: ``4g:b7,3g:b5``; a profile whose short name
         would parse back as another (``1g.10gb``, ``1g.5gb+me``) keeps its full name, so
         ``parse_configuration(cfg.label())`` gives ``cfg`` back."""
-        from clover_rl.mig.catalog import get_gpu
-
-        gpu = get_gpu(self.gpu)
-        return ",".join(f"{gpu.label(p)}:{v}" for p, v in self.pairs)
+        return _label(self.gpu, self.pairs)
 
     def __str__(self) -> str:
         return self.label()
 
     def partition(self, gpu: GpuModel) -> Partition:
-        return place(gpu, list(self.profiles))
+        """The slices' placement on ``gpu`` (cached: the env asks at every new switch)."""
+        key = (id(gpu), self.profiles)
+        hit = _PLACED.get(key)
+        if hit is not None and hit[0] is gpu:
+            return hit[1]
+        part = place(gpu, list(self.profiles))
+        if len(_PLACED) >= _PLACED_MAX:
+            _PLACED.clear()
+        _PLACED[key] = (gpu, part)
+        return part
 
     def graph(self, variants: Sequence[str], profiles: Sequence[str]) -> np.ndarray:
         """Edge counts, shape (len(variants), len(profiles))."""

@@ -87,6 +87,13 @@ def from_mig_parted(path: str | Path, gpu: GpuModel, name: str | None = None) ->
     or a layout that breaks the placement rules.
     """
     p = Path(path)
+    configs = _load_configs(p)
+    if name is not None and name not in configs:
+        raise ConfigError(f"{p}: no config {name!r} (configs: {', '.join(configs)})")
+    return [_layout(p, cname, configs[cname], gpu) for cname in ([name] if name is not None else list(configs))]
+
+
+def _load_configs(p: Path) -> dict:
     try:
         doc = yaml.safe_load(p.read_text())
     except FileNotFoundError:
@@ -96,39 +103,67 @@ def from_mig_parted(path: str | Path, gpu: GpuModel, name: str | None = None) ->
     configs = doc.get("mig-configs") if isinstance(doc, dict) else None
     if not isinstance(configs, dict) or not configs:
         raise ConfigError(f"{p}: no 'mig-configs' mapping (is this a mig-parted config?)")
-    if name is not None and name not in configs:
-        raise ConfigError(f"{p}: no config {name!r} (configs: {', '.join(configs)})")
-    out = []
-    for cname in ([name] if name is not None else list(configs)):
-        where = f"{p}: mig-configs.{cname}"
-        entry = _entry_for(cname, configs[cname], gpu, str(p))
-        devices = entry.get("devices", "all")
-        dev = "all" if devices == "all" else ",".join(str(d) for d in devices or [])
-        if not entry.get("mig-enabled", False):
-            profiles: list[str] = [gpu.whole.name]
-        else:
-            counts = entry.get("mig-devices") or {}
-            if not isinstance(counts, dict) or not all(isinstance(v, int) and v >= 0
-                                                       for v in counts.values()):
-                raise ConfigError(f"{where}: mig-devices must map profile names to counts")
-            try:
-                for prof in counts:
-                    gpu.profile(str(prof))
-            except ConfigError as e:
-                raise ConfigError(f"{where}: {e}") from None
-            check_instance_limits(gpu, Counter({gpu.profile(str(k)).name: v
-                                                for k, v in counts.items()}), where)
-            profiles = [gpu.profile(str(k)).name for k, v in counts.items() for _ in range(v)]
-            if not profiles:
-                raise ConfigError(f"{where}: mig-devices is empty")
+    return configs
+
+
+def _layout(p: Path, cname: str, entries: object, gpu: GpuModel) -> ImportedLayout:
+    where = f"{p}: mig-configs.{cname}"
+    entry = _entry_for(cname, entries, gpu, str(p))
+    devices = entry.get("devices", "all")
+    dev = "all" if devices == "all" else ",".join(str(d) for d in devices or [])
+    if not entry.get("mig-enabled", False):
+        profiles: list[str] = [gpu.whole.name]
+    else:
+        counts = entry.get("mig-devices") or {}
+        if not isinstance(counts, dict) or not all(isinstance(v, int) and v >= 0 for v in counts.values()):
+            raise ConfigError(f"{where}: mig-devices must map profile names to counts")
         try:
-            part = place(gpu, profiles)
+            for prof in counts:
+                gpu.profile(str(prof))
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
-        out.append(ImportedLayout(cname, part, dev))
-    return out
+        check_instance_limits(gpu, Counter({gpu.profile(str(k)).name: v for k, v in counts.items()}), where)
+        profiles = [gpu.profile(str(k)).name for k, v in counts.items() for _ in range(v)]
+        if not profiles:
+            raise ConfigError(f"{where}: mig-devices is empty")
+    try:
+        part = place(gpu, profiles)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return ImportedLayout(cname, part, dev)
 
 
 def as_configuration(layout: ImportedLayout, gpu: GpuModel, variant: str) -> Configuration:
     """The layout with ``variant`` on every slice (a configuration the controller can apply)."""
     return Configuration.of(gpu, [(p, variant) for p in layout.profiles])
+
+
+def allowed_partitions(path: str | Path, gpu: GpuModel, maximal: set[tuple[str, ...]] | None = None
+                       ) -> frozenset[tuple[str, ...]]:
+    """The partitions (profile multisets, largest first) a site allows: the layouts of a
+    mig-parted config file that are valid on ``gpu``; with ``maximal`` (the action space's
+    multisets), only those in it.
+
+    A config whose entry is for another board, names a profile ``gpu`` lacks or breaks its
+    rules is skipped (NVIDIA's default file lists every board's); when none is left, raises
+    :class:`ConfigError` naming the file and why each config was skipped.
+    """
+    p = Path(path)
+    configs = _load_configs(p)
+    allowed: set[tuple[str, ...]] = set()
+    skipped: list[str] = []
+    for cname, entries in configs.items():
+        try:
+            lay = _layout(p, str(cname), entries, gpu)
+        except ConfigError as e:
+            skipped.append(f"{cname}: {str(e).removeprefix(f'{p}: ').removeprefix(f'mig-configs.{cname}: ')}")
+            continue
+        if maximal is not None and lay.profiles not in maximal:
+            skipped.append(f"{cname}: {'+'.join(lay.profiles)} leaves slices unused (not in the action space)")
+            continue
+        allowed.add(lay.profiles)
+    if not allowed:
+        why = "; ".join(skipped[:4]) + (f"; ... ({len(skipped)} configs)" if len(skipped) > 4 else "")
+        raise ConfigError(f"{p}: none of its layouts is a usable partition of {gpu.name} ({why})")
+    return frozenset(allowed)
+

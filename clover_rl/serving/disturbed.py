@@ -15,8 +15,8 @@ from the cached steady state. Every other interval comes from here:
   in the interval): one exact simulation of the whole interval from an empty queue.
 
 Both simulations draw the common random numbers of the rate grid point nearest the load
-(seeded by the grid index, as the steady state is) and run at that grid rate (<= 0.5% from
-the load), and both are cached by (servers, downtime per server, grid point, seconds): a
+(a prefix of one stream seeded by the grid index, see :func:`grid_stream`) and run at that
+grid rate (<= 0.5% from the load), and both are cached by (servers, downtime per server, grid point, seconds): a
 repeated switch costs a dictionary lookup, and, like the steady state, a steady-mode result
 carries no per-call sampling noise. ``mode="exact"`` keeps a fresh full simulation per run.
 
@@ -35,9 +35,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
+from clover_rl.serving.kernel import simulate_kernel
 from clover_rl.serving.metrics import IntervalMetrics
-from clover_rl.serving.simulator import Servers, simulate_arrays, sorted_quantiles
+from clover_rl.serving.simulator import LEVELS, Servers, simulate_arrays
 from clover_rl.serving.steady import (
     LATENCY_LEVELS,
     STEADY_MAX_RHO,
@@ -55,19 +57,25 @@ _HEADS: OrderedDict[tuple, _Head] = OrderedDict()
 _WHOLE: OrderedDict[tuple, IntervalMetrics] = OrderedDict()
 _RESULTS: OrderedDict[tuple, IntervalMetrics] = OrderedDict()
 _P50_95_99 = np.array([0.5, 0.95, 0.99])
+_STREAMS: OrderedDict[tuple, tuple[float, np.ndarray, np.ndarray]] = OrderedDict()
+_STREAMS_MAX = 256
+_STREAMS_BUDGET = 8_000_000  # requests held in all streams together (16 B each)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class _Head:
-    """The exactly simulated head of a disturbed interval (at one rate grid point)."""
+    """The exactly simulated head of a disturbed interval (at one rate grid point), reduced to
+    what the interval's metrics need (servers of one shape share it: per-position figures)."""
 
     seconds: float
     arrived: int
     served: int
     latency_q_ms: np.ndarray  # float32 at LATENCY_LEVELS (empty if nothing served)
     mean_ms: float
-    busy_s: np.ndarray  # per server
-    count: np.ndarray  # per server
+    busy_s: list[float]  # per server, dispatch order
+    active_j: float  # active energy of the served requests
+    accuracy_sum: float  # sum of the served requests' accuracy
+    served_by_variant: dict[str, int]
 
 
 def head_seconds(downtime_s: float, rho: float) -> float:
@@ -93,11 +101,31 @@ def _nearest_grid(rate: float) -> tuple[int, float]:
     return (lo, r_lo) if w < 0.5 else (lo + 1, r_hi)
 
 
+def grid_stream(grid: int, rate: float, seconds: float, kind: int) -> tuple[np.ndarray, np.ndarray]:
+    """Arrivals in [0, ``seconds``) at ``rate`` and their uniform draws: the prefix of one
+    Poisson stream per (grid point, kind), drawn once and extended by doubling (cached). A
+    prefix does not depend on how long the cached stream is: exponential gaps and uniform
+    draws come from two generators (kinds ``kind`` and ``kind + 8``), element by element."""
+    key = (grid, rate, kind)
+    hit = _STREAMS.get(key)
+    if hit is None or hit[0] < seconds:
+        horizon = max(1.25 * seconds, 1.5 * hit[0] if hit else 0.0, 64.0 / rate)
+        arr = poisson_arrivals(rate, horizon, grid_rng(STEADY_SEED, grid, kind))
+        u = grid_rng(STEADY_SEED, grid, kind + 8).random(arr.shape[0])
+        _STREAMS.pop(key, None)
+        hit = _STREAMS[key] = (horizon, arr, u)
+        while len(_STREAMS) > 1 and (len(_STREAMS) > _STREAMS_MAX
+                                     or sum(v[1].shape[0] for v in _STREAMS.values()) > _STREAMS_BUDGET):
+            _STREAMS.popitem(last=False)
+    else:
+        _STREAMS.move_to_end(key)
+    n = int(np.searchsorted(hit[1], seconds, side="left"))
+    return hit[1][:n], hit[2][:n]
+
+
 def _simulate(servers: Servers, grid: int, rate: float, seconds: float, available_at: np.ndarray,
               timeout_s: float, kind: int):  # type: ignore[no-untyped-def]
-    rng = grid_rng(STEADY_SEED, grid, kind)
-    arr = poisson_arrivals(rate, seconds, rng)
-    u = rng.random(arr.shape[0])
+    arr, u = grid_stream(grid, rate, seconds, kind)
     return simulate_arrays(servers, arr, u, seconds, timeout_s=timeout_s, available_at=available_at)
 
 
@@ -110,19 +138,104 @@ def whole_interval(servers: Servers, rate_rps: float, seconds: float, available_
                                                   timeout_s, kind=3).metrics())
 
 
+@njit(cache=True)
+def _served_quantiles_ms(latency: np.ndarray, server: np.ndarray, frontend_s: float,
+                         levels: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Quantiles (ms, float32) at ``levels`` and mean (ms) of the served requests' latencies
+    (front end included): ``sorted_quantiles`` of ``SimResult.sorted_latency_s()``, fused."""
+    n = 0
+    for i in range(server.shape[0]):
+        if server[i] >= 0:
+            n += 1
+    if n == 0:
+        return np.zeros(0, np.float32), 0.0, 0
+    x = np.empty(n)
+    j = 0
+    for i in range(server.shape[0]):
+        if server[i] >= 0:
+            x[j] = latency[i]
+            j += 1
+    x.sort()
+    x += frontend_s
+    out = np.empty(levels.shape[0], np.float32)
+    for k in range(levels.shape[0]):
+        pos = levels[k] * (n - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, n - 1)
+        t = pos - lo
+        a, b = x[lo], x[hi]
+        d = b - a
+        out[k] = (b - d * (1.0 - t) if t >= 0.5 else a + d * t) * 1e3
+    return out, x.mean() * 1e3, n
+
+
 def _head(servers: Servers, grid: int, rate: float, seconds: float, available_at: np.ndarray,
           timeout_s: float) -> _Head:
-    res = _simulate(servers, grid, rate, seconds, available_at, timeout_s, kind=2)
-    lat = res.sorted_latency_s()
-    q = (sorted_quantiles(lat, LATENCY_LEVELS) * 1e3).astype(np.float32) if lat.size else np.zeros(0, np.float32)
-    return _Head(seconds, int(res.arrivals.shape[0]), int(lat.shape[0]), q,
-                 float(lat.mean() * 1e3) if lat.size else 0.0, res.busy_s, res.count)
+    arr, u = grid_stream(grid, rate, seconds, kind=2)
+    n, k = arr.shape[0], len(servers)
+    latency, server = np.empty(n), np.empty(n, dtype=np.int64)
+    busy, count = np.zeros(k), np.zeros(k, dtype=np.int64)
+    simulate_kernel(arr, u, LEVELS, servers.quantiles_s, available_at, float(timeout_s), latency, server, busy, count)
+    q, mean_ms, served = _served_quantiles_ms(latency, server, servers.frontend_s, LATENCY_LEVELS)
+    by_variant: dict[str, int] = {}
+    for v, c in zip(servers.variants, count.tolist()):
+        by_variant[v] = by_variant.get(v, 0) + c
+    return _Head(seconds, n, served, q, float(mean_ms), busy.tolist(), float(np.dot(servers.active_power_w, busy)),
+                 float(np.dot(servers.accuracy, count)), by_variant)
+
+
+@njit(cache=True, inline="always")
+def _cdf_at(x: float, q: np.ndarray, k: int, grid: np.ndarray) -> tuple[float, int]:
+    """``np.interp(x, q, grid)`` for ascending ``x`` walked in order (``k``: the last index
+    with ``q[k] <= x`` so far, -1 before the first): returns the value and the new ``k``."""
+    n = q.shape[0]
+    while k + 1 < n and q[k + 1] <= x:
+        k += 1
+    if k < 0:
+        return grid[0], k
+    if k == n - 1:
+        return grid[n - 1], k
+    return grid[k] + (x - q[k]) * (grid[k + 1] - grid[k]) / (q[k + 1] - q[k]), k
+
+
+@njit(cache=True)
+def _mix2(w1: float, q1: np.ndarray, w2: float, q2: np.ndarray, grid: np.ndarray,
+          levels: np.ndarray) -> np.ndarray:
+    """:func:`mixture_quantiles` of two parts by one merge walk (levels ascending): the same
+    piecewise-linear CDF through the union of both parts' quantile points."""
+    n1, n2 = q1.shape[0], q2.shape[0]
+    m = n1 + n2
+    x = np.empty(m)
+    cdf = np.empty(m)
+    i = j = 0
+    k1 = k2 = -1
+    for t in range(m):
+        if j >= n2 or (i < n1 and q1[i] <= q2[j]):
+            x[t] = q1[i]
+            i += 1
+        else:
+            x[t] = q2[j]
+            j += 1
+    total = w1 + w2
+    for t in range(m):
+        c1, k1 = _cdf_at(x[t], q1, k1, grid)
+        c2, k2 = _cdf_at(x[t], q2, k2, grid)
+        cdf[t] = (w1 * c1 + w2 * c2) / total
+    out = np.empty(levels.shape[0])
+    k = -1
+    for li in range(levels.shape[0]):
+        v, k = _cdf_at(levels[li], cdf, k, x)
+        out[li] = v
+    return out
 
 
 def mixture_quantiles(parts: list[tuple[float, np.ndarray]], levels: np.ndarray) -> np.ndarray:
     """Quantiles at ``levels`` of a mixture of distributions given as (weight, quantiles at
     ``LATENCY_LEVELS``); parts with no weight or no quantiles are left out."""
     parts = [(w, q) for w, q in parts if w > 0 and q.size]
+    lv = np.asarray(levels, dtype=np.float64)
+    if len(parts) == 2 and np.all(np.diff(lv) >= 0):  # a head and the steady rest: compiled
+        return _mix2(float(parts[0][0]), parts[0][1], float(parts[1][0]), parts[1][1], LATENCY_LEVELS, lv)
     total = sum(w for w, _ in parts)
     x = np.sort(np.concatenate([q for _, q in parts]).astype(np.float64))
     cdf = sum(w * np.interp(x, q, LATENCY_LEVELS) for w, q in parts) / total
@@ -144,7 +257,7 @@ def disturbed_interval(servers: Servers, rate_rps: float, seconds: float, downti
 def _disturbed(servers: Servers, rate_rps: float, seconds: float, available_at: np.ndarray,
                timeout_s: float, n_requests: int) -> IntervalMetrics:
     rho = rate_rps / servers.capacity_rps
-    h = head_seconds(float(available_at.max(initial=0.0)), rho)
+    h = head_seconds(float(available_at.max(initial=0.0)) if available_at.size else 0.0, rho)
     if not rho < STEADY_MAX_RHO or h >= seconds:
         return whole_interval(servers, rate_rps, seconds, available_at, timeout_s)
     steady = steady_state_servers(servers, rate_rps, timeout_s=timeout_s, n_requests=n_requests)
@@ -155,32 +268,34 @@ def _disturbed(servers: Servers, rate_rps: float, seconds: float, available_at: 
     arrived_r = round(rate_rps * rest)
     served_r = arrived_r - round(arrived_r * steady.drop_fraction)
     arrived, served = hd.arrived + arrived_r, hd.served + served_r
-    util = {sid: min(1.0, (float(b) + steady.utilization.get(sid, 0.0) * rest) / seconds)
-            for sid, b in zip(servers.ids, hd.busy_s)}
-    energy = (servers.idle_power_w * seconds + float(np.dot(servers.active_power_w, hd.busy_s))
-              + steady.active_j_per_request * served_r)
+    su = steady.utilization
+    util = {sid: min(1.0, (b + su.get(sid, 0.0) * rest) / seconds) for sid, b in zip(servers.ids, hd.busy_s)}
+    energy = servers.idle_power_w * seconds + hd.active_j + steady.active_j_per_request * served_r
     if not served:  # the shared "nothing served" interval (see IntervalMetrics.nothing_served)
         return IntervalMetrics.nothing_served(seconds, arrived, timeout_s=timeout_s, energy_j=energy,
                                               accuracy=float(servers.accuracy[0]), utilization=util,
                                               estimated=servers.estimated, backend="replay")
-    p50, p95, p99 = mixture_quantiles([(hd.served, hd.latency_q_ms), (served_r, steady.latency_q_ms)],
-                                      _P50_95_99)
+    if hd.served and served_r and hd.latency_q_ms.size and steady.latency_q_ms.size:
+        p50, p95, p99 = _mix2(float(hd.served), hd.latency_q_ms, float(served_r), steady.latency_q_ms,
+                              LATENCY_LEVELS, _P50_95_99).tolist()
+    else:
+        p50, p95, p99 = mixture_quantiles([(hd.served, hd.latency_q_ms), (served_r, steady.latency_q_ms)],
+                                          _P50_95_99).tolist()
     mean = (hd.mean_ms * hd.served + steady.mean_ms * served_r) / served
-    acc = (float(np.dot(servers.accuracy, hd.count)) + steady.accuracy * served_r) / served
-    share: dict[str, float] = {}
-    for v, c in zip(servers.variants, hd.count):
-        share[v] = share.get(v, 0.0) + float(c) / served
-    for v, s in steady.variant_share.items():
-        share[v] = share.get(v, 0.0) + s * served_r / served
+    acc = (hd.accuracy_sum + steady.accuracy * served_r) / served
+    share = {v: c / served for v, c in hd.served_by_variant.items()}
+    for v, x in steady.variant_share.items():
+        share[v] = share.get(v, 0.0) + x * served_r / served
     return IntervalMetrics(
         duration_s=float(seconds), arrived=arrived, served=served, dropped=arrived - served,
-        p50_ms=float(p50), p95_ms=float(p95), p99_ms=float(p99), mean_ms=float(mean),
+        p50_ms=p50, p95_ms=p95, p99_ms=p99, mean_ms=mean,
         throughput_rps=served / seconds, energy_j=energy, accuracy=acc, utilization=util,
         variant_share=dict(sorted(share.items())), estimated=servers.estimated, backend="replay",
     )
 
 
 def clear_disturbed_cache() -> None:
+    _STREAMS.clear()
     _HEADS.clear()
     _WHOLE.clear()
     _RESULTS.clear()

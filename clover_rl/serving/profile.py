@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ class ProfileEntry:
     active_power_w: float  # power above idle while the slice is busy
     samples: int = 0  # measured requests behind the figure (0 = estimated)
 
-    @property
+    @cached_property
     def mean_ms(self) -> float:
         """Mean of the piecewise-linear inverse CDF through the stored quantiles."""
         q = np.asarray(QUANTILE_LEVELS)

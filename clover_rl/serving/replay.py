@@ -107,6 +107,8 @@ class ReplayBackend:
         self._rng = np.random.default_rng(seed)
         self._config: Configuration | None = None
         self._assignment: Assignment = ()
+        self._assignment_key: tuple = ()  # (configuration, variants in slice order): hashable stand-in
+        self._ids_cache: dict[tuple, tuple[str, ...]] = {}
         self._servers: Servers | None = None
         self._pending: dict[str, float] = {}
         self._servers_cache: dict[Assignment, Servers] = {}
@@ -132,34 +134,46 @@ class ReplayBackend:
             raise ConfigError(f"configuration {config.label()} is for GPU {config.gpu!r}, backend for {self.gpu.name!r}")
 
     def _servers_for(self, config: Configuration, assignment: Assignment) -> Servers:
-        s = self._servers_cache.get(assignment)
+        # keyed by the configuration and the variants in slice order (its partition is fixed):
+        # cheaper to hash than the slices
+        key = (config, tuple(v for _, v in assignment))
+        s = self._servers_cache.get(key)
         if s is None:
             s = build_servers(config, self.profile, self.service, self.n_gpus, assignment=assignment)
-            self._servers_cache[assignment] = s
+            self._servers_cache[key] = s
         return s
+
+    def _slice_ids(self, assignment: Assignment) -> tuple[str, ...]:
+        """Slice ids of ``assignment`` on every GPU, GPU by GPU (cached per placement)."""
+        key = tuple((s.profile, s.start) for s, _ in assignment)
+        ids = self._ids_cache.get(key)
+        if ids is None:
+            ids = self._ids_cache[key] = tuple(slice_id(g, s) for g in range(self.n_gpus) for s, _ in assignment)
+        return ids
 
     def _transition(self, configuration: Configuration, first: bool) -> tuple[Assignment, Servers, Transition]:
         """Slot assignment, servers and per-slice-id switching cost from the current assignment
         to ``configuration`` (cached: a policy switches among few configurations)."""
-        key = (self._assignment, configuration, first)
+        key = (self._assignment_key, configuration, first)
         hit = self._transitions.get(key)
         if hit is not None:
             return hit
         previous = {(s.profile, s.start): v for s, v in self._assignment}
         assignment = slot_assignment(configuration, self.gpu, previous)
         servers = self._servers_for(configuration, assignment)  # validates (slice, variant)
-        cost: dict[Slice, float] = {}
+        downtime = self.profile.downtime
+        cost: list[float] = []
         for slc, variant in assignment:
             old = previous.get((slc.profile, slc.start))
             if first or old == variant or not self.reconfiguration:
-                cost[slc] = 0.0
-            elif self.profile.downtime is not None and self.profile.downtime.make_before_break:
-                cost[slc] = self.profile.downtime.switch_s
+                cost.append(0.0)
+            elif downtime is not None and downtime.make_before_break:
+                cost.append(downtime.switch_s)
             elif old is None:
-                cost[slc] = self.profile.partition_change_s + self._load_s(variant)
+                cost.append(self.profile.partition_change_s + self._load_s(variant))
             else:
-                cost[slc] = self._load_s(variant)
-        costs = tuple((slice_id(g, slc), cost[slc]) for g in range(self.n_gpus) for slc, _ in assignment)
+                cost.append(self._load_s(variant))
+        costs = tuple(zip(self._slice_ids(assignment), cost * self.n_gpus))
         if len(self._transitions) >= _TRANSITIONS_MAX:
             self._transitions.clear()
         self._transitions[key] = (assignment, servers, costs)
@@ -200,6 +214,7 @@ class ReplayBackend:
         changed_slices = sum(1 for _, c in costs if c > 0)
         prev_config = self._config
         self._config, self._assignment, self._servers, self._pending = configuration, assignment, servers, pending
+        self._assignment_key = (configuration, tuple(v for _, v in assignment))
         worst = max(downtime.values(), default=0.0)
         return ReconfigReport(
             changed=prev_config != configuration,
@@ -254,6 +269,7 @@ class ReplayBackend:
         self._closed = True
         self._servers_cache.clear()
         self._transitions.clear()
+        self._ids_cache.clear()
 
     # ------------------------------------------------------------------ extras for env/agents
 

@@ -28,8 +28,7 @@ Model (the paper's serving plane):
   latencies are 0 when nothing arrived and ``timeout_s`` when everything timed out, and the
   accuracy is that of the slice the next request would get (the fastest).
 
-The per-request loop is a numba kernel on plain arrays (two binary heaps: idle servers by
-priority, busy servers by free time), so it costs O(log servers) per request.
+The per-request loop is a numba kernel on plain arrays (:mod:`clover_rl.serving.kernel`).
 
 The cached steady state (microseconds per interval under constant load) lives in
 :mod:`clover_rl.serving.steady`.
@@ -42,13 +41,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from numba import njit
 
 from clover_rl.errors import ConfigError, positive_number
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
 from clover_rl.services import ServiceSpec
+from clover_rl.serving.kernel import simulate_kernel
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.profile import QUANTILE_LEVELS, Profile
 from clover_rl.workload.arrivals import poisson_arrivals
@@ -130,11 +129,23 @@ class Servers:
         """Saturation throughput: sum over servers of 1 / mean service time."""
         return float(np.sum(1.0 / self.mean_s))
 
+    @cached_property
+    def shape_digest(self) -> str:
+        """A digest of what the simulation depends on, without the slice ids (stable across
+        processes: the key of the persistent steady-state store)."""
+        from clover_rl.serving.steady_store import digest
+
+        return digest(self.key[:-1] + (tuple(r[1:] for r in self.key[-1]),))
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {sid: i for i, sid in enumerate(self.ids)}
+
     def available_at(self, downtime_s: Mapping[str, float] | None) -> np.ndarray:
         """Per-server start-of-service times from a per-slice-id downtime map."""
         out = np.zeros(len(self.ids))
         if downtime_s:
-            index = {sid: i for i, sid in enumerate(self.ids)}
+            index = self._index
             for sid, d in downtime_s.items():
                 if sid not in index:
                     raise ConfigError(f"downtime given for unknown slice {sid!r} (known: {', '.join(self.ids)})")
@@ -198,148 +209,6 @@ def build_servers(
     )
 
 
-# --------------------------------------------------------------------------- kernel
-
-
-@njit(cache=True, inline="always")
-def _busy_less(bt: np.ndarray, bs: np.ndarray, i: int, j: int) -> bool:
-    return bt[i] < bt[j] or (bt[i] == bt[j] and bs[i] < bs[j])
-
-
-@njit(cache=True)
-def _busy_sift_down(bt: np.ndarray, bs: np.ndarray, n: int, i: int) -> None:
-    while True:
-        c = 2 * i + 1
-        if c >= n:
-            return
-        if c + 1 < n and _busy_less(bt, bs, c + 1, c):
-            c += 1
-        if _busy_less(bt, bs, c, i):
-            bt[i], bt[c] = bt[c], bt[i]
-            bs[i], bs[c] = bs[c], bs[i]
-            i = c
-        else:
-            return
-
-
-@njit(cache=True)
-def _busy_push(bt: np.ndarray, bs: np.ndarray, n: int, t: float, s: int) -> None:
-    i = n
-    bt[i] = t
-    bs[i] = s
-    while i > 0:
-        p = (i - 1) // 2
-        if _busy_less(bt, bs, i, p):
-            bt[i], bt[p] = bt[p], bt[i]
-            bs[i], bs[p] = bs[p], bs[i]
-            i = p
-        else:
-            return
-
-
-@njit(cache=True)
-def _idle_push(h: np.ndarray, n: int, s: int) -> None:
-    i = n
-    h[i] = s
-    while i > 0:
-        p = (i - 1) // 2
-        if h[i] < h[p]:
-            h[i], h[p] = h[p], h[i]
-            i = p
-        else:
-            return
-
-
-@njit(cache=True)
-def _idle_pop(h: np.ndarray, n: int) -> int:
-    top = h[0]
-    n -= 1
-    h[0] = h[n]
-    i = 0
-    while True:
-        c = 2 * i + 1
-        if c >= n:
-            break
-        if c + 1 < n and h[c + 1] < h[c]:
-            c += 1
-        if h[c] < h[i]:
-            h[i], h[c] = h[c], h[i]
-            i = c
-        else:
-            break
-    return top
-
-
-@njit(cache=True)
-def simulate_kernel(
-    arrivals: np.ndarray,
-    u: np.ndarray,
-    levels: np.ndarray,
-    quantiles: np.ndarray,
-    available_at: np.ndarray,
-    timeout_s: float,
-    latency: np.ndarray,
-    server: np.ndarray,
-    busy: np.ndarray,
-    count: np.ndarray,
-) -> float:
-    """FCFS multi-server queue; fills per-request ``latency`` (s, NaN if dropped) and
-    ``server`` (-1 if dropped), adds per-server ``busy`` seconds and ``count``; returns the
-    last completion time (0 if nothing served). Servers are indexed in priority order."""
-    n = arrivals.shape[0]
-    S = quantiles.shape[0]
-    L = levels.shape[0]
-    bt = np.empty(S)
-    bs = np.empty(S, dtype=np.int64)
-    idle = np.empty(S, dtype=np.int64)
-    nb = 0
-    ni = 0
-    for s in range(S):
-        _busy_push(bt, bs, nb, available_at[s], s)
-        nb += 1
-    last = 0.0
-    for i in range(n):
-        t = arrivals[i]
-        while nb > 0 and bt[0] <= t:  # servers free by now become idle
-            _idle_push(idle, ni, bs[0])
-            ni += 1
-            nb -= 1
-            bt[0] = bt[nb]
-            bs[0] = bs[nb]
-            _busy_sift_down(bt, bs, nb, 0)
-        # inverse CDF segment: independent of the server, so found once
-        x = u[i]
-        k = 0
-        while k < L - 2 and x >= levels[k + 1]:
-            k += 1
-        frac = (x - levels[k]) / (levels[k + 1] - levels[k])
-        if ni > 0:
-            s = _idle_pop(idle, ni)
-            ni -= 1
-            start = t
-            svc = quantiles[s, k] + frac * (quantiles[s, k + 1] - quantiles[s, k])
-            end = start + svc
-            _busy_push(bt, bs, nb, end, s)
-            nb += 1
-        else:
-            start = bt[0]
-            if start - t > timeout_s:
-                latency[i] = np.nan
-                server[i] = -1
-                continue
-            s = bs[0]
-            svc = quantiles[s, k] + frac * (quantiles[s, k + 1] - quantiles[s, k])
-            end = start + svc
-            bt[0] = end  # replace-top: the server stays busy with a later free time
-            _busy_sift_down(bt, bs, nb, 0)
-        latency[i] = end - t
-        server[i] = s
-        busy[s] += svc
-        count[s] += 1
-        last = max(last, end)
-    return last
-
-
 # --------------------------------------------------------------------------- exact path
 
 _P50_95_99 = np.array([0.5, 0.95, 0.99])
@@ -380,14 +249,14 @@ class SimResult:
         lat = self.latency_s[skip:]
         return np.sort(lat[self.server[skip:] >= 0]) + self.servers.frontend_s
 
-    def metrics(self, skip: int = 0) -> IntervalMetrics:
-        """Summarise (``skip`` drops the first requests from latency stats: warm-up)."""
+    def metrics(self, skip: int = 0, sorted_latency_s: np.ndarray | None = None) -> IntervalMetrics:
+        """Summarise (``skip`` drops the first requests from latency stats: warm-up;
+        ``sorted_latency_s`` is ``self.sorted_latency_s(skip)`` when the caller has it)."""
         sv = self.servers
-        served_mask = self.server >= 0
-        served = int(served_mask.sum())
+        served = int(self.count.sum())
         arrived = int(self.arrivals.shape[0])
         span = max(self.duration_s, self.last_completion_s)
-        lat = self.sorted_latency_s(skip)
+        lat = self.sorted_latency_s(skip) if sorted_latency_s is None else sorted_latency_s
         energy = sv.idle_power_w * span + float(np.dot(sv.active_power_w, self.busy_s))
         util = {sid: float(b / span) for sid, b in zip(sv.ids, self.busy_s)} if span > 0 else {}
         if not served:  # see module docstring: the shared "nothing served" interval

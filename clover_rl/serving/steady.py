@@ -25,6 +25,7 @@ from clover_rl.serving.simulator import (
     simulate_arrays,
     sorted_quantiles,
 )
+from clover_rl.serving.steady_store import STORE, digest
 from clover_rl.workload.arrivals import poisson_arrivals
 
 # Steady-state shortcut: rate grid spacing (relative), length of the cached simulation,
@@ -137,6 +138,27 @@ class SteadyState:
 
 
 _STEADY_CACHE: OrderedDict[tuple, SteadyState] = OrderedDict()
+_MIXED: dict[tuple, SteadyState] = {}  # interpolated results by (servers, exact rate, ...)
+_WORKLOADS: OrderedDict[tuple, tuple[float, np.ndarray, np.ndarray]] = OrderedDict()
+_WORKLOADS_MAX = 64  # ~0.8 MB each at 50,000 requests
+
+
+def steady_workload(seed: int, grid_index: int, rate: float, n_requests: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """The common random numbers of a rate grid point: (horizon s, arrival times, uniform
+    draws), the same for every configuration, so drawn once per grid point (cached)."""
+    key = (seed, grid_index, rate, n_requests)
+    hit = _WORKLOADS.get(key)
+    if hit is not None:
+        _WORKLOADS.move_to_end(key)
+        return hit
+    rng = grid_rng(seed, grid_index)
+    horizon = n_requests / rate
+    arr = poisson_arrivals(rate, horizon, rng)
+    u = rng.random(arr.shape[0])
+    _WORKLOADS[key] = (horizon, arr, u)
+    if len(_WORKLOADS) > _WORKLOADS_MAX:
+        _WORKLOADS.popitem(last=False)
+    return horizon, arr, u
 
 
 def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int, seed: int,
@@ -148,19 +170,52 @@ def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int,
     if hit is not None:
         _STEADY_CACHE.move_to_end(key)
         return hit
-    rng = grid_rng(seed, grid_index)
-    horizon = n_requests / rate
-    arr = poisson_arrivals(rate, horizon, rng)
-    u = rng.random(arr.shape[0])
+    family = digest((rate, timeout_s, n_requests, seed))
+    stored = STORE.get(family, grid_index, servers.shape_digest) if servers.shape_id >= 0 else None
+    st = _from_row(stored, servers, rate, timeout_s) if stored is not None else None
+    if st is None:
+        st = _simulate_steady(servers, rate, timeout_s, n_requests, seed, grid_index)
+        if servers.shape_id >= 0:
+            STORE.put(family, grid_index, servers.shape_digest, _to_row(st))
+    _STEADY_CACHE[key] = st
+    if len(_STEADY_CACHE) > _STEADY_CACHE_MAX:
+        _STEADY_CACHE.popitem(last=False)
+    return st
+
+
+def _to_row(st: SteadyState) -> tuple:
+    return (st.p50_ms, st.p95_ms, st.p99_ms, st.mean_ms, st.drop_fraction, st.active_j_per_request,
+            st.accuracy, tuple(st.utilization.values()), tuple(st.variant_share.items()), st.n_requests,
+            st.latency_q_ms.tobytes())
+
+
+def _from_row(row: tuple, servers: Servers, rate: float, timeout_s: float) -> SteadyState | None:
+    """A stored row as the SteadyState of ``servers`` (None if it does not fit them)."""
+    try:
+        p50, p95, p99, mean, drop, aj, acc, util, share, n, q = row
+        if len(util) != len(servers.ids):
+            return None
+        return SteadyState(
+            rate_rps=rate, capacity_rps=servers.capacity_rps, p50_ms=p50, p95_ms=p95, p99_ms=p99, mean_ms=mean,
+            drop_fraction=drop, active_j_per_request=aj, idle_power_w=servers.idle_power_w, accuracy=acc,
+            utilization=dict(zip(servers.ids, util)), variant_share=dict(share), estimated=servers.estimated,
+            n_requests=n, timeout_s=timeout_s, latency_q_ms=np.frombuffer(q, dtype=np.float32).copy())
+    except (TypeError, ValueError):
+        return None
+
+
+def _simulate_steady(servers: Servers, rate: float, timeout_s: float, n_requests: int, seed: int,
+                     grid_index: int) -> SteadyState:
+    horizon, arr, u = steady_workload(seed, grid_index, rate, n_requests)
     res = simulate_arrays(servers, arr, u, horizon, timeout_s=timeout_s)
     skip = int(arr.shape[0] * STEADY_WARMUP)
-    m = res.metrics(skip=skip)
     lat = res.sorted_latency_s(skip)
+    m = res.metrics(skip=skip, sorted_latency_s=lat)
     lat_q = (sorted_quantiles(lat, LATENCY_LEVELS) * 1e3).astype(np.float32) if lat.size else np.zeros(0, np.float32)
     # Rates over the arrival horizon (not the drained span): the long-run shares.
     n = max(arr.shape[0], 1)
     served = m.served
-    st = SteadyState(
+    return SteadyState(
         rate_rps=rate,
         capacity_rps=servers.capacity_rps,
         p50_ms=m.p50_ms, p95_ms=m.p95_ms, p99_ms=m.p99_ms, mean_ms=m.mean_ms,
@@ -175,10 +230,6 @@ def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int,
         timeout_s=timeout_s,
         latency_q_ms=lat_q,
     )
-    _STEADY_CACHE[key] = st
-    if len(_STEADY_CACHE) > _STEADY_CACHE_MAX:
-        _STEADY_CACHE.popitem(last=False)
-    return st
 
 
 def _own(st: SteadyState, servers: Servers) -> SteadyState:
@@ -212,8 +263,20 @@ def steady_state_servers(
         raise ConfigError(f"n_requests for the steady state must be >= 1000, got {n_requests}")
     if not 0 < grid_rel <= 1:
         raise ConfigError(f"grid_rel must be in (0, 1], got {grid_rel!r}")
+    key = (servers.key_id, rate, timeout_s, n_requests, seed, grid_rel)
+    hit = _MIXED.get(key) if servers.key_id >= 0 else None
+    if hit is None:
+        hit = _interpolated(servers, rate, timeout_s, int(n_requests), seed, grid_rel)
+        if servers.key_id >= 0:
+            if len(_MIXED) >= _STEADY_CACHE_MAX:
+                _MIXED.clear()
+            _MIXED[key] = hit
+    return hit
+
+
+def _interpolated(servers: Servers, rate: float, timeout_s: float, n_requests: int, seed: int,
+                  grid_rel: float) -> SteadyState:
     lo, r_lo, r_hi, w = rate_grid(rate, grid_rel)
-    n_requests = int(n_requests)
     a = _steady_at(servers, r_lo, timeout_s, n_requests, seed, lo)
     if w <= 1e-12:
         return _own(a, servers)
@@ -261,3 +324,5 @@ def steady_state(
 
 def clear_steady_cache() -> None:
     _STEADY_CACHE.clear()
+    _MIXED.clear()
+    _WORKLOADS.clear()
