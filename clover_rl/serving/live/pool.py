@@ -27,7 +27,6 @@ import itertools
 import logging
 import threading
 import time
-from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -48,6 +47,7 @@ from clover_rl.serving.live.dispatch import (
 )
 from clover_rl.serving.live.placement import CpuPlacement, PlacementProvider
 from clover_rl.serving.live.worker import WorkerSpec
+from clover_rl.serving.slots import slice_id, slot_assignment
 
 log = logging.getLogger("clover_rl.serving.live")
 
@@ -213,29 +213,12 @@ class WorkerPool:
             raise ConfigError(f"configuration {configuration.label()} is for {configuration.gpu}, the pool serves {self.gpu.name}")
         for v in set(configuration.variants):
             self.service.variant(v)
-        part = configuration.partition(self.gpu)
-        current = Counter((w.plan.slot_id, w.plan.variant) for w in self._workers() if not w.retiring)
         out: list[SlotPlan] = []
-        for g in range(self.n_gpus):
-            for prof in dict.fromkeys(configuration.profiles):
-                want = Counter(v for p, v in configuration.pairs if p == prof)
-                slices = [s for s in part.slices if s.profile == prof]
-                chosen: dict[Slice, str] = {}
-                for s in slices:  # keep running variants where possible
-                    sid = f"gpu{g}/{s.profile}@{s.start}"
-                    for v in sorted(want):
-                        if want[v] and current[(sid, v)]:
-                            chosen[s] = v
-                            want[v] -= 1
-                            current[(sid, v)] -= 1
-                            break
-                rest = list(want.elements())
-                for s in slices:
-                    if s not in chosen:
-                        chosen[s] = rest.pop(0)
-                for s in slices:
-                    out.append(SlotPlan(f"gpu{g}/{s.profile}@{s.start}", g, s, chosen[s],
-                                        self.gpu.profile(s.profile).compute_slices))
+        for g in range(self.n_gpus):  # running (slice, variant) pairs stay: no needless reload
+            previous = {(w.plan.slice.profile, w.plan.slice.start): w.plan.variant
+                        for w in self._workers() if not w.retiring and w.plan.gpu_index == g}
+            for s, v in slot_assignment(configuration, self.gpu, previous):
+                out.append(SlotPlan(slice_id(g, s), g, s, v, self.gpu.profile(s.profile).compute_slices))
         return sorted(out, key=lambda sp: sp.slot_id)
 
     def _workers(self) -> list[Worker]:
@@ -264,7 +247,7 @@ class WorkerPool:
         for g in sorted(gpus):
             mapping = self.placement.realize(g, part)
             for s, dev in mapping.items():
-                devices[f"gpu{g}/{s.profile}@{s.start}"] = dev
+                devices[slice_id(g, s)] = dev
         return devices
 
     def reconfigure(self, configuration: Configuration) -> ReconfigReport:
