@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from clover_rl.evaluation.benchmark import FIELDS, PAPER, CaseResult, SuiteResult
+from clover_rl.evaluation.benchmark import FIELDS, LLM_FIELDS, PAPER, CaseResult, SuiteResult
+from clover_rl.llm.summary import with_llm_columns
 from clover_rl.telemetry.table import Column, format_table, short_names
 
 CASE_COLUMNS: tuple[Column, ...] = (
@@ -33,14 +34,17 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
 def case_title(r: CaseResult) -> str:
     c = r.case
     return (f"{c.name}: {c.scenario}, carbon {r.trace} from {c.start} ({c.hours} h), "
-            f"{c.load} load, SLA p95 {r.sla_ms:.0f} ms")
+            f"{c.load} load, SLA p95 {r.sla_ms:.0f} ms"
+            + (f" TTFT, {r.tpot_sla_ms:.0f} ms TPOT" if r.tpot_sla_ms is not None else ""))
 
 
 def format_case(r: CaseResult, width: int | None = None) -> str:
     names = short_names(r.rows)
     rows = [{"policy": names[p], **v} for p, v in r.rows.items()]
     notes = [f"{p} = {s}" for p, s in r.resolved.items()]
-    return format_table(rows, CASE_COLUMNS, width=width, title=case_title(r), notes=notes)
+    llm = any("ttft_p95_ms" in v for v in r.rows.values())  # LLM cases: TTFT/TPOT/J per 1k tokens
+    cols = with_llm_columns(CASE_COLUMNS, "sla_intervals") if llm else CASE_COLUMNS
+    return format_table(rows, cols, width=width, title=case_title(r), notes=notes)
 
 
 def format_summary(res: SuiteResult, width: int | None = None) -> str:
@@ -70,7 +74,8 @@ def _num(v: Any) -> Any:
 def to_json(res: SuiteResult) -> dict[str, Any]:
     return {
         "suite": res.version, "policies": res.policies, "wall_s": res.wall_s,
-        "cases": [{**c.case.to_dict(), "trace": c.trace, "sla_ms": c.sla_ms, "resolved": c.resolved,
+        "cases": [{**c.case.to_dict(), "trace": c.trace, "sla_ms": c.sla_ms,
+                   **({"tpot_sla_ms": c.tpot_sla_ms} if c.tpot_sla_ms is not None else {}), "resolved": c.resolved,
                    "cpu_s": c.cpu_s, "wall_s": c.wall_s, "estimated": c.estimated,
                    "results": {p: {k: _num(v) for k, v in row.items()} for p, row in c.rows.items()}}
                   for c in res.cases],
@@ -85,11 +90,13 @@ def write_outputs(res: SuiteResult, out_dir: str | Path, *, plot: bool = True) -
     paths = {"csv": out / "benchmark.csv", "json": out / "benchmark.json"}
     with paths["csv"].open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["suite", "case", "scenario", "grid", "start", "load", "policy", *FIELDS])
+        fields = FIELDS + (LLM_FIELDS if any("ttft_p95_ms" in row for c in res.cases for row in c.rows.values())
+                           else ())
+        w.writerow(["suite", "case", "scenario", "grid", "start", "load", "policy", *fields])
         for c in res.cases:
             for p, row in c.rows.items():
                 w.writerow([res.version, c.case.name, c.case.scenario, c.case.grid, c.case.start,
-                            c.case.load, p, *(row.get(k, "") for k in FIELDS)])
+                            c.case.load, p, *(row.get(k, "") for k in fields)])
     paths["json"].write_text(json.dumps(to_json(res), indent=2) + "\n")
     if plot:
         paths["png"] = plot_gaps(res, out / "benchmark.png")
