@@ -43,7 +43,8 @@ def format_case(r: CaseResult, width: int | None = None) -> str:
     rows = [{"policy": names[p], **v} for p, v in r.rows.items()]
     notes = [f"{p} = {s}" for p, s in r.resolved.items()]
     llm = any("ttft_p95_ms" in v for v in r.rows.values())  # LLM cases: TTFT/TPOT/J per 1k tokens
-    cols = with_llm_columns(CASE_COLUMNS, "sla_intervals") if llm else CASE_COLUMNS
+    cols = with_llm_columns(CASE_COLUMNS, "sla_intervals", keys=LLM_FIELDS, demote=("reconfigurations",)) \
+        if llm else CASE_COLUMNS
     return format_table(rows, cols, width=width, title=case_title(r), notes=notes)
 
 

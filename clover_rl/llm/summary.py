@@ -6,6 +6,7 @@ tokens = total over ``served`` x 1000; TTFT/TPOT p95 summaries are the mean and 
 the intervals' p95s (as ``p95_ms`` / ``p95_max_ms`` are for request services)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -46,15 +47,18 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
             "carbon_per_1k_tokens_g": float(sum(r["carbon_g"] for r in rows)) * per_k}
 
 
-def with_llm_columns(columns: Sequence[Column], after: str,
+def with_llm_columns(columns: Sequence[Column], after: str, *, keys: Sequence[str] | None = None,
+                     demote: Sequence[str] = (),
                      replace: Sequence[str] = ("p95_ms", "p95_max_ms", "carbon_per_request_g")) -> tuple[Column, ...]:
-    """``columns`` with the request latency / per-request ones swapped for :data:`COLUMNS`,
-    placed after the column ``after``."""
+    """``columns`` with the request latency / per-request ones swapped for :data:`COLUMNS` (those
+    named in ``keys``; default all), placed after the column ``after``; the columns named in
+    ``demote`` may drop at narrow widths (rank 1), so the LLM ones fit 80 columns."""
+    llm = [c for c in COLUMNS if keys is None or c.key in keys]
     out: list[Column] = []
     for c in columns:
         if c.key in replace:
             continue
-        out.append(c)
+        out.append(dataclasses.replace(c, drop=max(c.drop, 1)) if c.key in demote else c)
         if c.key == after:
-            out.extend(COLUMNS)
+            out.extend(llm)
     return tuple(out)

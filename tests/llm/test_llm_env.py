@@ -182,3 +182,19 @@ def test_online_and_planning_policies_run_on_llm(tiny):
     assert s["energy_per_1k_tokens_j"] == pytest.approx(
         sum(r["energy_j"] for r in res.runs["mpc"].rows) / sum(r["served"] for r in res.runs["mpc"].rows) * 1000)
     assert res.runs["oracle"].summary["objective"] >= res.runs["base"].summary["objective"] - 1e-12
+
+
+def test_shipped_llm_policy_loads_and_serves_feasible_configurations():
+    from clover_rl.agents.registry import make_policy
+    from clover_rl.paths import checkpoints_dir
+
+    env = CloverServingEnv("llm", episode_hours=3)
+    obs, info = env.reset(seed=0)
+    policy = make_policy(str(checkpoints_dir() / "llm"), env, seed=0)
+    for _ in range(3):
+        a = int(policy.act(obs, info))
+        assert info["action_mask"][a]
+        obs, _, _, trunc, info = env.step(a)
+        assert not info["refused"]
+    assert trunc
+    env.close()
