@@ -43,7 +43,7 @@ from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.metrics import IntervalMetrics
-from clover_rl.serving.simulator import slice_id, slot_assignment
+from clover_rl.serving.slots import slice_id, slot_assignment
 
 Slices = tuple[tuple[str, str, str], ...]  # (slice id, profile, variant) on every GPU
 _QUANTILES = (0.5, 0.95, 0.99)
