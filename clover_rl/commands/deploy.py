@@ -43,6 +43,11 @@ def deploy(
     fresh: bool = typer.Option(False, "--fresh", help="start a new deployment: move an existing --state folder "
                                                       "aside to STATE.<UTC time> instead of resuming it"),
     verbose: bool = typer.Option(False, "--verbose", help="serving-plane log lines (workers starting, ...)"),
+    ray: str | None = typer.Option(None, "--ray", metavar="auto|ADDRESS",
+                                   help="serve on a Ray fleet: join this cluster (auto: the local one); needs "
+                                        "the 'ray' extra (docs/ray.md)"),
+    max_down: float = typer.Option(0.25, "--max-down", help="--ray: largest share of the fleet's GPUs "
+                                   "reconfiguring at once (at least one)"),
 ) -> None:
     """Start the KServe v2 front end and a control loop that reconfigures it every interval."""
     from clover_rl.controller.deployment import Deployment, DeploySettings
@@ -78,7 +83,16 @@ def deploy(
                               drain_grace_s=parse_duration(drain_grace, "--drain-grace", allow_zero=True))
     if load_rps is not None:
         _warn_capacity(scenario, load_rps, gpus)
-    dep = Deployment(settings, echo=lambda t: print(t, flush=True))
+    if ray is not None:
+        from clover_rl.serving.ray import require_ray
+
+        require_ray()  # the one-line error naming the extra, before anything starts
+        from clover_rl.serving.ray.deploy import RayDeployment, RaySettings
+
+        dep: Deployment = RayDeployment(settings, RaySettings(address=ray, max_down_fraction=max_down),
+                                        echo=lambda t: print(t, flush=True))
+    else:
+        dep = Deployment(settings, echo=lambda t: print(t, flush=True))
     _setup_logging(verbose)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -135,8 +135,10 @@ class Dispatcher:
 
     def __init__(self, *, context: str, start_timeout_s: float, request_timeout_s: float | None,
                  max_attempts: int, max_restarts: int, max_queue: int | None, max_queue_wait_s: float | None,
-                 no_worker_timeout_s: float, deadline_s: float | None) -> None:
+                 no_worker_timeout_s: float, deadline_s: float | None, process_factory: Callable[[WorkerSpec, str], Any] | None = None) -> None:
         self.context = context
+        # what runs a worker: a local process, or a Ray actor's handle (clover_rl.serving.ray)
+        self.process_factory = process_factory or WorkerProcess
         self.start_timeout_s = start_timeout_s
         self.request_timeout_s = request_timeout_s
         self.max_attempts = max_attempts
@@ -362,7 +364,7 @@ class Dispatcher:
         """Spawn (or respawn) the worker process and wait until its model is warm (blocking)."""
         failures = 0
         while True:
-            w.proc = WorkerProcess(w.spec, self.context)
+            w.proc = self.process_factory(w.spec, self.context)
             t0 = time.perf_counter()
             try:
                 w.proc.start()

@@ -27,8 +27,10 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -119,6 +121,7 @@ class WorkerPool:
         max_restarts: int = 3,
         context: str = "spawn",
         worker_env: dict[str, str] | None = None,
+        process_factory: Callable[[WorkerSpec, str], Any] | None = None,
     ):
         if n_gpus < 1:
             raise ConfigError(f"n_gpus must be >= 1, got {n_gpus}")
@@ -142,7 +145,8 @@ class WorkerPool:
         self._d = self.dispatcher_class(
             context=context, start_timeout_s=start_timeout_s, request_timeout_s=request_timeout_s,
             max_attempts=max_attempts, max_restarts=max_restarts, max_queue=max_queue,
-            max_queue_wait_s=max_queue_wait_s, no_worker_timeout_s=no_worker_timeout_s, deadline_s=deadline_s)
+            max_queue_wait_s=max_queue_wait_s, no_worker_timeout_s=no_worker_timeout_s, deadline_s=deadline_s,
+            process_factory=process_factory)
         self.loop: asyncio.AbstractEventLoop = self._d.loop  # the front end serves on this loop
         self.request_timeout_s = request_timeout_s
         self.start_timeout_s = start_timeout_s

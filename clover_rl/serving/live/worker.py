@@ -167,10 +167,9 @@ def one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg[0] if msg else ''}".rstrip(": ")
 
 
-def child_setup(spec: WorkerSpec) -> str:
-    """In the child, before torch/CUDA load: signals, the slice (``CUDA_VISIBLE_DEVICES``) and
-    CPU thread counts; returns the torch device (``cuda`` or ``cpu``)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent shuts workers down cleanly
+def pin_device(spec: WorkerSpec) -> str:
+    """Before torch/CUDA load: the slice (``CUDA_VISIBLE_DEVICES``) and CPU thread counts; returns
+    the torch device (``cuda`` or ``cpu``). Also what a Ray slice actor does (no signals there)."""
     os.environ.update(spec.env)
     if spec.on_cuda:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.device.split(":", 1)[1]
@@ -181,33 +180,57 @@ def child_setup(spec: WorkerSpec) -> str:
     return "cpu"
 
 
-def worker_main(spec: WorkerSpec, conn: Connection) -> None:
-    """Child process entry point."""
-    torch_device = child_setup(spec)
+def child_setup(spec: WorkerSpec) -> str:
+    """In the child, before torch/CUDA load: signals, then :func:`pin_device`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent shuts workers down cleanly
+    return pin_device(spec)
+
+
+def prepare_worker(spec: WorkerSpec, torch_device: str) -> tuple[Any, dict[str, Any]]:
+    """Load the variant on ``torch_device`` (pinned already) and warm it up; ``(servable, info)``.
+    Shared by the worker process and the Ray slice actor, so both serve a slice the same way."""
+    t0 = time.perf_counter()
+    from clover_rl.serving.live.models import load_model, synthetic_inputs
+
+    loaded = load_model(spec.service, spec.variant, torch_device, spec.input_scale)
+    torch = sys.modules.get("torch")
+    if torch is not None and not spec.on_cuda:  # OMP_NUM_THREADS already applied at import
+        torch.set_num_threads(spec.cpu_threads)
+    load_s = time.perf_counter() - t0
+    x = synthetic_inputs(spec.service, np.random.default_rng(0))
+    for _ in range(spec.warmup_requests):
+        loaded.servable.infer(x)
+    warm_s = time.perf_counter() - t0 - load_s
+    return loaded.servable, {"pid": os.getpid(), "load_s": load_s, "warmup_s": warm_s,
+                             "weights": loaded.weights, "detail": loaded.detail}
+
+
+def serve_request(servable: Any, spec: WorkerSpec, rid: int, inputs: dict[str, np.ndarray]) -> tuple:
+    """One request: ``("done", rid, outputs, service_s, compute_s)``, or ``("fail", rid, message,
+    service_s)`` when the model rejects it. CPU slices sleep the duty-cycle throttle."""
     t0 = time.perf_counter()
     try:
-        from clover_rl.serving.live.models import load_model, synthetic_inputs
+        out = servable.infer(inputs)
+    except Exception as e:
+        return ("fail", rid, one_line(e), time.perf_counter() - t0)
+    compute = time.perf_counter() - t0
+    if spec.throttle and not spec.on_cuda and spec.compute_slices < spec.total_slices:
+        time.sleep(throttle_sleep_s(compute, spec.compute_slices, spec.total_slices))
+    return ("done", rid, out, time.perf_counter() - t0, compute)
 
-        loaded = load_model(spec.service, spec.variant, torch_device, spec.input_scale)
-        torch = sys.modules.get("torch")
-        if torch is not None and not spec.on_cuda:  # OMP_NUM_THREADS already applied at import
-            torch.set_num_threads(spec.cpu_threads)
-        load_s = time.perf_counter() - t0
-        x = synthetic_inputs(spec.service, np.random.default_rng(0))
-        for _ in range(spec.warmup_requests):
-            loaded.servable.infer(x)
-        warm_s = time.perf_counter() - t0 - load_s
+
+def worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """Child process entry point."""
+    try:
+        servable, info = prepare_worker(spec, child_setup(spec))
     except BaseException as e:
         try:
             conn.send(("error", one_line(e)))
         except OSError:
             pass
         return
-    conn.send(("ready", {"pid": os.getpid(), "load_s": load_s, "warmup_s": warm_s,
-                         "weights": loaded.weights, "detail": loaded.detail}))
-    servable = loaded.servable
+    conn.send(("ready", info))
     reader = _SharedReader()
-    slow = spec.throttle and not spec.on_cuda and spec.compute_slices < spec.total_slices
     while True:
         try:
             msg = conn.recv()
@@ -216,18 +239,13 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
         if msg[0] == "stop":
             return
         _, rid, inputs, shared = msg
-        t0 = time.perf_counter()
-        try:
-            if shared is not None:
+        if shared is not None:
+            try:
                 inputs = {**inputs, **reader.arrays(shared)}
-            out = servable.infer(inputs)
-        except Exception as e:
-            conn.send(("fail", rid, one_line(e), time.perf_counter() - t0))
-            continue
-        compute = time.perf_counter() - t0
-        if slow:
-            time.sleep(throttle_sleep_s(compute, spec.compute_slices, spec.total_slices))
-        conn.send(("done", rid, out, time.perf_counter() - t0, compute))
+            except Exception as e:
+                conn.send(("fail", rid, one_line(e), 0.0))
+                continue
+        conn.send(serve_request(servable, spec, rid, inputs))
 
 
 class WorkerCrashed(Exception):

@@ -1,0 +1,92 @@
+"""``clover-rl deploy --ray ADDRESS``: the deployment of ``controller.deployment`` on a Ray fleet.
+
+Everything but the serving plane is the local deployment's: the supervised controller process
+(``Supervisor`` <-> ``PlaneHost`` RPC), the state folder, the load generator, SIGTERM draining.
+The plane is a :class:`~.plane.RayPlane` over the GPUs every fleet node offers; the driver joins
+an existing cluster (``auto`` = the one ``ray start`` made on this machine) and leaves it running.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from clover_rl.controller.deployment import Deployment, DeploySettings
+from clover_rl.errors import ConfigError
+from clover_rl.serving.ray import require_ray
+
+
+@dataclass
+class RaySettings:
+    address: str = "auto"
+    max_down_fraction: float = 0.25  # at most this share of the live GPUs in transition at once
+    monitor_options: dict[str, Any] = field(default_factory=dict)  # FleetMonitor: period_s, misses, ...
+    init_options: dict[str, Any] = field(default_factory=dict)  # extra ray.init keyword arguments
+
+
+class RayDeployment(Deployment):
+    """A :class:`Deployment` whose plane is the Ray fleet (see the module docstring)."""
+
+    def __init__(self, settings: DeploySettings, ray_settings: RaySettings, *,
+                 echo: Callable[[str], None] | None = print) -> None:
+        if not 0 < ray_settings.max_down_fraction <= 1:
+            raise ConfigError(f"--max-down must be in (0, 1], got {ray_settings.max_down_fraction}")
+        if settings.device not in ("cpu", "cuda"):
+            raise ConfigError(f"--device must be cpu or cuda, got {settings.device!r}")
+        ray = require_ray()
+        self.ray_settings = ray_settings
+        if not ray.is_initialized():
+            try:
+                ray.init(address=ray_settings.address, log_to_driver=False, namespace="clover-rl",
+                         **ray_settings.init_options)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise ConfigError(f"--ray {ray_settings.address}: cannot join the Ray cluster "
+                                  f"({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+        from clover_rl.serving.ray.nodes import fleet_nodes
+
+        n = sum(count for _, count in fleet_nodes(settings.device).values())
+        if n == 0:
+            hint = ("ray start ... --resources '{\"clover_gpu\": 2}'" if settings.device == "cpu"
+                    else "nodes with GPUs")
+            raise ConfigError(f"--ray {ray_settings.address}: no node offers GPUs for --device {settings.device} "
+                              f"({hint})")
+        if settings.gpus is not None and settings.gpus != n:
+            raise ConfigError(f"--gpus {settings.gpus}: the Ray fleet has {n} GPU(s); drop --gpus or resize the fleet")
+        super().__init__(replace(settings, gpus=n), echo=echo)
+
+    def start_serving(self) -> None:
+        """Slice actors on the fleet + the KServe v2 front end here (no configuration yet)."""
+        from clover_rl.controller.emulate import ProfileEnergyModel, emulated_service
+        from clover_rl.controller.telemetry import register_collector
+        from clover_rl.serving.ray.plane import RayBackend, RayPlane
+
+        s, sc, rs = self.settings, self.scenario, self.ray_settings
+        service = sc.service_spec()
+        gpu = sc.gpu_model()
+        profile = sc.load_profile()
+        if s.models == "emulated":
+            service = emulated_service(service, profile, gpu)
+        self.service = service
+        pool = {"max_queue_wait_s": sc.timeout_s, "deadline_s": self.deadline_s, **s.pool_options}
+        self.backend = RayBackend(service, gpu, s.device, s.port, host=s.host, mig=s.mig,
+                                  max_down_fraction=rs.max_down_fraction, cpu_scale=s.cpu_scale,
+                                  cpu_threads=s.cpu_threads, monitor_options=rs.monitor_options, **pool)
+        # no hardware meter is read on remote nodes: energy from the profile, labelled estimated
+        self.plane = RayPlane(self.backend, energy_model=ProfileEnergyModel(profile, sc.gpus), timeout_s=sc.timeout_s,
+                              deadline_factor=self.deadline_factor)
+        register_collector(self.backend.frontend.app.state.registry, lambda: self.plane.published)
+        nodes = sorted(self.backend.pool.monitor.nodes.values(), key=lambda n: n.name)
+        self.echo(f"KServe v2 front end on {self.backend.url} (model {service.name!r}; metrics at "
+                  f"{self.backend.url}/metrics); Ray fleet {', '.join(f'{n.name}:{n.n_gpus}' for n in nodes)} = "
+                  f"{sc.gpus} x {gpu.name} on {s.device}, at most {self.backend.pool.max_down()} GPU(s) reconfiguring "
+                  f"at once" + (", emulated models (profiled delays)" if s.models == "emulated" else "")
+                  + "; energy from the profile (estimated)")
+
+    def close(self, drain_timeout_s: float = 120.0) -> None:
+        try:
+            super().close(drain_timeout_s)
+        finally:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()  # leaves the cluster running: it is the user's
