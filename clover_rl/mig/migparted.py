@@ -44,22 +44,24 @@ class ImportedLayout:
         return self.partition.multiset
 
 
+def mig_parted_entry(cfg: Configuration, gpu: GpuModel, devices: str | list[int] = "all",
+                     where: str = "mig-parted config") -> dict[str, Any]:
+    """One mig-parted device entry (``devices``, ``mig-enabled``, ``mig-devices``) for ``cfg``'s
+    slices, checked against the board's instance limits and placements."""
+    counts = Counter(cfg.profiles)
+    check_instance_limits(gpu, counts, where)
+    cfg.partition(gpu)  # placements too: never print a layout no driver can create
+    return {"devices": devices, "mig-enabled": True,
+            "mig-devices": {p: counts[p] for p in sorted(counts, key=_profile_sort_key)}}
+
+
 def to_mig_parted(configs: dict[str, Configuration], gpu: GpuModel, devices: str | list[int] = "all") -> str:
     """NVIDIA mig-parted config YAML; one named entry per configuration."""
     mig_configs = {}
     for name, cfg in configs.items():
         if not name or not name.strip() or any(c.isspace() for c in name):
             raise ConfigError(f"mig-parted config name must be a non-empty word, got {name!r}")
-        counts = Counter(cfg.profiles)
-        check_instance_limits(gpu, counts, f"mig-parted config {name!r}")
-        cfg.partition(gpu)  # placements too: never print a layout no driver can create
-        mig_configs[name] = [
-            {
-                "devices": devices,
-                "mig-enabled": True,
-                "mig-devices": {p: counts[p] for p in sorted(counts, key=_profile_sort_key)},
-            }
-        ]
+        mig_configs[name] = [mig_parted_entry(cfg, gpu, devices, f"mig-parted config {name!r}")]
     return yaml.safe_dump({"version": "v1", "mig-configs": mig_configs}, sort_keys=False)
 
 
