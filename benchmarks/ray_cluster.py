@@ -23,7 +23,6 @@ Run: ``python benchmarks/ray_cluster.py [--phase 40] [--rate 4] [--interval 20] 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import threading
@@ -37,14 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fault_injection import wait_for  # noqa: E402
 
 CLIENT_TIMEOUT_S = 30.0
-NODE_CPUS = 1
-
-
-def node_args(name: str, temp_dir: str | None = None) -> dict[str, Any]:
-    args: dict[str, Any] = {"num_cpus": NODE_CPUS, "resources": {"clover_gpu": 2}, "labels": {"clover-node": name}}
-    if temp_dir:
-        args.update(include_dashboard=False, temp_dir=temp_dir)
-    return args
 
 
 def offer(load: Any, url: str, svc: Any, seconds: float, rate: float, seed: int, out: list) -> threading.Thread:
@@ -74,24 +65,23 @@ def main() -> int:
     ap.add_argument("--scenario", default="efficientnet")
     args = ap.parse_args()
     import ray
-    from ray.cluster_utils import Cluster
 
     from clover_rl.controller.deployment import DeploySettings
     from clover_rl.controller.loop import ControllerOptions
     from clover_rl.serving.live.loadgen import LoadProcess
     from clover_rl.serving.ray.deploy import RayDeployment, RaySettings
+    from clover_rl.serving.ray.local import LocalCluster
 
     work = Path(tempfile.mkdtemp(prefix="clover-ray-bench-"))
-    temp_dir = tempfile.mkdtemp(prefix="cr-", dir="/tmp")  # short: Ray's socket paths must fit
     t0 = time.time()
-    cluster = Cluster(initialize_head=True, head_node_args=node_args("a", temp_dir))
-    node_b = cluster.add_node(**node_args("b"))
-    print(f"local Ray cluster: 2 nodes x 2 emulated GPUs up in {time.time() - t0:.0f} s (temp {temp_dir})", flush=True)
+    cluster = LocalCluster(nodes=2, gpus=2)
+    print(f"local Ray cluster: 2 nodes x 2 emulated GPUs up in {time.time() - t0:.0f} s ({cluster.temp_dir})",
+          flush=True)
     dep: Any = None
     stop = threading.Event()
     load = LoadProcess()
     rows: list[tuple] = []
-    killed_at = lost_seen = rejoin_at = joined_seen = float("nan")
+    killed_at = lost_seen = rejoin_at = joined_seen = serving_again = float("nan")
     try:
         opts = ControllerOptions(interval_s=args.interval, guard_window_s=args.interval / 2, echo=None)
         settings = DeploySettings(scenario=args.scenario, policy=args.policy, carbon="file:caiso_pge:eval,speed=180",
@@ -116,16 +106,17 @@ def main() -> int:
             if phase == "node down":
                 time.sleep(args.kill_at)
                 killed_at = time.time()
-                node_b.kill_raylet()
+                cluster.kill_raylet(1)
                 wait_for(lambda: pool.lost_gpus, args.phase)
                 lost_seen = time.time()
             elif phase == "rejoin":
                 time.sleep(2.0)
-                cluster.remove_node(node_b, allow_graceful=False)
                 rejoin_at = time.time()
-                node_b = cluster.add_node(**node_args("b"))
-                wait_for(lambda: not pool.lost_gpus and pool.ready_count > 0, args.phase)
+                cluster.restart_node(1)
+                wait_for(lambda: not pool.lost_gpus, args.phase)
                 joined_seen = time.time()
+                wait_for(lambda: len(pool.fleet_configuration) == len(pool.fleet), args.phase)
+                serving_again = time.time()
             t.join()
             sent, ok, refused, lost, p95 = totals(results)
             fleet = ", ".join(f"{g}:{c.label()}" for g, c in pool.fleet_configuration.items())
@@ -134,15 +125,15 @@ def main() -> int:
                   flush=True)
         print(f"node loss noticed {lost_seen - killed_at:.1f} s after the raylet was killed (control window "
               f"{opts.window_s():g} s); node back in the fleet {joined_seen - rejoin_at:.1f} s after its new raylet "
-              f"started; most GPUs reconfiguring at once: {pool.max_in_transition} (limit {pool.max_down()})",
+              f"started, its GPUs serving again after {serving_again - rejoin_at:.1f} s; most GPUs reconfiguring at "
+              f"once: {pool.max_in_transition} (limit {pool.max_down()})",
               flush=True)
     finally:
         stop.set()
         if dep is not None:
             dep.close()
         load.close()
-        cluster.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        cluster.close()
         if ray.is_initialized():
             ray.shutdown()
     s, o, r, lo = (int(sum(x)) for x in zip(*rows)) if rows else (0, 0, 0, 0)

@@ -211,6 +211,7 @@ class Supervisor:
         self.restarts = 0
         self._conn: Connection | None = None
         self.deadline: float | None = None
+        self._replan: str | None = None  # why the controller was asked to restart (see replan)
 
     @property
     def controller_pid(self) -> int | None:
@@ -245,6 +246,12 @@ class Supervisor:
                 return 0
             code = self.proc.exitcode
             self._host_thread.join(2.0)  # a fatal message sent just before exiting
+            if self._replan is not None and not stop.is_set():  # asked for (replan), not a crash
+                self.echo(f"[supervisor] controller restarted: {self._replan}")
+                self._replan = None
+                self._spawn()
+                started = time.time()
+                continue
             if code == 0:
                 return 0
             if code == 2 or self.host.fatal:
@@ -266,6 +273,16 @@ class Supervisor:
             self.restarts += 1
             self._spawn()
             started = time.time()
+
+    def replan(self, why: str, overrides: dict[str, Any]) -> None:
+        """Restart the controller with other scenario ``overrides`` (it saves its state and the new
+        one resumes it), e.g. ``{"gpus": n}`` when a Ray fleet lost or regained GPUs, so it plans
+        with what is left. Serving continues meanwhile."""
+        self.spec = replace(self.spec, overrides={**self.spec.overrides, **overrides})
+        self._replan = why
+        p = self.proc
+        if p is not None and p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
 
     def terminate(self, timeout_s: float = 60.0) -> None:
         """Ask the controller to stop (it finishes and saves the interval), then make sure."""

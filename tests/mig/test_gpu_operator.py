@@ -20,7 +20,13 @@ import yaml
 from clover_rl.errors import BackendError
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import parse_configuration
-from clover_rl.mig.gpu_operator import CONFIG_LABEL, STATE_LABEL, GpuOperatorMig, KubeApi, node_config
+from clover_rl.mig.gpu_operator import (
+    CONFIG_LABEL,
+    STATE_LABEL,
+    GpuOperatorMig,
+    KubeApi,
+    node_config,
+)
 
 GPU = get_gpu("a100-40gb")
 VARIANTS = ("b1", "b3", "b5", "b7")

@@ -82,6 +82,20 @@ class RayDeployment(Deployment):
                   f"at once" + (", emulated models (profiled delays)" if s.models == "emulated" else "")
                   + "; energy from the profile (estimated)")
 
+    def start_controller(self) -> Any:
+        """The supervised controller; restarted with the live GPU count whenever the fleet shrinks
+        or grows back, so it plans with the GPUs that are there (its state carries over)."""
+        sup = super().start_controller()
+        pool = self.backend.pool
+
+        def changed(live: int) -> None:
+            if live and live != sup.spec.overrides.get("gpus"):
+                sup.replan(f"the fleet now serves on {live} of {len(pool.fleet)} GPU(s); planning with those",
+                           {"gpus": live})
+
+        pool.on_fleet_change = changed
+        return sup
+
     def close(self, drain_timeout_s: float = 120.0) -> None:
         try:
             super().close(drain_timeout_s)

@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +107,9 @@ class RayPool(WorkerPool):
         self.in_transition: set[int] = set()
         self.max_in_transition = 0  # the most GPUs ever in transition at once (checked by tests)
         self._suspects: dict[str, list[Worker]] = defaultdict(list)
+        # called with the live GPU count once a node is lost or its GPUs serve again (the
+        # deployment restarts the controller with it: it plans with what is left)
+        self.on_fleet_change: Callable[[int], None] | None = None
         self._tlock = threading.Lock()
         monitor.on_lost = self._node_lost
         monitor.on_joined = self._node_joined
@@ -338,6 +341,8 @@ class RayPool(WorkerPool):
                     self._d._crashed(w, f"node {node.name} lost")
 
         self._d.post(retire)
+        if self.on_fleet_change is not None:
+            self.on_fleet_change(len(self.live_gpus))
 
     def _node_joined(self, node: FleetNode) -> None:
         """(Monitor thread) a node (back or new): its GPUs rejoin with their intended configuration."""
@@ -360,6 +365,8 @@ class RayPool(WorkerPool):
         try:
             rep = self.reconfigure(dict(self.targets))
             log.warning("rejoined GPUs brought up: %s", rep.message)
+            if self.on_fleet_change is not None:
+                self.on_fleet_change(len(self.live_gpus))
         except Exception as e:
             log.error("could not bring rejoined GPUs up: %s", one_line(e))
 
