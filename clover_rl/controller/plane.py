@@ -21,12 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
 from clover_rl.controller.clock import Clock, SystemClock
 from clover_rl.mig.config import Configuration
 from clover_rl.services import ServiceSpec
 from clover_rl.serving.backend import Backend, ReconfigReport
+from clover_rl.serving.latency import POOL, percentiles_ms
 from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
 from clover_rl.serving.simulator import DEFAULT_TIMEOUT_S
 
@@ -66,13 +65,12 @@ def metrics_from_records(records: Sequence[Any], wall_s: float, energy_j: float,
                          *, timeout_s: float, estimated: bool, backend: str = "live") -> IntervalMetrics:
     """Interval metrics from the pool's finished-request records (status, variant, latency).
 
-    Latency is the service's own: enqueue at the pool to answer, exact percentiles over the
-    window's requests. Accuracy is the request-weighted catalog accuracy of the variants that
+    Latency is :data:`clover_rl.serving.latency.POOL` (enqueue at the pool to answer), exact
+    percentiles over the window's requests. Accuracy is the request-weighted catalog accuracy of the variants that
     answered. Every non-200 record counts as dropped (an explicit error, never a silent loss);
     with none answered the interval is :meth:`IntervalMetrics.nothing_served` at ``timeout_s``.
     """
     ok = [r for r in records if r.status == 200]
-    lat = np.array([r.latency_s * 1000.0 for r in ok], dtype=float)
     by_variant = Counter(r.variant for r in ok if r.variant)
     n = sum(by_variant.values())
     acc = sum(service.variant(v).accuracy * c for v, c in by_variant.items()) / n if n else 0.0
@@ -84,11 +82,11 @@ def metrics_from_records(records: Sequence[Any], wall_s: float, energy_j: float,
     util = {k: min(1.0, v / wall) for k, v in sorted(busy.items())}
     if not ok:  # an outage scores as in replay: every request charged ``timeout_s``
         return IntervalMetrics.nothing_served(wall, len(records), timeout_s=timeout_s, energy_j=float(energy_j),
-                                              utilization=util, estimated=estimated, backend=backend)
-    q = (lambda p: float(np.percentile(lat, p))) if lat.size else (lambda p: 0.0)
+                                              utilization=util, estimated=estimated, backend=backend, latency=POOL)
+    p50, p95, p99, mean = percentiles_ms(r.latency_s for r in ok)
     return IntervalMetrics(
         duration_s=wall, arrived=len(records), served=len(ok), dropped=len(records) - len(ok),
-        p50_ms=q(50), p95_ms=q(95), p99_ms=q(99), mean_ms=float(lat.mean()) if lat.size else 0.0,
+        p50_ms=p50, p95_ms=p95, p99_ms=p99, mean_ms=mean, latency=POOL,
         throughput_rps=len(ok) / wall, energy_j=float(energy_j), accuracy=float(acc),
         utilization=util,
         variant_share={v: c / n for v, c in sorted(by_variant.items())} if n else {},

@@ -14,8 +14,10 @@ Failure semantics (the contract every implementation keeps):
   GPU) still raises ``BackendError`` / ``ConfigError``.
 - ``run`` always returns metrics; an interval in which nothing was answered is
   :meth:`IntervalMetrics.nothing_served` (latency = the timeout, never 0 or NaN).
-- Latency figures are the service's own, request arrival to answer (replay: queue + service
-  time; live: the client's send-to-answer; the controller's plane: enqueue-to-answer at the pool).
+- Latency figures are defined once, in :mod:`clover_rl.serving.latency`: a Backend's are
+  ``server`` (front end in -> response out: queue + service + front end), the controller's
+  live plane measures ``pool`` (enqueue -> answer), a load generator's ``client`` figures are
+  reported beside them; ``IntervalMetrics.latency`` names which.
 """
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ class IntervalMetrics:
     # service-specific figures (LLM services: ttft_/tpot_ p50/p95/p99 ms, requests_served; see
     # clover_rl.llm.replay); merge_metrics mixes percentile triples as the latencies, sums counts
     extra: dict[str, float] = field(default_factory=dict)
+    latency: str = "server"  # what p50/p95/p99/mean measure: clover_rl.serving.latency (server | pool | client)
 
     @classmethod
     def nothing_served(
@@ -40,6 +41,7 @@ class IntervalMetrics:
         utilization: dict[str, float] | None = None,
         estimated: bool = True,
         backend: str = "replay",
+        latency: str = "server",
     ) -> IntervalMetrics:
         """An interval in which no request was answered -- the one constructor every backend,
         plane and controller uses, so an outage scores the same in replay and live.
@@ -57,7 +59,7 @@ class IntervalMetrics:
         return cls(duration_s=max(float(duration_s), 1e-9), arrived=arrived, served=0, dropped=arrived,
                    p50_ms=lat, p95_ms=lat, p99_ms=lat, mean_ms=lat, throughput_rps=0.0,
                    energy_j=float(energy_j), accuracy=float(accuracy), utilization=dict(utilization or {}),
-                   estimated=estimated, backend=backend)
+                   estimated=estimated, backend=backend, latency=latency)
 
     @property
     def energy_per_request_j(self) -> float:
@@ -149,6 +151,7 @@ def merge_metrics(parts: list[IntervalMetrics]) -> IntervalMetrics:
         estimated=any(p.estimated for p in parts),
         backend=parts[0].backend,
         extra=extra,
+        latency=parts[0].latency,
     )
 
 
@@ -161,5 +164,5 @@ def scale_metrics(m: IntervalMetrics, duration_s: float) -> IntervalMetrics:
         mean_ms=m.mean_ms, throughput_rps=m.throughput_rps, energy_j=m.energy_j * f,
         accuracy=m.accuracy, utilization=dict(m.utilization), variant_share=dict(m.variant_share),
         estimated=m.estimated, backend=m.backend,
-        extra={k: x * f if k in EXTRA_COUNTS else x for k, x in m.extra.items()},
+        extra={k: x * f if k in EXTRA_COUNTS else x for k, x in m.extra.items()}, latency=m.latency,
     )

@@ -10,7 +10,7 @@ import pytest
 from clover_rl.controller.faults import FlakyBackend
 from clover_rl.controller.plane import LivePlane
 from clover_rl.serving.live.pool import RequestRecord
-from clover_rl.serving.metrics import IntervalMetrics
+from clover_rl.serving.metrics import IntervalMetrics, merge_metrics
 from clover_rl.serving.replay import ReplayBackend
 from tests.support.controller import FixedPolicy
 
@@ -103,7 +103,8 @@ def test_partial_service_scores_like_the_same_replay_figures(env):
     plane.meter.joules = 5000.0
     live = plane.interval()
     assert (live.served, live.dropped, live.arrived) == (60, 40, 100)
-    assert live.p95_ms == pytest.approx(80.0)
+    assert live.p95_ms == pytest.approx(80.0) and live.latency == "pool"  # enqueue -> answer
+    assert merge_metrics([live, plane.interval()]).latency == "pool"
     # the same figures as a replay interval: identical outcome
     replay = IntervalMetrics(live.duration_s, 100, 60, 40, live.p50_ms, live.p95_ms, live.p99_ms, live.mean_ms,
                              live.throughput_rps, live.energy_j, live.accuracy)

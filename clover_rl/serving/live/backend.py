@@ -19,13 +19,12 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from clover_rl.errors import BackendError, CloverError, ConfigError
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
 from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.backend import ReconfigReport
+from clover_rl.serving.latency import CLIENT, SERVER, percentiles_ms
 from clover_rl.serving.live.energy import EnergyMeter, default_meter
 from clover_rl.serving.live.loadgen import LoadProcess, LoadResult, run_load
 from clover_rl.serving.live.placement import PlacementProvider, default_placement
@@ -225,12 +224,10 @@ class LiveBackend:
     def _metrics(self, res: LoadResult, records: list[RequestRecord], server: list[ServerRecord], wall: float,
                  energy: float) -> IntervalMetrics:
         served = res.answered
-        lat = np.asarray([r.latency_s * 1000.0 for r in server if r.status == 200])
-        if lat.size:
-            p50, p95, p99 = (float(x) for x in np.percentile(lat, [50, 95, 99]))
-            mean = float(lat.mean())
-        else:  # no server record (never expected once a request was answered): the client's view
-            p50, p95, p99, mean = res.p50_ms, res.p95_ms, res.p99_ms, res.mean_ms
+        lat = [r.latency_s for r in server if r.status == 200]
+        kind = SERVER if lat else CLIENT  # no server record (never expected once answered): the client's
+        p50, p95, p99, mean = percentiles_ms(lat) if lat else (res.p50_ms, res.p95_ms, res.p99_ms, res.mean_ms)
+        client = {"client_p50_ms": res.p50_ms, "client_p95_ms": res.p95_ms, "client_p99_ms": res.p99_ms}
         by_variant = Counter(res.variants) if res.variants else Counter(r.variant for r in records if r.status == 200)
         n = sum(by_variant.values())
         busy: dict[str, float] = defaultdict(float)
@@ -244,6 +241,7 @@ class LiveBackend:
             return IntervalMetrics.nothing_served(wall, res.sent, timeout_s=self.outage_timeout_s, energy_j=energy,
                                                   accuracy=self.service.variants[0].accuracy, utilization=util,
                                                   estimated=self.meter.estimated, backend=self.name)
+        # (nothing answered: no client latency to report beside the timeout)
         acc = (sum(self.service.variant(v).accuracy * c for v, c in by_variant.items()) / n if n
                else self.service.variants[0].accuracy)
         return IntervalMetrics(
@@ -262,4 +260,6 @@ class LiveBackend:
             variant_share={v: c / n for v, c in sorted(by_variant.items())} if n else {},
             estimated=self.meter.estimated,
             backend=self.name,
+            extra=client,
+            latency=kind,
         )

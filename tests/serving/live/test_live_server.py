@@ -124,6 +124,8 @@ def test_run_metrics_and_prometheus(backend: LiveBackend) -> None:
     assert m.backend == "live" and m.estimated  # CPU host without RAPL: estimated energy
     assert m.arrived > 20 and m.served == m.arrived and m.dropped == 0
     assert 0 < m.p50_ms <= m.p95_ms <= m.p99_ms < 10_000  # answered, not timed out (a shared host is slow)
+    assert m.latency == "server"  # front end in -> response out; the client's figure beside it
+    assert m.extra["client_p95_ms"] == backend.last_load.p95_ms >= m.p50_ms
     assert m.energy_j > 0 and set(m.variant_share) <= {"b1", "b7"}
     assert 78.38 <= m.accuracy <= 84.58
     assert set(m.utilization) == {"gpu0/4g.20gb@0", "gpu0/3g.20gb@4"}
