@@ -4,6 +4,12 @@ features, so one set of weights scores any configuration at any intensity and lo
     logit[a] = sum_k w_k(s) F[level(s), a, k] + w_stay(s) [a is the current configuration]
                + <P h(s), psi(graph_a)>
 
+where ``F`` also holds four products with the observed intensity ``x`` (now) and ``xf`` (the
+forecast's mean): the objective value ``v0 + x slope`` and ``v0 + xf slope`` and the carbon
+``x carbon`` and ``xf carbon`` -- so a *constant* weight on the first ranks configurations by the
+profile model's value at the current intensity, whatever the grid, and PPO learns how far to
+trust it against the rest (switching, forecast, budget left).
+
 ``F`` (:mod:`clover_rl.training.profile_features`: objective value on a carbon-free grid, its
 slope in the intensity, carbon vs BASE, accuracy, p95/SLA, within-SLA, at the load level at or
 above the observed rate) is a buffer in the state dict, computed from the profile model when
@@ -69,6 +75,11 @@ class ProfileActionHead(nn.Module):
         super().__init__()
         self.hidden_dim, self.obs_dim = hidden_dim, obs_dim
         self.rate_index = int(layout["rate"])
+        # with layout["ci"] = [now, stop]: the features at the observed intensity now and at the
+        # forecast's mean (value v0 + x slope, carbon x carbon-at-1), 4 per configuration
+        ci = layout.get("ci")
+        self.ci = (int(ci[0]), int(ci[1])) if ci else None
+        n_extra = 4 if self.ci else 0
         g0, g1 = (int(x) for x in layout["graph"])
         if g1 - g0 != n_graph:
             raise ConfigError(f"{PROFILE_POLICY}: graph block {g0}:{g1} of the observation != {n_graph} features")
@@ -78,8 +89,8 @@ class ProfileActionHead(nn.Module):
         self.register_buffer("table", _buffer(table, (n_levels, n_actions, n_profile), th.float32, "table"))
         self.register_buffer("levels", _buffer(levels, (n_levels,), th.float32, "levels"))
         d = hidden_dim + len(self.state_index)
-        self.coef_lin = nn.Linear(d, n_profile + 1)
-        self.coef_mlp = nn.Sequential(nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, n_profile + 1))
+        self.coef_lin = nn.Linear(d, n_profile + n_extra + 1)
+        self.coef_mlp = nn.Sequential(nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, n_profile + n_extra + 1))
         self.psi = nn.Sequential(nn.Linear(n_graph, hidden), nn.Tanh(), nn.Linear(hidden, embed_dim))
         self.proj = nn.Linear(hidden_dim, embed_dim)
         for lin in (self.coef_lin, self.coef_mlp[2], self.proj):
@@ -94,6 +105,11 @@ class ProfileActionHead(nn.Module):
     def forward(self, latent: th.Tensor) -> th.Tensor:
         h, obs = latent[..., : self.hidden_dim], latent[..., self.hidden_dim:]
         feats = self.table[self.level_index(obs[..., self.rate_index])]  # (B, A, P)
+        if self.ci is not None:
+            x = obs[..., self.ci[0], None]  # (B, 1): intensity now / the reference
+            xf = obs[..., self.ci[0] + 1:self.ci[1]].mean(-1, keepdim=True) if self.ci[1] > self.ci[0] + 1 else x
+            v0, slope, carbon = feats[..., 0], feats[..., 1], feats[..., 2]
+            feats = th.cat([feats, th.stack([v0 + x * slope, v0 + xf * slope, x * carbon, xf * carbon], -1)], -1)
         g = self.graph.float()
         current = ((g[None] / 7.0 - obs[..., None, self.g0:self.g1]).abs().amax(-1) < 1e-3).float()  # (B, A)
         x = th.cat([h, obs[..., self.state_index]], dim=-1)
@@ -179,7 +195,8 @@ def profile_kwargs(env: Any, cache_dir: str | Path | None = None) -> dict[str, A
     graph = np.rint(u.catalog.graphs).astype(np.uint8)
     return {"graph": graph, "table": table, "levels": levels, "n_graph": graph.shape[1],
             "n_levels": len(levels), "n_profile": table.shape[2],
-            "layout": {"rate": names.index("request_rate"), "graph": [graph_cols[0], graph_cols[-1] + 1]}}
+            "layout": {"rate": names.index("request_rate"), "graph": [graph_cols[0], graph_cols[-1] + 1],
+                       "ci": [names.index("ci_now"), names.index("ci_now") + 1 + u.scenario.carbon.forecast_hours]}}
 
 
 def strip_profile(model: Any) -> None:

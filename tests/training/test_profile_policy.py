@@ -108,6 +108,24 @@ def test_head_scores_the_level_at_or_above_the_load_and_knows_the_current_config
     np.testing.assert_allclose(logits[1] - 10.0 * (np.arange(5) == 3), tab[1, :, 0], atol=1e-5)
 
 
+def test_a_constant_weight_on_value_now_ranks_by_the_objective_at_the_observed_intensity() -> None:
+    rng = np.random.default_rng(1)
+    table = rng.normal(size=(1, 6, len(FEATURES))).astype(np.float32)
+    head = ProfileActionHead(4, 9, 6, 3, 1, len(FEATURES), {"rate": 1, "graph": [2, 5], "ci": [5, 8]},
+                             rng.integers(1, 4, size=(6, 3)), table, np.array([1.0]))
+    with th.no_grad():
+        for lin in (head.coef_lin, head.coef_mlp[2], head.proj):
+            lin.weight.zero_()
+            lin.bias.zero_()
+        head.coef_lin.bias[len(FEATURES)] = 1.0  # v0 + x slope, x = ci_now
+    obs = th.zeros((3, 9))
+    obs[:, 5] = th.tensor([0.05, 1.0, 2.4])  # very clean, reference, very dirty
+    obs[:, 6:8] = 5.0  # the forecast does not enter this weight
+    logits = head(th.cat([th.zeros((3, 4)), obs], dim=1)).detach().numpy()
+    want = table[0, :, 0][None] + obs[:, 5:6].numpy() * table[0, :, 1][None]
+    np.testing.assert_allclose(logits, want, atol=1e-5)
+
+
 def test_head_rejects_a_wrong_table_shape() -> None:
     with pytest.raises(ConfigError, match="table must have shape"):
         ProfileActionHead(4, 7, 5, 3, 2, 6, {"rate": 1, "graph": [2, 5]}, np.zeros((5, 3)), np.zeros((2, 4, 6)),
