@@ -76,8 +76,8 @@ def training_table(_: dict[str, dict]) -> str:
         steps, wall, cmd = _train(meta)
         su = meta.get("suite")
         if not su:
-            lines.append(f"| {name} | - | {steps / 1000:.0f}k | {wall:.0f} s | `{cmd}` | not retrained: the earlier "
-                         "graph-head policy (its config.yml is its recipe; README, earlier results) | - |")
+            lines.append(f"| {name} | - | {steps / 1000:.0f}k | {wall:.0f} s | `{cmd}` | no suite figures in its metadata "
+                         "(a graph-head policy; its config.yml is its recipe) | - |")
             continue
         cases = "; ".join(f"{c.split('/', 1)[1]} {_gap(r['oracle_gap_pct'])} ({r['objective']:+.4f})"
                           for c, r in su["cases"].items())
