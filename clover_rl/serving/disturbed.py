@@ -299,3 +299,15 @@ def clear_disturbed_cache() -> None:
     _HEADS.clear()
     _WHOLE.clear()
     _RESULTS.clear()
+
+
+def warm_up() -> None:
+    """Load the compiled kernels of a disturbed interval now (numba's on-disk cache takes ~1 s
+    per process on first use): a backend calls this when it is built, not in its first step."""
+    arr = np.array([0.0, 0.5])
+    u = np.array([0.3, 0.7])
+    q = np.tile(np.linspace(0.1, 0.2, LEVELS.shape[0]), (2, 1))
+    lat, srv = np.empty(2), np.empty(2, dtype=np.int64)
+    simulate_kernel(arr, u, LEVELS, q, np.zeros(2), 30.0, lat, srv, np.zeros(2), np.zeros(2, dtype=np.int64))
+    ql, _, _ = _served_quantiles_ms(lat, srv, 0.0, LATENCY_LEVELS)
+    _mix2(1.0, ql, 1.0, ql, LATENCY_LEVELS, _P50_95_99)

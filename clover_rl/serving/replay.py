@@ -40,7 +40,7 @@ from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
 from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.backend import ReconfigReport
-from clover_rl.serving.disturbed import disturbed_interval
+from clover_rl.serving.disturbed import disturbed_interval, warm_up
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.profile import Profile, load_default_profile, load_profile
 from clover_rl.serving.simulator import (
@@ -115,6 +115,8 @@ class ReplayBackend:
         self._transitions: dict[tuple, tuple[Assignment, Servers, Transition]] = {}
         self._seeds: list[int] = []
         self._closed = False
+        if mode == "steady":
+            warm_up()  # compiled kernels loaded here, not in the first step
 
     # ------------------------------------------------------------------ helpers
 

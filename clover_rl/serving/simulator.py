@@ -60,6 +60,7 @@ LEVELS = np.asarray(QUANTILE_LEVELS, dtype=np.float64)
 
 
 _KEY_IDS: dict[tuple, int] = {}
+_SHAPE_DIGESTS: dict[int, str] = {}  # by shape_id (digests cost a repr of the whole key)
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +98,12 @@ class Servers:
         processes: the key of the persistent steady-state store)."""
         from clover_rl.serving.steady_store import digest
 
-        return digest(self.key[:-1] + (tuple(r[1:] for r in self.key[-1]),))
+        d = _SHAPE_DIGESTS.get(self.shape_id)
+        if d is None:
+            d = digest(self.key[:-1] + (tuple(r[1:] for r in self.key[-1]),))
+            if self.shape_id >= 0:
+                _SHAPE_DIGESTS[self.shape_id] = d
+        return d
 
     @cached_property
     def _index(self) -> dict[str, int]:
