@@ -121,6 +121,8 @@ def _warn_capacity(scenario: str, load: float, gpus: int | None) -> None:
     from clover_rl.serving.capacity import capacity_rps, capacity_warning
 
     sc = load_scenario(scenario)
+    if sc.is_llm:
+        return  # capacity in tokens: no request-service profile to check against
     svc, gpu = sc.service_spec(), sc.gpu_model()
     n = gpus or sc.gpus
     base = base_configuration(gpu, svc.variant_names)

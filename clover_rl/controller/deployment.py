@@ -148,7 +148,7 @@ class Deployment:
         service = sc.service_spec()
         gpu = sc.gpu_model()
         energy = None
-        if s.models == "emulated":
+        if s.models == "emulated" and not sc.is_llm:  # LLM services: refused in llm_serving
             profile = sc.load_profile()
             service = emulated_service(service, profile, gpu)
             energy = ProfileEnergyModel(profile, sc.gpus)
@@ -158,11 +158,16 @@ class Deployment:
             placement = self.placement_wrapper(placement)
         self.placement = placement
         pool = {"max_queue_wait_s": sc.timeout_s, "deadline_s": self.deadline_s, **s.pool_options}
-        self.backend = LiveBackend(service, gpu, sc.gpus, s.device, s.port, host=s.host, cpu_scale=s.cpu_scale,
-                                   cpu_threads=s.cpu_threads, placement=placement, **pool)
-        # a deadline as a multiple of the SLA is set once the controller publishes the SLA
-        self.plane = LivePlane(self.backend, energy_model=energy, timeout_s=sc.timeout_s,
-                               deadline_factor=self.deadline_factor)
+        if sc.is_llm:  # OpenAI + KServe v2 generate front end, token metrics
+            from clover_rl.controller.llm_live import llm_serving
+
+            self.backend, self.plane = llm_serving(sc, s, gpu, placement, pool, self.deadline_factor)
+        else:
+            self.backend = LiveBackend(service, gpu, sc.gpus, s.device, s.port, host=s.host, cpu_scale=s.cpu_scale,
+                                       cpu_threads=s.cpu_threads, placement=placement, **pool)
+            # a deadline as a multiple of the SLA is set once the controller publishes the SLA
+            self.plane = LivePlane(self.backend, energy_model=energy, timeout_s=sc.timeout_s,
+                                   deadline_factor=self.deadline_factor)
         register_collector(self.backend.frontend.app.state.registry, lambda: self.plane.published)
         self.echo(f"KServe v2 front end on {self.backend.url} (model {service.name!r}; metrics at "
                   f"{self.backend.url}/metrics); {sc.gpus} x {gpu.name} on {s.device}"
@@ -215,13 +220,19 @@ class Deployment:
             from clover_rl.scenario import load_scenario
 
             w = load_scenario(s.scenario).build_workload()
-            self.load = SteadyLoad(self.backend.url, self.service, w, seed=s.options.seed,
-                                   image_size=s.load_image_size).start()
+            self.load = self._steady_load(w).start()
             self.echo(f"load generator: scenario workload ({w.describe()}) against {self.backend.url}")
         elif s.load_rps:
-            self.load = SteadyLoad(self.backend.url, self.service, s.load_rps, seed=s.options.seed,
-                                   image_size=s.load_image_size).start()
+            self.load = self._steady_load(s.load_rps).start()
             self.echo(f"load generator: Poisson {s.load_rps:g} req/s against {self.backend.url}")
+
+    def _steady_load(self, rate: Any) -> SteadyLoad:
+        s, sc = self.settings, self.scenario
+        if sc.is_llm:
+            from clover_rl.controller.llm_live import LLMSteadyLoad
+
+            return LLMSteadyLoad(self.backend.url, self.service, rate, self.backend.lengths, seed=s.options.seed)
+        return SteadyLoad(self.backend.url, self.service, rate, seed=s.options.seed, image_size=s.load_image_size)
 
     def run(self, stop: threading.Event) -> int:
         """Serve and control until the duration ends or ``stop``; returns 0 on a clean end."""

@@ -86,13 +86,18 @@ class SteadyLoad:
             self._thread.join(self._drain_s + 10)
         return self.snapshot()
 
-    async def _main(self) -> None:
-        import httpx
-
+    def requests(self) -> tuple[str, list[tuple[bytes, dict[str, str]]]]:
+        """(endpoint, request bodies with their headers), cycled through by the arrivals (LLM
+        services override it: OpenAI completions)."""
         from clover_rl.serving.live.loadgen import build_bodies
 
         bodies = build_bodies(self.service, self.seed, image_size=self.image_size)
-        endpoint = f"{self.url}/v2/models/{self.service.name}/infer"
+        return f"{self.url}/v2/models/{self.service.name}/infer", bodies
+
+    async def _main(self) -> None:
+        import httpx
+
+        endpoint, bodies = self.requests()
         rng = np.random.default_rng(self.seed)
         tasks: set[asyncio.Task] = set()
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)

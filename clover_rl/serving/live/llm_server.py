@@ -81,13 +81,15 @@ class LLMRecord:
     prompt_tokens: int
     output_tokens: int
     variant: str | None
+    max_tokens: int = 0  # output tokens the request asked for
 
 
 class _Gen:
     """One generation's front-end bookkeeping: times, text, metrics."""
 
-    def __init__(self, stream: TokenStream, t0: float):
+    def __init__(self, stream: TokenStream, t0: float, max_tokens: int):
         self.stream = stream
+        self.max_tokens = max_tokens
         self.t0 = t0
         self.first: float | None = None
         self.last = t0
@@ -158,11 +160,11 @@ def create_llm_app(pool: LLMWorkerPool, meter: EnergyMeter | None = None, *, dev
         if status == 200:
             prompt_c.labels(name).inc(g.prompt)
         app.state.llm_records.append(LLMRecord(status, time.perf_counter(), ttft, tpot, g.prompt, g.tokens,
-                                               g.result.variant if g.result else None))
+                                               g.result.variant if g.result else None, g.max_tokens))
 
     def start(req: GenRequest, request: Request) -> _Gen:
         timeout_s = deadline_header(request.headers.get(DEADLINE_HEADER, "").encode() or None)
-        return _Gen(pool.generate(req, timeout_s), time.perf_counter())
+        return _Gen(pool.generate(req, timeout_s), time.perf_counter(), req.params.max_tokens)
 
     async def first_item(g: _Gen) -> TokenChunk | LLMResult:
         """The first chunk (or the result); RequestError when refused, counted here."""
