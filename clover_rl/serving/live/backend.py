@@ -35,6 +35,21 @@ from clover_rl.serving.metrics import IntervalMetrics
 log = logging.getLogger("clover_rl.serving.live")
 
 
+def restore_previous(pool: WorkerPool, previous: Configuration, failed: ReconfigReport) -> ReconfigReport:
+    """Make ``previous`` whole again on ``pool`` after ``failed`` (a no-op when the pool kept it);
+    the report says what serves after it. Rollback of every live backend (vision and LLM)."""
+    try:
+        back = pool.reconfigure(previous)
+    except CloverError as e:
+        return replace(failed, current=pool.configuration or previous, message=f"{failed.message}; restore failed: {e}")
+    if not (back.changed or back.slices_changed):
+        return failed  # make-before-break kept the previous workers serving
+    log.warning("reconfiguration to %s failed part-way; restored %s", failed.current.label(), previous.label())
+    return replace(failed, current=pool.configuration or previous,
+                   message=f"{failed.message}; restored {previous.label()}"
+                   + ("" if back.ok else f" (restore incomplete: {back.message})"))
+
+
 class LiveBackend:
     """Real serving: worker processes per slice, KServe v2 front end, measured energy.
 
@@ -130,24 +145,10 @@ class LiveBackend:
         except CloverError as e:  # a backend fault is reported, never raised (Backend contract)
             report = ReconfigReport(True, previous, previous or configuration, ok=False, message=str(e))
         if not report.ok and previous is not None:
-            report = self._restore(previous, report)
+            report = restore_previous(self.pool, previous, report)
         if not report.ok:
             log.error("live reconfiguration failed: %s", report.message)
         return report
-
-    def _restore(self, previous: Configuration, failed: ReconfigReport) -> ReconfigReport:
-        """Make ``previous`` whole again after ``failed`` (a no-op when the pool kept it)."""
-        try:
-            back = self.pool.reconfigure(previous)
-        except CloverError as e:
-            return replace(failed, current=self.pool.configuration or previous,
-                           message=f"{failed.message}; restore failed: {e}")
-        if not (back.changed or back.slices_changed):
-            return failed  # make-before-break kept the previous workers serving
-        log.warning("reconfiguration to %s failed part-way; restored %s", failed.current.label(), previous.label())
-        return replace(failed, current=self.pool.configuration or previous,
-                       message=f"{failed.message}; restored {previous.label()}"
-                       + ("" if back.ok else f" (restore incomplete: {back.message})"))
 
     def run(self, seconds: float, rate_rps: float) -> IntervalMetrics:
         """Offer Poisson load at ``rate_rps`` for ``seconds`` and measure the interval."""

@@ -87,12 +87,19 @@ class LLMPlane:
         return self.pool.configuration
 
     def apply(self, configuration: Configuration) -> ReconfigReport:
-        """Serve ``configuration`` (blocks until new workers are warm); faults are reported."""
+        """Serve ``configuration`` (blocks until new workers are warm). The Backend contract, as
+        ``LiveBackend.apply``: faults are reported, never raised, and the previous configuration
+        is restored here on failure."""
+        from clover_rl.serving.live.backend import restore_previous
+
         previous = self.pool.configuration
         try:
-            return self.pool.reconfigure(configuration)
+            report = self.pool.reconfigure(configuration)
         except CloverError as e:
-            return ReconfigReport(True, previous, previous or configuration, ok=False, message=str(e))
+            report = ReconfigReport(True, previous, previous or configuration, ok=False, message=str(e))
+        if not report.ok and previous is not None:
+            report = restore_previous(self.pool, previous, report)
+        return report
 
     def close(self, drain_s: float = 0.0) -> int:
         """Stop: let accepted requests finish for up to ``drain_s``; returns how many were left."""
