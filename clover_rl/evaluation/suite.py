@@ -20,7 +20,7 @@ import numpy as np
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.errors import ConfigError
 
-SUITE_VERSION = "v2"  # v2: v1's 18 cases unchanged + 3 LLM cases (issue 16)
+SUITE_VERSION = "v3"  # v2: v1's 18 cases unchanged + 3 LLM (A100) cases; v3: + 2 LLM H100 cases
 Load = Literal["constant", "diurnal"]
 DIURNAL_AMPLITUDE = 0.3  # +-30% around the scenario's nominal rate, peak at 14:00 UTC
 SYNTH_SEED0 = 2**31 + 1000  # above any seed training draws for synthetic traces
@@ -72,6 +72,8 @@ SUITE: tuple[Case, ...] = (
     _c("llm", "se", "2018-06-11"),
     _c("llm", "dk", "2019-11-04", "diurnal"),
     _c("llm", "caiso_pge", "2021-04-05"),
+    _c("llm-h100", "gr", "2018-05-14", "diurnal"),   # v3
+    _c("llm-h100", "pl", "2020-01-20", "diurnal"),   # v3
 )
 
 

@@ -184,13 +184,14 @@ def test_online_and_planning_policies_run_on_llm(tiny):
     assert res.runs["oracle"].summary["objective"] >= res.runs["base"].summary["objective"] - 1e-12
 
 
-def test_shipped_llm_policy_loads_and_serves_feasible_configurations():
+@pytest.mark.parametrize("scenario", ["llm", "llm-h100"])
+def test_shipped_llm_policy_loads_and_serves_feasible_configurations(scenario):
     from clover_rl.agents.registry import make_policy
     from clover_rl.paths import checkpoints_dir
 
-    env = CloverServingEnv("llm", episode_hours=3)
+    env = CloverServingEnv(scenario, episode_hours=3)
     obs, info = env.reset(seed=0)
-    policy = make_policy(str(checkpoints_dir() / "llm"), env, seed=0)
+    policy = make_policy(str(checkpoints_dir() / scenario), env, seed=0)
     for _ in range(3):
         a = int(policy.act(obs, info))
         assert info["action_mask"][a]
