@@ -9,12 +9,15 @@ from pydantic import ValidationError
 from clover_rl.errors import ConfigError
 
 
-def load_yaml_mapping(path: Path) -> dict:
-    """The top-level mapping of a YAML file, or a ConfigError naming the file."""
+def load_yaml_mapping(path: Path, *, empty_ok: bool = False) -> dict:
+    """The top-level mapping of a YAML file (``{}`` for an empty file when ``empty_ok``), or a
+    ConfigError naming the file."""
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if data is None and empty_ok:
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data

@@ -4,21 +4,23 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from clover_rl.evaluation.benchmark import FIELDS, LLM_FIELDS, PAPER, CaseResult, SuiteResult
+from clover_rl.evaluation.report import COLUMNS as EVALUATE_COLUMNS
 from clover_rl.llm.summary import with_llm_columns
 from clover_rl.telemetry.table import Column, format_table, short_names
 
+_EVAL = {c.key: c for c in EVALUATE_COLUMNS}
+#: Per case: the evaluate table's figures (same headers and formats), SLA-violating intervals
+#: as a count, and reconfigurations and the oracle gap always shown.
 CASE_COLUMNS: tuple[Column, ...] = (
-    Column("policy", "policy", align="left", drop=0),
-    Column("objective", "objective", "{:+.4f}", drop=0),
-    Column("carbon_saving_pct", "saving %", "{:+.1f}", drop=0),
-    Column("accuracy_drop_pct", "acc drop %", "{:+.2f}", drop=0),
+    *(_EVAL[k] for k in ("policy", "objective", "carbon_saving_pct", "accuracy_drop_pct")),
     Column("sla_intervals", "SLA viol", "{:d}", drop=0),
-    Column("reconfigurations", "reconfigs", "{:d}", drop=0),
-    Column("oracle_gap_pct", "oracle gap %", "{:.1f}", drop=0),
+    replace(_EVAL["reconfigurations"], drop=0),
+    replace(_EVAL["oracle_gap_pct"], drop=0),
 )
 SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column("policy", "policy", align="left", drop=0),

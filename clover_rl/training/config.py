@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from clover_rl.config_io import load_yaml_mapping
 from clover_rl.errors import ConfigError
 
 ALGOS = ("maskable_ppo", "ppo", "dqn")
@@ -239,11 +240,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
         p = p / "config.yml"
     if not p.exists():
         raise ConfigError(f"training config not found: {path}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return config_from_dict(data or {}, str(p))
+    return config_from_dict(load_yaml_mapping(p, empty_ok=True), str(p))
 
 
 def linear_schedule(start: float):
