@@ -8,6 +8,7 @@ from clover_rl.agents.mpc import MPCPolicy, seasonal_persistence
 from clover_rl.agents.registry import POLICY_NAMES, make_policy
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.envs.serving_env import CloverServingEnv
+from clover_rl.service_model import ServiceModel
 
 CONST = {"kind": "constant", "rate_rps": 2.5}
 
@@ -48,9 +49,11 @@ def test_mpc_decisions_do_not_depend_on_the_future():
     future = vals.copy()
     future[30 + 3:] = rng.uniform(50, 500, len(vals) - 33)  # a different future after step 3
     acts = []
+    model = ServiceModel.from_scenario(  # one model (and one config table) for both futures
+        "efficientnet-budget", episode_hours=4, workload=CONST,
+        objective={"kind": "carbon_budget", "budget_fraction": 0.7, "window_hours": 4})
     for v in (vals, future):
-        env = CloverServingEnv("efficientnet-budget", carbon_trace=_trace(v), episode_hours=4, workload=CONST,
-                               objective={"kind": "carbon_budget", "budget_fraction": 0.7, "window_hours": 4})
+        env = CloverServingEnv(model, carbon_trace=_trace(v))
         acts.append(_run(env, make_policy("mpc", env), 4))
     assert acts[0][:4] == acts[1][:4]  # decisions at steps 0..3 see only intensities up to then
 
