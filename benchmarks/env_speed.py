@@ -112,7 +112,9 @@ def main() -> int:
         print(json.dumps(_child(a.child, a.steps, a.mode, a.part)))
         return 0
     scenarios = a.scenario or ["efficientnet", "albert"]
-    print(f"env steps/s on one core (CPU time), replay {a.mode} mode; target {TARGET:,.0f} steps/s")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"env steps/s on one core (CPU time), replay {a.mode} mode; target {TARGET:,.0f} steps/s; "
+          f"load average {load:.1f} on {os.cpu_count()} cores (a shared core slows CPU time too)")
     print(f"{'scenario':13s} " + " ".join(f"{k:>12s}" for k in KINDS) + f" {'first-ever':>12s}")
     worst = {k: float("inf") for k in KINDS}
     builds = []
