@@ -124,6 +124,27 @@ class PenaltySpec(BaseModel):
     reconfiguration: float = Field(0.0, ge=0, description="reward penalty per applied reconfiguration (probes included; a failed apply is not counted)")
 
 
+class NodeSpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(description="node name (a Ray node / Kubernetes node, or a label)")
+    gpus: int = Field(ge=1, le=64, description="GPUs on this node")
+
+
+class FleetSpec(BaseModel):
+    """A fleet with a configuration per GPU (:mod:`clover_rl.fleet`); without it every GPU runs
+    the same configuration, as in the paper."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    nodes: list[NodeSpecModel] = Field(min_length=1, description="nodes in order; GPUs numbered across them")
+    candidates: int = Field(10, ge=2, le=32, description="per-GPU configurations that may be mixed "
+                                                          "(Pareto-pruned from the configuration table)")
+    levels: int = Field(8, ge=2, le=64, description="fraction levels of a two-configuration mix")
+
+    @property
+    def n_gpus(self) -> int:
+        return sum(n.gpus for n in self.nodes)
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     name: str
@@ -145,12 +166,19 @@ class Scenario(BaseModel):
                                                           "request lengths, TPOT SLA (sla_ms is TTFT's)")
     allowed_layouts: str | None = Field(None, description="NVIDIA mig-parted config YAML: only its layouts "
                                         "are allowed partitions (the action mask); relative to this file")
+    fleet: FleetSpec | None = Field(None, description="a configuration per GPU over these nodes (gpus = their sum)")
     source_path: str | None = Field(None, exclude=True)
 
     @field_validator("gpu")
     @classmethod
     def _gpu(cls, v: str) -> str:
         return get_gpu(v).name
+
+    @model_validator(mode="after")
+    def _fleet_gpus(self) -> Scenario:
+        if self.fleet is not None and self.fleet.n_gpus != self.gpus:
+            raise ConfigError(f"fleet.nodes hold {self.fleet.n_gpus} GPUs but gpus is {self.gpus}")
+        return self
 
     @model_validator(mode="after")
     def _workload(self) -> Scenario:

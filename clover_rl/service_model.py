@@ -71,7 +71,7 @@ class ServiceModel:
     """
 
     def __init__(self, scenario: Scenario, *, objective_factory: ObjectiveFactory = scenario_objective) -> None:
-        from clover_rl.serving.replay import ReplayBackend
+        from clover_rl.fleet.model import fleet_catalog, replay_backend
 
         self.scenario = sc = scenario
         self.service = sc.service_spec()
@@ -98,9 +98,11 @@ class ServiceModel:
                     f"profile {self.profile.path or ''} is for {self.profile.service} on {self.profile.gpu}, "
                     f"scenario {sc.name} needs {self.service.name} on {self.gpu.name}"
                 )
-            self.replay = ReplayBackend(self.service, self.profile, self.gpu, sc.gpus, seed=0, timeout_s=sc.timeout_s)
+            self.replay = replay_backend(sc, self.service, self.profile, self.gpu, seed=0)  # per GPU with sc.fleet
         self.base_metrics = self.replay.steady_state(self.mean_rate, base_cfg).interval(sc.control_interval_s)
         self.sla_ms = float(sc.sla_ms or self.base_metrics.p95_ms)
+        if sc.fleet is not None:  # a configuration per GPU (clover_rl.fleet): the fleet action space
+            self.catalog = fleet_catalog(self.catalog, sc, self.replay, self.mean_rate, self.sla_ms)
         o = sc.objective
         self.reference = ObjectiveReference.from_base(self.base_metrics.energy_per_request_j,
                                                       self.base_metrics.accuracy, self.sla_ms, o.lam,
@@ -134,11 +136,10 @@ class ServiceModel:
                 raise ConfigError(f"LLM replay takes no backend options {sorted(kwargs)}")
             b.set_slas(self.sla_ms, self.tpot_sla_ms)
             return b
-        from clover_rl.serving.replay import ReplayBackend
+        from clover_rl.fleet.model import replay_backend  # a FleetReplayBackend when sc.fleet is set
 
         kwargs.setdefault("reconfiguration", sc.reconfiguration)
-        return ReplayBackend(self.service, self.profile, self.gpu, sc.gpus, seed=seed,
-                             timeout_s=sc.timeout_s, **kwargs)
+        return replay_backend(sc, self.service, self.profile, self.gpu, seed=seed, **kwargs)
 
     @classmethod
     def from_scenario(cls, scenario: str | Scenario, *, objective_factory: ObjectiveFactory = scenario_objective,

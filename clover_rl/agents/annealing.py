@@ -172,7 +172,10 @@ class OnlineSearchPolicy(BindablePolicy):
         super().bind(env)
         cat = self.env.catalog
         self._graphs = np.asarray(cat.graphs, dtype=np.float64)
-        self._weights = candidate_weights(self._graphs, len(cat.profiles))
+        # as published: one configuration on every GPU, so a fleet catalog's mixes are never drawn
+        n = int(getattr(cat, "n_identical", len(cat)))
+        self._weights = np.zeros(len(cat))
+        self._weights[:n] = candidate_weights(self._graphs[:n], len(cat.profiles))
 
     def reset(self) -> None:
         self.rng = np.random.default_rng(self.seed)

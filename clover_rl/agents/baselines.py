@@ -11,6 +11,7 @@
   model's steady-state table at the interval's intensity and load, with no exploration cost:
   an upper bound, not an achievable controller. Under a carbon budget: a hindsight plan of the
   window (dynamic program over the configuration table with a discretised budget).
+* ``IdenticalOraclePolicy`` -- ORACLE over identical fleets only (a fleet scenario's reference).
 * ``GreedyCarbonPolicy`` -- least carbon per request subject to the SLA, ignoring accuracy.
   **Hindsight**: it reads the same table as the oracle (documented choice, see its docstring).
 """
@@ -109,7 +110,7 @@ class OraclePolicy(_HindsightPolicy):
         if env.objective.budgeted:
             return self._plan_window()
         tv = env.objective_table()
-        scores = np.where(env.action_masks(), tv.value, -np.inf)
+        scores = np.where(self._allowed(), tv.value, -np.inf)
         meets = np.isfinite(scores) & tv.meets_sla
         if meets.any():
             a = self._simplest_of_best(np.where(meets, scores, -np.inf), env.rate())
@@ -129,7 +130,7 @@ class OraclePolicy(_HindsightPolicy):
         values, carbon = [], []
         for o in range(n):
             tv = env.objective_table(o)
-            allowed = tv.allowed() & env.action_masks()
+            allowed = tv.allowed() & self._allowed()
             values.append(np.where(allowed, tv.value, -np.inf))
             carbon.append(np.where(allowed, tv.carbon_g, np.inf))
         spent = obj.budget_g - obj.left_g(step)
@@ -137,6 +138,9 @@ class OraclePolicy(_HindsightPolicy):
                                   obj.overspend_penalty / obj.allowance_g, spent_g=spent)
         return int(plan[0]), {"reason": f"hindsight budget plan over the {n} interval(s) left in the window",
                               "plan_value": total, "budget_left_g": obj.budget_g - spent}
+
+    def _allowed(self) -> np.ndarray:
+        return self.env.action_masks()
 
     def _simplest_of_best(self, scores: np.ndarray, rate: float) -> int:
         """The argmax, ties (within 1e-9 relative) going to the simplest configuration: fewest
@@ -182,3 +186,16 @@ class GreedyCarbonPolicy(_HindsightPolicy):
             reason = "no configuration meets the SLA in hindsight: lowest p95"
         cpr = carbon_g(float(table.energy_per_request_j[a]), env.intensity(), env.scenario.carbon.pue)
         return a, {"reason": reason, "carbon_per_request_g": cpr}
+
+
+class IdenticalOraclePolicy(OraclePolicy):
+    """ORACLE restricted to one configuration on every GPU (the paper's fleet): on a fleet
+    scenario (:mod:`clover_rl.fleet`) the best identical fleet per interval in hindsight, so
+    ``oracle`` minus ``oracle-identical`` is what heterogeneity gains; elsewhere the same as ORACLE."""
+
+    name = "oracle-identical"
+
+    def _allowed(self) -> np.ndarray:
+        cat = self.env.catalog
+        mask = self.env.action_masks()
+        return mask & getattr(cat, "identical_mask", np.ones(len(mask), dtype=bool))

@@ -10,6 +10,7 @@ from clover_rl.agents.base import Policy
 from clover_rl.agents.baselines import (
     BasePolicy,
     GreedyCarbonPolicy,
+    IdenticalOraclePolicy,
     OraclePolicy,
     RandomSearchPolicy,
 )
@@ -21,6 +22,7 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
     "clover": CloverPolicy,
     "random": RandomSearchPolicy,
     "oracle": OraclePolicy,
+    "oracle-identical": IdenticalOraclePolicy,
     "greedy-carbon": GreedyCarbonPolicy,
     "mpc": MPCPolicy,
 }

@@ -150,6 +150,9 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         m, sc = self.model, self.model.scenario
         if backend == "replay":
             return m.replay_backend(seed=int(kwargs.pop("seed", 0)), **kwargs)
+        if sc.fleet is not None:
+            raise ConfigError(f"scenario {sc.name} has a fleet (a configuration per GPU): backend 'replay', "
+                              "or a fleet plane passed as a Backend")
         if backend == "live":
             from clover_rl.serving.live.backend import LiveBackend
 

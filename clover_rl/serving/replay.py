@@ -64,7 +64,8 @@ _TRANSITIONS_MAX = 100_000
 
 
 class ReplayBackend:
-    """Profile + simulator backend for ``n_gpus`` identical GPUs sharing one configuration."""
+    """Profile + simulator backend for ``n_gpus`` identical GPUs sharing one configuration (a
+    configuration per GPU: :class:`clover_rl.fleet.replay.FleetReplayBackend`)."""
 
     name = "replay"
 
@@ -163,23 +164,25 @@ class ReplayBackend:
         previous = {(s.profile, s.start): v for s, v in self._assignment}
         assignment = slot_assignment(configuration, self.gpu, previous)
         servers = self._servers_for(configuration, assignment)  # validates (slice, variant)
-        downtime = self.profile.downtime
         cost: list[float] = []
         for slc, variant in assignment:
-            old = previous.get((slc.profile, slc.start))
-            if first or old == variant or not self.reconfiguration:
-                cost.append(0.0)
-            elif downtime is not None and downtime.make_before_break:
-                cost.append(downtime.switch_s)
-            elif old is None:
-                cost.append(self.profile.partition_change_s + self._load_s(variant))
-            else:
-                cost.append(self._load_s(variant))
+            cost.append(self._switch_cost(previous.get((slc.profile, slc.start)), variant, first))
         costs = tuple(zip(self._slice_ids(assignment), cost * self.n_gpus))
         if len(self._transitions) >= _TRANSITIONS_MAX:
             self._transitions.clear()
         self._transitions[key] = (assignment, servers, costs)
         return assignment, servers, costs
+
+    def _switch_cost(self, old: str | None, variant: str, first: bool) -> float:
+        """Downtime (s) of a slice that served ``old`` (None: a new placement) and now serves
+        ``variant`` (the rules in the module docstring)."""
+        if first or old == variant or not self.reconfiguration:
+            return 0.0
+        if self.profile.downtime is not None and self.profile.downtime.make_before_break:
+            return self.profile.downtime.switch_s
+        if old is None:
+            return self.profile.partition_change_s + self._load_s(variant)
+        return self._load_s(variant)
 
     def _load_s(self, variant: str) -> float:
         try:

@@ -131,23 +131,24 @@ def build_servers(
     n_gpus: int,
     *,
     assignment: Sequence[tuple[Slice, str]] | None = None,
+    gpu_assignments: Sequence[Sequence[tuple[Slice, str]]] | None = None,
 ) -> Servers:
-    """Resolve a configuration against the profile and service into server arrays."""
+    """Resolve a configuration against the profile and service into server arrays; with
+    ``gpu_assignments`` (one per GPU) each GPU runs its own (a fleet, :mod:`clover_rl.fleet`)."""
     if isinstance(n_gpus, bool) or not isinstance(n_gpus, (int, np.integer)) or n_gpus < 1:
         raise ConfigError(f"n_gpus must be a positive integer, got {n_gpus!r}")
     if profile.gpu != config.gpu:
         raise ConfigError(f"profile is for GPU {profile.gpu!r} but configuration {config.label()} is for {config.gpu!r}")
-    if assignment is None:
-        assignment = slot_assignment(config)
-    rows = []
-    for slc, variant in assignment:
-        entry = profile.entry(slc.profile, variant)  # ConfigError naming (slice, variant)
-        acc = service.variant(variant).accuracy
-        rows.append((slc, variant, entry, acc))
+    if gpu_assignments is None:
+        gpu_assignments = [assignment if assignment is not None else slot_assignment(config)] * int(n_gpus)
+    elif len(gpu_assignments) != int(n_gpus):
+        raise ConfigError(f"gpu_assignments has {len(gpu_assignments)} GPUs, n_gpus is {n_gpus}")
+    resolved = {id(a): [(slc, v, profile.entry(slc.profile, v), service.variant(v).accuracy)  # ConfigError
+                        for slc, v in a] for a in gpu_assignments}  # naming (slice, variant)
     frontend_s, dispatch_s = profile.overhead_s()
     servers = []
-    for g in range(int(n_gpus)):
-        for slc, variant, entry, acc in rows:
+    for g, a in enumerate(gpu_assignments):
+        for slc, variant, entry, acc in resolved[id(a)]:
             servers.append((entry.mean_ms / 1e3 + dispatch_s, g, slc.start, slice_id(g, slc), variant, entry, acc))
     servers.sort(key=lambda r: (r[0], r[1], r[2]))  # the dispatch tie rule
     q = np.array([[x / 1e3 + dispatch_s for x in r[5].service_ms] for r in servers], dtype=np.float64)

@@ -20,7 +20,7 @@ from tests.support.agents import ScriptedEnv, smooth_figures
 
 
 def test_names() -> None:
-    assert POLICY_NAMES == ("base", "clover", "random", "oracle", "greedy-carbon", "mpc")
+    assert POLICY_NAMES == ("base", "clover", "random", "oracle", "oracle-identical", "greedy-carbon", "mpc")
 
 
 @pytest.mark.parametrize("name, cls", [("base", BasePolicy), ("clover", CloverPolicy),
