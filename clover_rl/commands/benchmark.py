@@ -16,7 +16,13 @@ def benchmark(
              "checkpoint)")] = None,
     case: Annotated[list[str] | None, typer.Option(
         "--case", metavar="TEXT", help="repeatable: only cases whose name contains TEXT")] = None,
-    workers: Annotated[int, typer.Option("--workers", metavar="N", help="worker processes")] = 2,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", metavar="N", help="worker processes (default 2); with --ray, Ray workers (default: "
+                                       "the cluster's CPUs)")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="auto|ADDRESS", help="run the cases on a Ray cluster: 'auto' joins this machine's "
+                                              "cluster or starts one; else HOST:6379 or ray://HOST:10001 "
+                                              "(needs the 'ray' extra)")] = None,
     seed: Annotated[int, typer.Option("--seed", metavar="S", help="seed of policies and backend")] = 0,
     out: Annotated[Path | None, typer.Option(
         "--out", metavar="DIR", help="write benchmark.csv, benchmark.json and benchmark.png here")] = None,
@@ -38,8 +44,12 @@ def benchmark(
     from clover_rl.paths import writable_dir
     from clover_rl.telemetry.table import Column, print_table
 
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if ray is not None:
+        from clover_rl.distributed.runtime import require_ray
+
+        require_ray()  # a missing extra fails before anything runs
     if out is not None:
         writable_dir(out, "--out")  # before the suite runs, so no result is lost
     cases = select_cases(case)
@@ -56,7 +66,9 @@ def benchmark(
             if not as_json:
                 bar.print(format_case(r) + "\n")
 
-        res = run_suite(cases, policies, seed=seed, workers=workers, on_case=done)
+        n = workers if workers is not None or ray else 2  # with --ray: the cluster's CPUs
+        res = run_suite(cases, policies, seed=seed, workers=n, on_case=done,
+                        ray_address=ray)
     if as_json:
         sys.stdout.write(json.dumps(to_json(res), indent=2) + "\n")
     else:

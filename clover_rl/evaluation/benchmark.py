@@ -132,8 +132,12 @@ def _service(case: Case) -> str:
 
 
 def run_suite(cases: Sequence[Case], policies: Sequence[str] = DEFAULT_POLICIES, *, seed: int = 0,
-              workers: int = 2, on_case: Callable[[CaseResult], None] | None = None) -> SuiteResult:
-    """Every case for every policy; ``workers`` processes (1 = in this process).
+              workers: int | None = 2, on_case: Callable[[CaseResult], None] | None = None,
+              ray_address: str | None = None) -> SuiteResult:
+    """Every case for every policy; ``workers`` processes (1 = in this process), or with
+    ``ray_address`` (``auto`` or a cluster address) ``workers`` Ray actors (default: the
+    cluster's CPUs). Every case is seeded on its own, so the results do not depend on where or in
+    which order cases run.
 
     Policies are checked on the first case before any worker starts (a bad spec fails fast).
     ``on_case`` is called as each case finishes (progress). Results keep the suite's case order.
@@ -154,16 +158,24 @@ def run_suite(cases: Sequence[Case], policies: Sequence[str] = DEFAULT_POLICIES,
             if on_case:
                 on_case(r)
 
-    if workers <= 1:
+    groups: dict[str, list[Case]] = {}
+    for c in cases:
+        groups.setdefault(_service(c), []).append(c)
+    # one task per case, submitted service by service, so a worker tends to keep a service
+    ordered = [c for g in groups.values() for c in g]
+    if ray_address is not None:
+        from clover_rl.distributed.runtime import cluster_cpus, connected, map_unordered
+
+        with connected(ray_address) as ray:
+            n = workers or cluster_cpus(ray)
+            for res in map_unordered(ray, _run_group, [([c], policies, seed) for c in ordered], n):
+                take(res)
+    elif (workers or 1) <= 1:
         for c in cases:
             take([run_case(c, policies, seed)])
     else:
-        groups: dict[str, list[Case]] = {}
-        for c in cases:
-            groups.setdefault(_service(c), []).append(c)
-        # one task per case, submitted service by service, so a worker tends to keep a service
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futs = [pool.submit(_run_group, [c], policies, seed) for g in groups.values() for c in g]
+            futs = [pool.submit(_run_group, [c], policies, seed) for c in ordered]
             for f in as_completed(futs):
                 take(f.result())
     out = SuiteResult(SUITE_VERSION, policies, [done[c.name] for c in cases])

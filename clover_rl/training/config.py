@@ -19,7 +19,7 @@ from clover_rl.config_io import load_yaml_mapping
 from clover_rl.errors import ConfigError
 
 ALGOS = ("maskable_ppo", "ppo", "dqn")
-VEC_ENVS = ("auto", "dummy", "subproc")
+VEC_ENVS = ("auto", "dummy", "subproc", "ray")
 POLICIES = ("MlpPolicy", "GraphMlpPolicy", "ProfileGraphPolicy")
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
 
@@ -45,7 +45,8 @@ class TrainConfig:
     n_envs: int = 1
     """Parallel training environments (SubprocVecEnv when > 1 unless ``vec_env: dummy``)."""
     vec_env: str = "auto"
-    """``auto`` (subproc for n_envs > 1), ``dummy`` (in-process) or ``subproc``."""
+    """``auto`` (subproc for n_envs > 1), ``dummy`` (in-process), ``subproc`` or ``ray`` (Ray actors:
+    ``clover_rl.distributed.vec_env.RayVecEnv``; needs the ``ray`` extra)."""
     n_timesteps: int = 100_000
     """Total environment steps (one step = one control interval of one environment)."""
     seed: int = 0

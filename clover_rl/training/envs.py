@@ -221,6 +221,10 @@ def make_vec_env(cfg: TrainConfig, n_envs: int | None = None) -> Any:
     n = n_envs or cfg.n_envs
     fns: list[Callable[[], gym.Env]] = [functools.partial(build_env, cfg.scenario, dict(cfg.env_kwargs))
                                         for _ in range(n)]
+    if cfg.vec_env == "ray":  # rollouts on Ray actors (the ray extra)
+        from clover_rl.distributed.vec_env import RayVecEnv
+
+        return RayVecEnv(fns)
     use_subproc = cfg.vec_env == "subproc" or (cfg.vec_env == "auto" and n > 1)
     return SubprocVecEnv(fns) if use_subproc else DummyVecEnv(fns)
 

@@ -1,0 +1,73 @@
+"""Joining or starting a Ray cluster (``--ray auto|ADDRESS``), and a pool of long-lived workers.
+
+``auto`` joins the cluster this machine belongs to (``RAY_ADDRESS``, or one started with
+``ray start`` here) and otherwise starts a local one with this machine's CPUs; any other value is
+a cluster address (``HOST:6379`` or ``ray://HOST:10001``). On a cluster of several machines the
+workers import ``clover_rl`` there: install the same version on every node.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from clover_rl.errors import ConfigError
+
+EXTRA_HINT = "pip install 'clover-rl[ray]'"
+
+
+def require_ray() -> Any:
+    """The ``ray`` module; ConfigError naming the extra when it is not installed."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--ray needs the optional 'ray' extra, which is not installed ({EXTRA_HINT})") from None
+    return ray
+
+
+@contextmanager
+def connected(address: str = "auto", *, num_cpus: int | None = None) -> Iterator[Any]:
+    """Ray, initialised for the ``with`` block: a cluster already initialised in this process is
+    used as is (and left running); otherwise ``address`` is joined (``auto``: see the module
+    docstring) and disconnected at the end. ``num_cpus`` caps a cluster started here."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    if not address or not str(address).strip():
+        raise ConfigError("--ray: expected 'auto' or a cluster address (HOST:6379 or ray://HOST:10001)")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if str(address) != "auto":
+        kwargs["address"] = str(address)
+    elif num_cpus is not None:
+        kwargs["num_cpus"] = int(num_cpus)
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"--ray {address}: cannot join the Ray cluster ({str(e).splitlines()[0]})") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def cluster_cpus(ray: Any) -> int:
+    """CPUs the connected cluster offers (at least 1)."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+class _Worker:
+    """A long-lived worker process: caches built in it (steady states, tables) serve every call."""
+
+    def call(self, fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+        return fn(*args)
+
+
+def map_unordered(ray: Any, fn: Callable[..., Any], items: Iterable[Sequence[Any]], workers: int) -> Iterator[Any]:
+    """``fn(*item)`` for every item on ``workers`` Ray actors (one CPU each), yielded as they finish.
+    Items are handed out in order, so items sharing a cache should be adjacent."""
+    from ray.util import ActorPool
+
+    actor = ray.remote(num_cpus=1)(_Worker)
+    pool = ActorPool([actor.remote() for _ in range(max(1, int(workers)))])
+    yield from pool.map_unordered(lambda a, item: a.call.remote(fn, tuple(item)), list(items))
