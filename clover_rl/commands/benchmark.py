@@ -20,8 +20,8 @@ def benchmark(
         "--workers", metavar="N", help="worker processes (default 2); with --ray, Ray workers (default: "
                                        "the cluster's CPUs)")] = None,
     ray: Annotated[str | None, typer.Option(
-        "--ray", metavar="auto|ADDRESS", help="run the cases on a Ray cluster: 'auto' joins this machine's "
-                                              "cluster or starts one; else HOST:6379 or ray://HOST:10001 "
+        "--ray", metavar="auto|ADDRESS", help="run the cases on a Ray cluster: 'auto' joins RAY_ADDRESS or "
+                                              "starts a local one; else HOST:6379 or ray://HOST:10001 "
                                               "(needs the 'ray' extra)")] = None,
     seed: Annotated[int, typer.Option("--seed", metavar="S", help="seed of policies and backend")] = 0,
     out: Annotated[Path | None, typer.Option(

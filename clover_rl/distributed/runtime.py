@@ -1,12 +1,14 @@
 """Joining or starting a Ray cluster (``--ray auto|ADDRESS``), and a pool of long-lived workers.
 
-``auto`` joins the cluster this machine belongs to (``RAY_ADDRESS``, or one started with
-``ray start`` here) and otherwise starts a local one with this machine's CPUs; any other value is
-a cluster address (``HOST:6379`` or ``ray://HOST:10001``). On a cluster of several machines the
-workers import ``clover_rl`` there: install the same version on every node.
+``auto`` joins the cluster that ``RAY_ADDRESS`` names and otherwise starts a private local one
+with this machine's CPUs (never guessing from leftover session files); any other value is a
+cluster address (``HOST:6379`` for a cluster started with ``ray start``, or ``ray://HOST:10001``).
+On a cluster of several machines the workers import ``clover_rl`` there: install the same
+version on every node.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -37,10 +39,13 @@ def connected(address: str = "auto", *, num_cpus: int | None = None) -> Iterator
     if not address or not str(address).strip():
         raise ConfigError("--ray: expected 'auto' or a cluster address (HOST:6379 or ray://HOST:10001)")
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-    if str(address) != "auto":
-        kwargs["address"] = str(address)
-    elif num_cpus is not None:
-        kwargs["num_cpus"] = int(num_cpus)
+    env_address = os.environ.get("RAY_ADDRESS", "").strip()
+    if str(address) != "auto" or env_address:
+        kwargs["address"] = str(address) if str(address) != "auto" else env_address
+    else:
+        kwargs["address"] = "local"  # a new local cluster, even if another one runs here
+        if num_cpus is not None:
+            kwargs["num_cpus"] = int(num_cpus)
     try:
         ray.init(**kwargs)
     except (ConnectionError, ValueError, RuntimeError) as e:

@@ -10,6 +10,7 @@ cores than one machine has. Requires the ``ray`` extra.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -77,13 +78,14 @@ class _EnvActor:
 
 class RayVecEnv(VecEnv):
     """``env_fns`` built in one Ray actor each (``num_cpus`` per actor). Uses the Ray cluster this
-    process is connected to, else joins ``RAY_ADDRESS`` / this machine's cluster or starts a local
-    one (``ray.init()``); ConfigError without the extra."""
+    process is connected to, else joins ``RAY_ADDRESS`` or starts a local one (as ``--ray auto``);
+    ConfigError without the extra."""
 
     def __init__(self, env_fns: list[Callable[[], gym.Env]], num_cpus: float = 1.0) -> None:
         self._ray = ray = require_ray()
         if not ray.is_initialized():
-            ray.init(include_dashboard=False, log_to_driver=False)
+            address = os.environ.get("RAY_ADDRESS", "").strip() or "local"
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
         actor = ray.remote(num_cpus=num_cpus)(_EnvActor)
         self.actors = [actor.remote(fn) for fn in env_fns]
         obs_space, act_space = ray.get(self.actors[0].spaces.remote())
