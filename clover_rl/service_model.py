@@ -136,10 +136,10 @@ class ServiceModel:
                 raise ConfigError(f"LLM replay takes no backend options {sorted(kwargs)}")
             b.set_slas(self.sla_ms, self.tpot_sla_ms)
             return b
-        from clover_rl.fleet.model import replay_backend  # a FleetReplayBackend when sc.fleet is set
+        from clover_rl.fleet.model import replay_backend
 
         kwargs.setdefault("reconfiguration", sc.reconfiguration)
-        return replay_backend(sc, self.service, self.profile, self.gpu, seed=seed, **kwargs)
+        return replay_backend(sc, self.service, self.profile, self.gpu, seed=seed, **kwargs)  # per GPU: sc.fleet
 
     @classmethod
     def from_scenario(cls, scenario: str | Scenario, *, objective_factory: ObjectiveFactory = scenario_objective,

@@ -27,7 +27,8 @@ from clover_rl.fleet.layout import FleetLayout
 from clover_rl.mig.config import Configuration
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.replay import _TRANSITIONS_MAX, Assignment, ReplayBackend
-from clover_rl.serving.simulator import Servers, build_servers, slice_id, slot_assignment
+from clover_rl.serving.simulator import Servers, build_servers
+from clover_rl.serving.slots import slice_id, slot_assignment
 
 
 class FleetReplayBackend(ReplayBackend):
@@ -66,6 +67,9 @@ class FleetReplayBackend(ReplayBackend):
         to their slices only (slice ids ``gpu<i>/<profile>@<start>``)."""
         return super().apply(self._fleet(configuration))  # type: ignore[arg-type]
 
+    def _key_of(self, configuration: Any, assignment: Any) -> tuple:
+        return (configuration, assignment)  # per-GPU assignments: hashable as they are
+
     def _fleet_servers(self, assigns: tuple[Assignment, ...]) -> Servers:
         s = self._servers_cache.get(assigns)  # type: ignore[call-overload]
         if s is None:
@@ -76,7 +80,7 @@ class FleetReplayBackend(ReplayBackend):
 
     def _transition(self, configuration: Any, first: bool) -> tuple[Any, Servers, tuple]:
         """Per-GPU slot assignments, servers and per-slice switching costs (cached)."""
-        key = (self._assignment, configuration, first)
+        key = (self._assignment_key, configuration, first)
         hit = self._transitions.get(key)
         if hit is not None:
             return hit

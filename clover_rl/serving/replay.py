@@ -173,6 +173,10 @@ class ReplayBackend:
         self._transitions[key] = (assignment, servers, costs)
         return assignment, servers, costs
 
+    def _key_of(self, configuration: Configuration, assignment: Assignment) -> tuple:
+        """Hashable stand-in of what is served (the transition cache's key)."""
+        return (configuration, tuple(v for _, v in assignment))
+
     def _switch_cost(self, old: str | None, variant: str, first: bool) -> float:
         """Downtime (s) of a slice that served ``old`` (None: a new placement) and now serves
         ``variant`` (the rules in the module docstring)."""
@@ -219,7 +223,7 @@ class ReplayBackend:
         changed_slices = sum(1 for _, c in costs if c > 0)
         prev_config = self._config
         self._config, self._assignment, self._servers, self._pending = configuration, assignment, servers, pending
-        self._assignment_key = (configuration, tuple(v for _, v in assignment))
+        self._assignment_key = self._key_of(configuration, assignment)
         worst = max(downtime.values(), default=0.0)
         return ReconfigReport(
             changed=prev_config != configuration,
