@@ -68,13 +68,18 @@ def main() -> int:
 
     from clover_rl.controller.deployment import DeploySettings
     from clover_rl.controller.loop import ControllerOptions
+    from clover_rl.errors import CloverError
     from clover_rl.serving.live.loadgen import LoadProcess
     from clover_rl.serving.ray.deploy import RayDeployment, RaySettings
     from clover_rl.serving.ray.local import LocalCluster
 
     work = Path(tempfile.mkdtemp(prefix="clover-ray-bench-"))
     t0 = time.time()
-    cluster = LocalCluster(nodes=2, gpus=2)
+    try:
+        cluster = LocalCluster(nodes=2, gpus=2, attempts=5)
+    except CloverError as e:  # a machine too busy for Ray's 30 s raylet start-up window
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"local Ray cluster: 2 nodes x 2 emulated GPUs up in {time.time() - t0:.0f} s ({cluster.temp_dir})",
           flush=True)
     dep: Any = None
