@@ -21,6 +21,7 @@ from typing import Any
 
 from clover_rl.controller.plane import LivePlane
 from clover_rl.errors import CloverError
+from clover_rl.fleet.configuration import FleetConfiguration
 from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
 from clover_rl.services import ServiceSpec
@@ -92,7 +93,8 @@ class RayBackend:
         try:
             return self.pool.reconfigure(configuration)
         except CloverError as e:
-            fallback = configuration if isinstance(configuration, Configuration) else next(iter(configuration.values()))
+            fallback = (configuration if isinstance(configuration, Configuration) else configuration.configs[0]
+                        if isinstance(configuration, FleetConfiguration) else next(iter(configuration.values())))
             return ReconfigReport(True, previous, previous or fallback, ok=False, message=str(e))
 
     def close(self) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clover_rl.errors import BackendError, ConfigError
+from clover_rl.fleet.configuration import FleetConfiguration, assign_gpus
 from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Partition, Slice
@@ -43,7 +44,37 @@ from clover_rl.serving.ray.nodes import FleetMonitor, FleetNode
 
 log = logging.getLogger("clover_rl.serving.ray")
 
-FleetTarget = Configuration | Mapping[int, Configuration]
+FleetTarget = Configuration | Mapping[int, Configuration] | FleetConfiguration
+
+
+def fleet_targets(target: FleetTarget, gpus: list[int], live: list[int], serving: Mapping[int, Configuration],
+                  previous: Mapping[int, Configuration]) -> dict[int, Configuration]:
+    """Every fleet GPU's intended configuration for ``target``: one configuration (all GPUs), a
+    map ``{GPU: configuration}`` (GPUs it omits keep ``previous``), or a
+    :class:`~clover_rl.fleet.FleetConfiguration` for the ``live`` GPUs (or for all ``gpus``),
+    assigned so the fewest serving GPUs change (``fleet.assign_gpus``); lost GPUs keep theirs."""
+    if isinstance(target, Configuration):
+        return {g: target for g in gpus}
+    if isinstance(target, FleetConfiguration):
+        on = live if target.n_gpus == len(live) else gpus if target.n_gpus == len(gpus) else None
+        if on is None:
+            raise ConfigError(f"fleet configuration for {target.n_gpus} GPU(s); the fleet has {len(live)} live of "
+                              f"{len(gpus)}")
+        current = [serving.get(g) or previous.get(g) for g in on]
+        picked = assign_gpus(target, current if all(current) else None)  # type: ignore[arg-type]
+        target = dict(zip(on, picked))
+    out = dict(previous)
+    for g, c in target.items():
+        if int(g) not in gpus:
+            raise ConfigError(f"fleet configuration names GPU {g}; the fleet has GPUs 0..{len(gpus) - 1}")
+        out[int(g)] = c
+    missing = [g for g in gpus if g not in out]
+    if missing:
+        common = Counter(out.values()).most_common(1)
+        if not common:
+            raise ConfigError(f"fleet configuration gives no configuration for GPU(s) {missing}")
+        out.update({g: common[0][0] for g in missing})  # lost before ever configured: the fleet's
+    return out
 
 
 @dataclass
@@ -163,17 +194,7 @@ class RayPool(WorkerPool):
 
     # ------------------------------------------------------------------ reconfiguration
     def _targets(self, target: FleetTarget) -> dict[int, Configuration]:
-        if isinstance(target, Configuration):
-            return {g.index: target for g in self.fleet}
-        out = dict(self.targets)
-        for g, c in target.items():
-            if not 0 <= int(g) < len(self.fleet):
-                raise ConfigError(f"fleet configuration names GPU {g}; the fleet has GPUs 0..{len(self.fleet) - 1}")
-            out[int(g)] = c
-        missing = [g.index for g in self.fleet if g.index not in out]
-        if missing:
-            raise ConfigError(f"fleet configuration gives no configuration for GPU(s) {missing}")
-        return out
+        return fleet_targets(target, [g.index for g in self.fleet], self.live_gpus, self.serving, self.targets)
 
     def _gpu_workers(self, g: int) -> list[Worker]:
         return [w for w in self._workers() if w.plan.gpu_index == g and not w.retiring and w.state != "failed"]
