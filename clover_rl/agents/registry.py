@@ -16,6 +16,7 @@ from clover_rl.agents.baselines import (
 )
 from clover_rl.agents.mpc import MPCPolicy
 from clover_rl.errors import CheckpointError, ConfigError
+from clover_rl.fleet.policies import PlannedOraclePolicy
 
 _FACTORIES: dict[str, Callable[..., Policy]] = {
     "base": BasePolicy,
@@ -23,6 +24,7 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
     "random": RandomSearchPolicy,
     "oracle": OraclePolicy,
     "oracle-identical": IdenticalOraclePolicy,
+    "oracle-plan": PlannedOraclePolicy,
     "greedy-carbon": GreedyCarbonPolicy,
     "mpc": MPCPolicy,
 }

@@ -20,7 +20,8 @@ import numpy as np
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.errors import ConfigError
 
-SUITE_VERSION = "v3"  # v2: v1's 18 cases unchanged + 3 LLM (A100) cases; v3: + 2 LLM H100 cases
+SUITE_VERSION = "v4"  # v2: v1's 18 cases unchanged + 3 LLM (A100) cases; v3: + 2 LLM H100 cases;
+#                      v4: + 2 fleet cases (efficientnet-fleet: 8 GPUs, 2 nodes, a configuration per GPU)
 Load = Literal["constant", "diurnal"]
 DIURNAL_AMPLITUDE = 0.3  # +-30% around the scenario's nominal rate, peak at 14:00 UTC
 SYNTH_SEED0 = 2**31 + 1000  # above any seed training draws for synthetic traces
@@ -74,6 +75,9 @@ SUITE: tuple[Case, ...] = (
     _c("llm", "caiso_pge", "2021-04-05"),
     _c("llm-h100", "gr", "2018-05-14", "diurnal"),   # v3
     _c("llm-h100", "pl", "2020-01-20", "diurnal"),   # v3
+    # a fleet: 8 GPUs on 2 nodes with a configuration per GPU (clover_rl.fleet), v4
+    _c("efficientnet-fleet", "dk", "2019-11-04"),
+    _c("efficientnet-fleet", "gr", "2018-05-14", "diurnal"),
 )
 
 

@@ -20,7 +20,8 @@ from tests.support.agents import ScriptedEnv, smooth_figures
 
 
 def test_names() -> None:
-    assert POLICY_NAMES == ("base", "clover", "random", "oracle", "oracle-identical", "greedy-carbon", "mpc")
+    assert POLICY_NAMES == ("base", "clover", "random", "oracle", "oracle-identical", "oracle-plan",
+                            "greedy-carbon", "mpc")
 
 
 @pytest.mark.parametrize("name, cls", [("base", BasePolicy), ("clover", CloverPolicy),

@@ -74,3 +74,24 @@ def test_paper_optimizer_and_oracle_identical_keep_one_configuration_on_every_gp
             a = pol.act(obs, info)
             assert env.configuration.is_identical and a < env.catalog.n_identical, name
             obs, _, _, _, info = env.step(a)
+
+
+def test_planned_oracle_trades_changes_against_value(env) -> None:
+    """Free changes: the plan's value per interval is the oracle's; prohibitive ones: it keeps
+    the starting fleet (BASE) for the whole episode."""
+    oracle = make_policy("oracle", env)
+    free = make_policy("oracle-plan", env, switch_cost_per_gpu=0.0)
+    costly = make_policy("oracle-plan", env, switch_cost_per_gpu=1e3)
+    runs = {}
+    for name, pol in (("oracle", oracle), ("free", free), ("costly", costly)):
+        obs, info = env.reset(seed=0, options={"start": 300})
+        pol.reset()
+        acts = []
+        for _ in range(env.steps_per_episode):
+            tv = env.objective_table()
+            a = pol.act(obs, info)
+            acts.append((a, float(tv.value[a])))
+            obs, _, _, truncated, info = env.step(a)
+        runs[name] = acts
+    assert [v for _, v in runs["free"]] == pytest.approx([v for _, v in runs["oracle"]])
+    assert {a for a, _ in runs["costly"]} == {env.catalog.base_index}
