@@ -26,9 +26,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## The main job on the embedded default: the shipped EfficientNet scenario, the 2021 CAISO
-## evaluation trace and the shipped trained policy, against the paper's optimizer, BASE and ORACLE.
+## evaluation trace, the default controller (mpc: it beats the shipped learned policies on the
+## benchmark suite) and the shipped trained policy, against the paper's optimizer, BASE and ORACLE.
 demo: $(INSTALL)
-	$(BIN)/clover-rl evaluate --scenario efficientnet --policy checkpoints/efficientnet \
+	$(BIN)/clover-rl evaluate --scenario efficientnet --policy mpc --policy checkpoints/efficientnet \
 	  --policy clover --policy base --policy oracle --hours $(HOURS) --out runs/demo
 
 ## The test suite as CI runs it (gpu tests skip themselves without CUDA).
