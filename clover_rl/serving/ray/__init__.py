@@ -11,6 +11,8 @@ Why Ray: it is what Python serving users already run (Ray Serve, KubeRay), so a 
     on every node (actors.py):
       NodeAgent     owns the node's MIG layout (NVML manager: idempotent, with rollback)
       SliceActor    one per slice; ``CUDA_VISIBLE_DEVICES=<MIG UUID>`` or an emulated slice
+    RayBackend / RayPlane (plane.py), RayDeployment (deploy.py, ``deploy --ray``),
+    LocalCluster (local.py: a multi-node cluster on one machine for tests and benchmarks)
 
 Ray is an optional extra: nothing here imports it at package import; :func:`require_ray`
 gives the one-line error that names the extra.
