@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         cpus = int(ray.cluster_resources().get("CPU", 0))
     print(f"ray ({args.workers} workers, {cpus} CPUs):      wall {par_s:7.1f} s  (+ {start_s:.1f} s to start/join "
           f"the cluster)", flush=True)
-    same = [a.rows for a in seq.cases] == [b.rows for b in par.cases]
+    # exact equality of every figure (JSON text: an undefined gap, NaN, equals NaN)
+    same = json.dumps([a.rows for a in seq.cases], sort_keys=True) == json.dumps([b.rows for b in par.cases],
+                                                                               sort_keys=True)
     print(f"speed-up {seq_s / par_s:.2f}x without cluster start, {seq_s / (par_s + start_s):.2f}x with it "
           f"(bound: {min(args.workers, os.cpu_count() or 1)}x on {os.cpu_count()} cores, less when they are shared)")
     print(f"identical results: {same}")
