@@ -129,8 +129,8 @@ def test_cli_prints_each_case_then_the_summary_and_writes_files(monkeypatch, cap
     fake = _fake({"shipped": [1.0, 4.0], "clover": [3.0, 2.0], "base": [100.0, 100.0], "oracle": [0.0, 0.0]},
                  {"shipped": [0, 0], "clover": [0, 1], "base": [0, 0], "oracle": [0, 0]})
 
-    def run_suite(cases, policies, *, seed, workers, on_case):
-        assert policies == ["shipped", "clover"] and workers == 1
+    def run_suite(cases, policies, *, seed, workers, on_case, ray_address):
+        assert policies == ["shipped", "clover"] and workers == 1 and ray_address is None
         for c in fake.cases:
             on_case(c)
         return fake
