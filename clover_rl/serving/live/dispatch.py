@@ -116,6 +116,7 @@ class Worker:
         self.load_s = 0.0
         self.ready_at = 0.0
         self.ewma_s: float | None = None
+        self.seats = 1  # requests it serves at once (an LLM worker's continuous batch has more)
 
 
 def _set(fut: Any, result: Any = None, exc: BaseException | None = None) -> None:
@@ -233,13 +234,14 @@ class Dispatcher:
             _set(p.future, exc=RequestError(status, message, retry_after_s))
 
     def service_rate(self) -> tuple[float, float] | None:
-        """(requests/s the ready workers complete, mean service s), from recent replies."""
+        """(requests/s the ready workers complete, mean service s), from recent replies: each
+        worker contributes ``seats / ewma_s`` (``ewma_s``: EWMA of dispatch-to-finish times)."""
         ready = [w for w in self.workers.values() if w.state == "ready" and not w.retiring]
         known = [w.ewma_s for w in ready if w.ewma_s]
         if not known:
             return None
         mean = sum(known) / len(known)
-        return sum(1.0 / (w.ewma_s or mean) for w in ready), mean
+        return sum(w.seats / (w.ewma_s or mean) for w in ready), mean
 
     def expected_done_s(self) -> float | None:
         """Expected time from now until a request arriving now is answered; None = unknown."""

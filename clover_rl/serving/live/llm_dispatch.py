@@ -128,15 +128,7 @@ class LLMDispatcher(Dispatcher):
         return stream
 
     # ------------------------------------------------------------------ capacity
-    def service_rate(self) -> tuple[float, float] | None:
-        """(requests/s the ready workers finish, mean dispatch-to-finish s)."""
-        ready = [w for w in self.workers.values() if w.state == "ready" and not w.retiring]
-        known = [w.ewma_s for w in ready if w.ewma_s]
-        if not known:
-            return None
-        mean = sum(known) / len(known)
-        return sum(w.seats / (w.ewma_s or mean) for w in ready), mean
-
+    # service_rate: the base Dispatcher's (seats / EWMA per ready worker)
     def expected_done_s(self) -> float | None:
         """Expected time until a request arriving now gets its first token; None = unknown."""
         ready = [w for w in self.workers.values() if w.state == "ready" and not w.retiring]
