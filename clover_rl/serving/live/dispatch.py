@@ -113,10 +113,9 @@ class Worker:
         self.busy_s = 0.0
         self.served = 0
         self.restarts = 0
-        self.load_s = 0.0
-        self.ready_at = 0.0
+        self.load_s = self.ready_at = 0.0
         self.ewma_s: float | None = None
-        self.seats = 1  # requests it serves at once (an LLM worker's continuous batch has more)
+        self.seats = 1  # requests served at once (an LLM worker's continuous batch has more)
 
 
 def _set(fut: Any, result: Any = None, exc: BaseException | None = None) -> None:
@@ -234,8 +233,7 @@ class Dispatcher:
             _set(p.future, exc=RequestError(status, message, retry_after_s))
 
     def service_rate(self) -> tuple[float, float] | None:
-        """(requests/s the ready workers complete, mean service s), from recent replies: each
-        worker contributes ``seats / ewma_s`` (``ewma_s``: EWMA of dispatch-to-finish times)."""
+        """(requests/s the ready workers complete: sum of seats / EWMA service s, mean service s)."""
         ready = [w for w in self.workers.values() if w.state == "ready" and not w.retiring]
         known = [w.ewma_s for w in ready if w.ewma_s]
         if not known:
