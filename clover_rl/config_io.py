@@ -26,9 +26,12 @@ def load_yaml_mapping(path: Path, *, empty_ok: bool = False) -> dict:
 def first_validation_error(err: ValidationError) -> str:
     """``field a.b: <message> (got <value>)`` for the first problem pydantic found."""
     e = err.errors()[0]
-    if not e["loc"] and isinstance((e.get("ctx") or {}).get("error"), ConfigError):
-        return str(e["ctx"]["error"])  # a model-level check that already names its field
+    ours = (e.get("ctx") or {}).get("error")
+    if not e["loc"] and isinstance(ours, ConfigError):
+        return str(ours)  # a model-level check that already names its field
     loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+    if e["type"] == "extra_forbidden":
+        return f"field {loc}: unknown field"
     val = e.get("input")
-    shown = "" if isinstance(val, (dict, list)) else f" (got {val!r})"
-    return f"field {loc}: {e['msg']}{shown}"
+    shown = "" if isinstance(val, (dict, list)) or repr(val) in str(ours or "") else f" (got {val!r})"
+    return f"field {loc}: {ours if isinstance(ours, ConfigError) else e['msg']}{shown}"

@@ -6,22 +6,26 @@ from typing import Annotated
 
 import typer
 
+from clover_rl.training.config import field_help, fields_epilog
+
 
 def train(
     config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="training YAML (configs/train/NAME.yaml, a shipped name, or a run's config.yml)")] = None,
+        "--config", "-c", help="training YAML (configs/train/NAME.yaml, a shipped name, or a run's config.yml); "
+                               "its fields are listed below")] = None,
     timesteps: Annotated[int | None, typer.Option(
-        "--timesteps", help="total steps (new run) / further steps (--resume); default: n_timesteps")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="override the config's seed")] = None,
-    n_envs: Annotated[int | None, typer.Option("--n-envs", help="parallel envs (SubprocVecEnv when > 1)")] = None,
+        "--timesteps", help="new run: overrides n_timesteps -- " + field_help("n_timesteps")
+        + " With --resume: further steps (default: what is left of n_timesteps).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="overrides seed -- " + field_help("seed"))] = None,
+    n_envs: Annotated[int | None, typer.Option("--n-envs", help="overrides n_envs -- " + field_help("n_envs"))] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="parent folder of the run folder (default: config's out_dir)")] = None,
+        "--out", help="overrides out_dir -- " + field_help("out_dir"))] = None,
     resume: Annotated[Path | None, typer.Option(
         "--resume", help="continue this run folder (same TensorBoard curves)")] = None,
     exp_name: Annotated[str | None, typer.Option(
-        "--exp-name", help="override the experiment label in the run name")] = None,
+        "--exp-name", help="overrides exp_name -- " + field_help("exp_name"))] = None,
     progress: Annotated[bool | None, typer.Option(
-        "--progress/--no-progress", help="progress bar (default: config)")] = None,
+        "--progress/--no-progress", help="overrides progress_bar -- " + field_help("progress_bar"))] = None,
     carbon_trace: Annotated[str | None, typer.Option(
         "--carbon-trace", metavar="NAME|FILE[,column=C][,time_column=T][,unit=U]",
         help="train and evaluate on this trace instead of the config's (as in evaluate)")] = None,
@@ -58,7 +62,7 @@ def train(
         if carbon_trace is not None:
             cfg = cfg.with_carbon_trace(carbon_trace)
         cfg = cfg.replace(seed=seed, out_dir=str(out) if out is not None else None, exp_name=exp_name,
-                          progress_bar=progress).validate("command line")
+                          progress_bar=progress)
         res = run_training(cfg, timesteps=timesteps, n_envs=n_envs, command=argv)
     best = res.best or {}
     figs = ", ".join(f"{k} {best[k]:.4g}" for k in ("objective", "oracle_gap_pct", "sla_violation_pct",
@@ -71,4 +75,4 @@ def train(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    app.command("train", epilog=fields_epilog())(train)

@@ -1,145 +1,143 @@
-"""A training run's whole configuration in one documented dataclass, loaded from RL-Zoo-style YAML.
+"""A training run's whole configuration as one documented pydantic model, loaded from RL-Zoo-style YAML.
 
 One YAML file (``configs/train/*.yaml``) holds everything needed to reproduce a run; the run
 folder keeps a copy (``config.yml``) with the command-line overrides applied, so
-``clover-rl train --config RUN/config.yml`` retrains the same thing.
+``clover-rl train --config RUN/config.yml`` retrains the same thing. Each field's
+``description`` is its documentation: ``clover-rl train --help`` prints it.
 """
 from __future__ import annotations
 
-import dataclasses
 import inspect
-import itertools
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from clover_rl.config_io import load_yaml_mapping
+from clover_rl.config_io import first_validation_error, load_yaml_mapping
 from clover_rl.errors import ConfigError
 
-ALGOS = ("maskable_ppo", "ppo", "dqn")
-VEC_ENVS = ("auto", "dummy", "subproc", "ray")
-POLICIES = ("MlpPolicy", "GraphMlpPolicy", "ProfileGraphPolicy")
+Algo = Literal["maskable_ppo", "ppo", "dqn"]
+ALGOS: tuple[str, ...] = get_args(Algo)
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
+_MAPPINGS = ("hyperparams", "policy_kwargs", "env_kwargs", "eval_env_kwargs")
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run needs (CleanRL-style: one dataclass, every field documented)."""
+class TrainConfig(BaseModel):
+    """Everything a training run needs (CleanRL-style: one model, every field documented).
 
-    scenario: str = "efficientnet"
-    """Shipped scenario name (``efficientnet``, ``yolo``, ``albert``) or a scenario YAML path."""
-    exp_name: str = "maskable_ppo"
-    """Experiment label; run folders are named ``{scenario}__{exp_name}__{seed}__{time}``."""
-    algo: str = "maskable_ppo"
-    """``maskable_ppo`` (sb3-contrib, uses action masks), ``ppo`` or ``dqn`` (SB3; meet
-    infeasible actions through the environment's refusal and penalty)."""
-    policy: str = "MlpPolicy"
-    """``MlpPolicy`` (SB3's: one logit/Q-value row per configuration) or ``GraphMlpPolicy``
-    (PPO family: scores configurations by an embedding of their MIG graph, so learning
-    transfers between similar configurations; see clover_rl.training.policies) or
-    ``ProfileGraphPolicy`` (PPO family: also reads per-configuration profile features -- objective
-    value and its slope in the intensity, carbon, accuracy, p95/SLA at the load -- so it scores
-    any configuration at any intensity; see clover_rl.training.profile_policy)."""
-    n_envs: int = 1
-    """Parallel training environments (SubprocVecEnv when > 1 unless ``vec_env: dummy``)."""
-    vec_env: str = "auto"
-    """``auto`` (subproc for n_envs > 1), ``dummy`` (in-process), ``subproc`` or ``ray`` (Ray actors:
-    ``clover_rl.distributed.vec_env.RayVecEnv``; needs the ``ray`` extra)."""
-    n_timesteps: int = 100_000
-    """Total environment steps (one step = one control interval of one environment)."""
-    seed: int = 0
-    """Seeds SB3 (torch, action sampling) and every environment (seed + rank)."""
-    hyperparams: dict[str, Any] = field(default_factory=dict)
-    """Algorithm constructor arguments (learning_rate, n_steps, batch_size, gamma, ...).
-    Schedules as in RL Zoo: ``lin_3e-4`` decays linearly to 0."""
-    policy_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Policy arguments: ``net_arch`` (list or {pi: [...], vf: [...]}), ``activation_fn``
-    (tanh, relu, ...), ``ortho_init`` etc."""
-    normalize: bool | dict[str, Any] = False
-    """Wrap in VecNormalize (True or its kwargs, e.g. {norm_obs: true, norm_reward: false});
-    the statistics are saved as ``vecnormalize.pkl`` and applied by ``load_policy``."""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """CloverServingEnv arguments for training: trace_period, episode_hours, carbon_trace,
-    randomization {traces (names, or ``train``: every training grid), period, synthetic_prob,
-    synthetic_levels, synthetic_shapes, rate_scale, load_patterns, rate_traces, snap_rate},
-    scenario field overrides (e.g. penalties)."""
-    eval_env_kwargs: dict[str, Any] = field(default_factory=lambda: {"trace_period": "eval"})
-    """CloverServingEnv arguments for periodic evaluation (default: the scenario's trace in
-    its evaluation period, 2021), or ``validation: {traces, windows, synthetic, loads}``: a
-    validation set over several grids' evaluation periods (clover_rl.training.envs.
-    validation_episodes). Scenario overrides in ``env_kwargs`` apply here too unless set again."""
-    eval_freq: int = 10_000
-    """Evaluate every this many total environment steps (0 disables; then the final model is
-    the run's model)."""
-    n_eval_episodes: int = 4
-    """Evaluation episodes, at fixed windows spread evenly over the evaluation trace."""
-    eval_oracle: bool = True
-    """Log ``eval/oracle_gap_pct``: needs the replay model's steady state of every
-    configuration at the evaluation load, computed once per run (seconds to a minute)."""
-    best_metric: str = "reward"
-    """Which evaluation figure picks the best model: ``reward`` (mean episode reward,
-    penalties included) or ``objective`` (mean paper score)."""
-    device: str = "cpu"
-    """Torch device for the networks (small MLPs: the CPU is fastest)."""
-    torch_threads: int = 1
-    """torch.set_num_threads for this process (the machine is shared; 1 is fastest for small nets)."""
-    progress_bar: bool = True
-    """Show a tqdm/rich progress bar."""
-    verbose: int = 0
-    """SB3 verbosity (0 quiet, 1 info)."""
-    out_dir: str = "runs"
-    """Where run folders are created."""
+    Built only through validation (YAML, :func:`config_from_dict`, :meth:`replace`), so an
+    instance is always a valid configuration; a bad value raises ConfigError naming the field.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    scenario: str = Field("efficientnet", min_length=1, description=(
+        "Shipped scenario name (efficientnet, yolo, albert) or a scenario YAML path."))
+    exp_name: str = Field("maskable_ppo", description=(
+        "Experiment label; run folders are named {scenario}__{exp_name}__{seed}__{time}."))
+    algo: Algo = Field("maskable_ppo", description=(
+        "maskable_ppo (sb3-contrib, uses action masks), ppo or dqn (SB3; meet infeasible actions "
+        "through the environment's refusal and penalty)."))
+    policy: Literal["MlpPolicy", "GraphMlpPolicy", "ProfileGraphPolicy"] = Field("MlpPolicy", description=(
+        "MlpPolicy (SB3's: one logit/Q-value row per configuration) or GraphMlpPolicy (PPO family: "
+        "scores configurations by an embedding of their MIG graph, so learning transfers between "
+        "similar configurations; see clover_rl.training.policies) or ProfileGraphPolicy (PPO family: "
+        "also reads per-configuration profile features -- objective value and its slope in the "
+        "intensity, carbon, accuracy, p95/SLA at the load -- so it scores any configuration at any "
+        "intensity; see clover_rl.training.profile_policy)."))
+    n_envs: StrictInt = Field(1, ge=1, description=(
+        "Parallel training environments (SubprocVecEnv when > 1 unless vec_env: dummy)."))
+    vec_env: Literal["auto", "dummy", "subproc", "ray"] = Field("auto", description=(
+        "auto (subproc for n_envs > 1), dummy (in-process), subproc or ray (Ray actors: "
+        "clover_rl.distributed.vec_env.RayVecEnv; needs the ray extra)."))
+    n_timesteps: StrictInt = Field(100_000, ge=1, description=(
+        "Total environment steps (one step = one control interval of one environment)."))
+    seed: StrictInt = Field(0, ge=0, description=(
+        "Seeds SB3 (torch, action sampling) and every environment (seed + rank)."))
+    hyperparams: dict[str, Any] = Field(default_factory=dict, description=(
+        "Algorithm constructor arguments (learning_rate, n_steps, batch_size, gamma, ...). "
+        "Schedules as in RL Zoo: lin_3e-4 decays linearly to 0."))
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict, description=(
+        "Policy arguments: net_arch (list or {pi: [...], vf: [...]}), activation_fn (tanh, relu, ...), "
+        "ortho_init etc."))
+    normalize: bool | dict[str, Any] = Field(False, description=(
+        "Wrap in VecNormalize (true or its kwargs, e.g. {norm_obs: true, norm_reward: false}); the "
+        "statistics are saved as vecnormalize.pkl and applied by load_policy."))
+    env_kwargs: dict[str, Any] = Field(default_factory=dict, description=(
+        "CloverServingEnv arguments for training: trace_period, episode_hours, carbon_trace, "
+        "randomization {traces (names, or train: every training grid), period, synthetic_prob, "
+        "synthetic_levels, synthetic_shapes, rate_scale, load_patterns, rate_traces, snap_rate}, "
+        "scenario field overrides (e.g. penalties)."))
+    eval_env_kwargs: dict[str, Any] = Field(default_factory=lambda: {"trace_period": "eval"}, description=(
+        "CloverServingEnv arguments for periodic evaluation (default: the scenario's trace in its "
+        "evaluation period, 2021), or validation: {traces, windows, synthetic, loads}: a validation "
+        "set over several grids' evaluation periods (clover_rl.training.envs.validation_episodes). "
+        "Scenario overrides in env_kwargs apply here too unless set again."))
+    eval_freq: StrictInt = Field(10_000, ge=0, description=(
+        "Evaluate every this many total environment steps (0 disables; then the final model is the "
+        "run's model)."))
+    n_eval_episodes: StrictInt = Field(4, ge=1, description=(
+        "Evaluation episodes, at fixed windows spread evenly over the evaluation trace."))
+    eval_oracle: StrictBool = Field(True, description=(
+        "Log eval/oracle_gap_pct: needs the replay model's steady state of every configuration at "
+        "the evaluation load, computed once per run (seconds to a minute)."))
+    best_metric: Literal["reward", "objective"] = Field("reward", description=(
+        "Which evaluation figure picks the best model: reward (mean episode reward, penalties "
+        "included) or objective (mean paper score)."))
+    device: str = Field("cpu", description="Torch device for the networks (small MLPs: the CPU is fastest).")
+    torch_threads: StrictInt = Field(1, ge=1, description=(
+        "torch.set_num_threads for this process (the machine is shared; 1 is fastest for small nets)."))
+    progress_bar: StrictBool = Field(True, description="Show a tqdm/rich progress bar.")
+    verbose: StrictInt = Field(0, ge=0, description="SB3 verbosity (0 quiet, 1 info).")
+    out_dir: str = Field("runs", description="Where run folders are created.")
 
     # ------------------------------------------------------------------ validation
-    def validate(self, where: str = "config") -> TrainConfig:
-        """Check types and values; raise ConfigError naming the field."""
-        if self.algo not in ALGOS:
-            raise ConfigError(f"{where}: algo must be one of {', '.join(ALGOS)} (got {self.algo!r})")
-        if self.best_metric not in ("reward", "objective"):
-            raise ConfigError(f"{where}: best_metric must be reward or objective (got {self.best_metric!r})")
-        if not isinstance(self.eval_oracle, bool) or not isinstance(self.progress_bar, bool):
-            raise ConfigError(f"{where}: eval_oracle and progress_bar must be true or false")
-        if self.policy not in POLICIES:
-            raise ConfigError(f"{where}: policy must be one of {', '.join(POLICIES)} (got {self.policy!r})")
+    @field_validator(*_MAPPINGS, mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @field_validator("normalize", mode="before")
+    @classmethod
+    def _bool_or_kwargs(cls, v: Any) -> Any:
+        if not isinstance(v, (bool, dict)):
+            raise ConfigError("must be true/false or VecNormalize kwargs")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> TrainConfig:
+        """Checks that need several fields or SB3's signatures; each names its field."""
         if self.policy != "MlpPolicy" and self.algo == "dqn":
-            raise ConfigError(f"{where}: policy {self.policy} is for maskable_ppo and ppo, not dqn")
-        if self.vec_env not in VEC_ENVS:
-            raise ConfigError(f"{where}: vec_env must be one of {', '.join(VEC_ENVS)} (got {self.vec_env!r})")
-        for name in ("n_envs", "n_timesteps", "n_eval_episodes", "torch_threads"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{where}: {name} must be a positive integer (got {v!r})")
-        for name in ("eval_freq", "seed", "verbose"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(f"{where}: {name} must be a non-negative integer (got {v!r})")
-        for name in ("hyperparams", "policy_kwargs", "env_kwargs", "eval_env_kwargs"):
-            if not isinstance(getattr(self, name), dict):
-                raise ConfigError(f"{where}: {name} must be a mapping (got {type(getattr(self, name)).__name__})")
-        if not isinstance(self.normalize, (bool, dict)):
-            raise ConfigError(f"{where}: normalize must be true/false or VecNormalize kwargs (got {self.normalize!r})")
+            raise ConfigError(f"policy {self.policy} is for maskable_ppo and ppo, not dqn")
+        if "__" in self.exp_name or "/" in self.exp_name or not self.exp_name:
+            raise ConfigError(f"exp_name must be a non-empty name without '__' or '/' (got {self.exp_name!r})")
         if isinstance(self.normalize, dict):
-            _check_kwargs(self.normalize, _vecnormalize_params(), f"{where}: normalize")
-        if not isinstance(self.scenario, str) or not self.scenario:
-            raise ConfigError(f"{where}: scenario must be a scenario name or YAML path (got {self.scenario!r})")
-        if not isinstance(self.exp_name, str) or not self.exp_name or "__" in self.exp_name or "/" in self.exp_name:
-            raise ConfigError(f"{where}: exp_name must be a non-empty name without '__' or '/' (got {self.exp_name!r})")
-        _check_kwargs(self.hyperparams, algo_params(self.algo), f"{where}: hyperparams ({self.algo})")
+            _check_kwargs(self.normalize, _vecnormalize_params(), "normalize")
+        _check_kwargs(self.hyperparams, algo_params(self.algo), f"hyperparams ({self.algo})")
         act = self.policy_kwargs.get("activation_fn")
         if act is not None and act not in ACTIVATIONS:
-            raise ConfigError(f"{where}: policy_kwargs.activation_fn must be one of {', '.join(ACTIVATIONS)} (got {act!r})")
+            raise ConfigError(f"policy_kwargs.activation_fn must be one of {', '.join(ACTIVATIONS)} (got {act!r})")
         for key in ("scenario", "render_mode", "backend"):
             for kw in ("env_kwargs", "eval_env_kwargs"):
                 if key in getattr(self, kw):
-                    raise ConfigError(f"{where}: {kw}.{key} is not allowed here (use the top-level scenario; "
+                    raise ConfigError(f"{kw}.{key} is not allowed here (use the top-level scenario; "
                                       "training runs on trace replay)")
         return self
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as plain data (a deep copy; what ``config.yml`` holds)."""
+        return self.model_dump()
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
@@ -158,24 +156,27 @@ class TrainConfig:
             env["randomization"] = rnd
         env["carbon_trace"] = spec
         ev = {k: v for k, v in self.eval_env_kwargs.items() if k != "validation"}
-        return dataclasses.replace(self, env_kwargs=env, eval_env_kwargs={**ev, "carbon_trace": spec})
+        return self.replace(env_kwargs=env, eval_env_kwargs={**ev, "carbon_trace": spec}, where="--carbon-trace")
 
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with the non-None ``changes`` applied (command-line overrides)."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def replace(self, *, where: str = "command line", **changes: Any) -> TrainConfig:
+        """A validated copy with the non-None ``changes`` applied (command-line overrides); a bad
+        value raises ConfigError prefixed with ``where``."""
+        return config_from_dict({**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}}, where)
 
 
-def field_docs() -> dict[str, str]:
-    """Each field's documentation (the string under it in the source), for ``--help`` and docs."""
-    import ast
+def field_help(name: str) -> str:
+    """A TrainConfig field's description (``--help`` of the options that override it)."""
+    return TrainConfig.model_fields[name].description or ""
 
-    src = inspect.getsource(TrainConfig)
-    body = ast.parse(src).body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in itertools.pairwise(body):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
-    return docs
+
+def fields_epilog() -> str:
+    """Every TrainConfig field with its default and description, for ``clover-rl train --help``."""
+    lines = ["Training YAML fields (configs/train/*.yaml; clover_rl.training.config.TrainConfig):", ""]
+    for name, f in TrainConfig.model_fields.items():
+        default = f.default_factory() if f.default_factory is not None else f.default  # type: ignore[call-arg]
+        lines.append(f"{name} (default {default!r}): {f.description}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def algo_class(algo: str) -> type:
@@ -215,19 +216,15 @@ def _check_kwargs(given: dict, allowed: set[str], where: str) -> None:
         raise ConfigError(f"{where}: unknown key(s) {bad} (allowed: {', '.join(sorted(allowed))})")
 
 
-def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
-    """Build and validate a TrainConfig from a mapping (unknown keys are errors)."""
+def config_from_dict(data: Any, where: str = "config") -> TrainConfig:
+    """Build and validate a TrainConfig from a mapping; any problem (an unknown field, a bad value)
+    raises a one-line ConfigError ``{where}: field F: <problem> (got V)``."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = sorted(set(data) - names)
-    if bad:
-        raise ConfigError(f"{where}: unknown field(s) {bad} (fields: {', '.join(sorted(names))})")
-    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    for k in ("hyperparams", "policy_kwargs", "env_kwargs", "eval_env_kwargs"):
-        if k in data and data[k] is None:
-            data[k] = {}
-    return TrainConfig(**data).validate(where)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{where}: {first_validation_error(e)}") from None
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

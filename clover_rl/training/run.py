@@ -157,9 +157,9 @@ def train(
                 raise CheckpointError(f"{run_dir / METADATA_FILE}: unreadable ({e})") from None
     assert cfg is not None
     if n_envs is not None:
-        cfg = cfg.replace(n_envs=n_envs).validate("--n-envs")
+        cfg = cfg.replace(n_envs=n_envs, where="--n-envs")
     if progress is not None:
-        cfg = cfg.replace(progress_bar=progress)
+        cfg = cfg.replace(progress_bar=progress, where="--progress")
     if timesteps is not None and (isinstance(timesteps, bool) or timesteps < 1):
         raise ConfigError(f"--timesteps must be a positive integer (got {timesteps})")
 
@@ -169,7 +169,7 @@ def train(
 
     if resume is None:
         if timesteps is not None:
-            cfg = cfg.replace(n_timesteps=timesteps)
+            cfg = cfg.replace(n_timesteps=timesteps, where="--timesteps")
         run_dir = Path(cfg.out_dir).expanduser() / run_name(cfg)
         if run_dir.exists():
             raise ConfigError(f"run folder {run_dir} already exists")
