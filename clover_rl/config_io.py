@@ -29,9 +29,11 @@ def first_validation_error(err: ValidationError) -> str:
     ours = (e.get("ctx") or {}).get("error")
     if not e["loc"] and isinstance(ours, ConfigError):
         return str(ours)  # a model-level check that already names its field
-    loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+    loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in e["loc"]).lstrip(".") or "(top level)"
     if e["type"] == "extra_forbidden":
         return f"field {loc}: unknown field"
     val = e.get("input")
-    shown = "" if isinstance(val, (dict, list)) or repr(val) in str(ours or "") else f" (got {val!r})"
+    shown = f" (got {val!r})"
+    if e["type"] == "missing" or len(shown) > 80 or repr(val) in str(ours or ""):
+        shown = ""
     return f"field {loc}: {ours if isinstance(ours, ConfigError) else e['msg']}{shown}"

@@ -18,7 +18,7 @@ from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.paths import configs_dir, resolve_named
 from clover_rl.services import ServiceSpec, load_service, service_kind
 from clover_rl.serving.profile import Profile, load_default_profile, load_profile
-from clover_rl.workload.build import workload_from_config
+from clover_rl.workload.build import WorkloadSpec
 from clover_rl.workload.workload import Workload
 
 
@@ -45,46 +45,6 @@ class CarbonSpec(BaseModel):
         """The ``trace`` string with ``column``/``time_column``/``unit`` folded in."""
         return parse_trace_spec({"trace": self.trace, "column": self.column,
                                  "time_column": self.time_column, "unit": self.unit}, "carbon.trace")
-
-
-class WorkloadSpec(BaseModel):
-    """The request load; built by :func:`clover_rl.workload.build.workload_from_config` (its
-    docstring lists the forms). Fields of other kinds are ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["constant", "diurnal", "trace"] = "constant"
-    rate_rps: float | None = Field(None, gt=0, description="constant: req/s")
-    inter_arrival_s: float | None = Field(None, gt=0, description="constant: mean gap (s), instead of rate_rps")
-    mean_rps: float | None = Field(None, gt=0, description="diurnal: mean req/s")
-    amplitude: float | None = Field(None, ge=0, le=1, description="diurnal: relative swing (default 0.5)")
-    peak_hour: float = Field(14.0, ge=0, lt=24, description="diurnal: hour of the peak (UTC of the carbon trace)")
-    path: str | None = Field(None, description="trace: CSV path (relative to the scenario file)")
-    format: Literal["auto", "rates", "requests"] | None = Field(
-        None, description="trace: rates (timestamp,rate) or requests (one row per request); default auto")
-    units: str | None = Field(None, description="rate trace: rps, rpm or rph (default: as the file says, else rps)")
-    value_column: str | None = Field(None, description="rate trace: the rate column")
-    time_column: str | None = Field(None, description="trace: the timestamp column")
-    interval_s: float | None = Field(None, ge=1, description="rate trace without timestamps: step (s)")
-    bin_s: float | None = Field(None, gt=0, description="request trace: rate aggregation bin (s, default 60)")
-    replay: Literal["arrivals", "rates"] | None = Field(
-        None, description="request trace: replay the recorded arrivals (default) or Poisson at the binned rate")
-    wrap: bool | None = Field(None, description="trace: repeat past the end (default true)")
-    rates: list[float] | None = Field(None, description="trace: inline rates (req/s), interval_s apart")
-    scale: float | None = Field(None, ge=0, description="multiplies the rate")
-
-    def build(self, base_dir: str | Path | None = None) -> Workload:
-        """The workload (cached; a trace file is read once per path)."""
-        key = (self.model_dump_json(), str(base_dir))
-        if key not in _WORKLOADS:
-            _WORKLOADS[key] = workload_from_config(self.model_dump(exclude_none=True), base_dir=base_dir)
-        return _WORKLOADS[key]
-
-    def mean_rate(self) -> float:
-        """The nominal rate (req/s) the SLA and the references are measured at."""
-        return self.build().nominal_rate()
-
-
-_WORKLOADS: dict[tuple[str, str], Workload] = {}
 
 
 class ObjectiveSpec(BaseModel):

@@ -2,12 +2,24 @@
 moving load patterns."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from clover_rl.carbon.base import CarbonTrace
+from clover_rl.config_io import first_validation_error
 from clover_rl.errors import ConfigError
+from clover_rl.workload.randomize import Pattern
 
 LEVEL_REL = 0.10  # load levels 10% apart, as the planners' tables (clover_rl.objectives.table_rate)
 LEVEL_RANGE = (-8, 7)  # 1.1^-8 = 0.47 ... 1.1^7 = 1.95 x the nominal rate
@@ -36,14 +48,16 @@ def load_levels(nominal_rps: float, k_range: tuple[int, int] = LEVEL_RANGE) -> n
     return np.array(out)
 
 
+_Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 def snap_up(rate_rps: float, levels: np.ndarray) -> float:
     """The first of ``levels`` at or above ``rate_rps`` (the last one above them all)."""
     i = int(np.searchsorted(levels, rate_rps * (1 - 1e-9)))
     return float(levels[min(i, len(levels) - 1)])
 
 
-@dataclass(frozen=True)
-class Randomization:
+class Randomization(BaseModel):
     """Domain randomisation for training: which carbon traces episodes are drawn from, how often
     a synthetic trace replaces them, and how far the load level moves.
 
@@ -53,15 +67,67 @@ class Randomization:
     diurnal or bursty pattern passes through (minutes instead of hours of CPU); the pattern's
     shape is kept to within 10%."""
 
-    traces: tuple[str, ...] = ()  # shipped names / paths; empty = the scenario's own trace
-    period: str = "train"
-    synthetic_prob: float = 0.0
-    rate_scale: tuple[float, float] = (1.0, 1.0)
-    load_patterns: tuple[str, ...] = ()  # drawn per episode: see clover_rl.workload.randomize
-    rate_traces: tuple[str, ...] = ()  # rate / request trace files for the "trace" pattern
-    synthetic_levels: tuple[float, float] | None = None  # mean g/kWh range, drawn log-uniform
-    synthetic_shapes: tuple[str, ...] = ("solar", "wind", "mixed")
-    snap_rate: bool = False  # loads rounded up to the load levels of load_levels()
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    traces: tuple[str, ...] = Field((), description=(
+        "carbon traces episodes are drawn from: shipped names / paths, or 'train' (every shipped training "
+        "grid); empty = the scenario's own trace"))
+    period: Literal["train", "eval", "all"] = Field("train", description="the traces' period episodes come from")
+    synthetic_prob: float = Field(0.0, ge=0, le=1, description="probability an episode gets a synthetic trace")
+    rate_scale: tuple[_Pos, _Pos] = Field((1.0, 1.0), description=(
+        "[low, high]: the episode's load level is drawn uniformly in this range (x the nominal rate)"))
+    load_patterns: tuple[Pattern, ...] = Field((), description=(
+        "load patterns drawn per episode (constant, diurnal, bursty, trace): see clover_rl.workload.randomize"))
+    rate_traces: tuple[str, ...] = Field((), description="rate / request trace files for the 'trace' pattern")
+    synthetic_levels: tuple[_Pos, _Pos] | None = Field(None, description=(
+        "[low, high] mean g/kWh of synthetic traces, drawn log-uniform"))
+    synthetic_shapes: tuple[str, ...] = Field(("solar", "wind", "mixed"), min_length=1, description=(
+        "shapes of synthetic traces (clover_rl.carbon.synth.SHAPES)"))
+    snap_rate: StrictBool = Field(False, description="loads rounded up to the load levels of load_levels()")
+
+    @field_validator("traces", mode="before")
+    @classmethod
+    def _train_grids(cls, v: object) -> object:
+        if v == "train":  # every shipped training grid
+            from clover_rl.carbon.shipped import grids
+
+            return tuple(grids("train"))
+        return v
+
+    @field_validator("rate_scale", "synthetic_levels")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and v[0] > v[1]:
+            raise ConfigError("must be [low, high] with 0 < low <= high")
+        return v
+
+    @field_validator("synthetic_shapes")
+    @classmethod
+    def _shapes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from clover_rl.carbon.synth import SHAPES
+
+        bad = [x for x in v if x not in SHAPES]
+        if bad:
+            raise ConfigError(f"expected some of {', '.join(SHAPES)} (got {bad[0]!r})")
+        return v
+
+    @field_validator("traces", "load_patterns", "rate_traces", "synthetic_shapes", mode="before")
+    @classmethod
+    def _one_is_a_list(cls, v: object) -> object:
+        return [v] if isinstance(v, str) and v != "train" else v
+
+    @field_validator("rate_traces")
+    @classmethod
+    def _files_exist(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for t in v:
+            if not Path(t).expanduser().exists():
+                raise ConfigError(f"{t}: file not found")
+        return v
+
+    @model_validator(mode="after")
+    def _trace_pattern_has_files(self) -> Randomization:
+        if "trace" in self.load_patterns and not self.rate_traces:
+            raise ConfigError("load_patterns: 'trace' needs rate_traces (files)")
+        return self
 
     def synthetic_trace(self, rng: np.random.Generator, days: int) -> CarbonTrace:
         """A synthetic trace of a shape drawn from ``synthetic_shapes``; with ``synthetic_levels``
@@ -82,39 +148,14 @@ class Randomization:
                           floor=min(20.0, 0.5 * mean))
 
     @staticmethod
-    def from_dict(d: dict | None) -> Randomization | None:
+    def from_dict(d: dict | None, where: str = "randomization") -> Randomization | None:
+        """The randomisation of a mapping (None for an empty one); a bad value is a one-line
+        ConfigError ``randomization: field F: ... (got V)``."""
         if not d:
             return None
-        allowed = {"traces", "period", "synthetic_prob", "rate_scale", "load_patterns", "rate_traces",
-                   "synthetic_levels", "synthetic_shapes", "snap_rate"}
-        bad = set(d) - allowed
-        if bad:
-            raise ConfigError(f"randomization: unknown field(s) {sorted(bad)} (allowed: {sorted(allowed)})")
-        rs = tuple(float(x) for x in d.get("rate_scale", (1.0, 1.0)))
-        if len(rs) != 2 or not 0 < rs[0] <= rs[1]:
-            raise ConfigError(f"randomization.rate_scale must be [low, high] with 0 < low <= high, got {rs}")
-        p = float(d.get("synthetic_prob", 0.0))
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"randomization.synthetic_prob must be in [0, 1], got {p}")
-        from clover_rl.workload.randomize import check_patterns
-
-        pats = check_patterns(d.get("load_patterns", ()), d.get("rate_traces", ()))
-        levels = d.get("synthetic_levels")
-        if levels is not None:
-            levels = tuple(float(x) for x in levels)
-            if len(levels) != 2 or not 0 < levels[0] <= levels[1]:
-                raise ConfigError(f"randomization.synthetic_levels must be [low, high] g/kWh with 0 < low <= high, "
-                                  f"got {list(levels)}")
-        from clover_rl.carbon.synth import SHAPES
-
-        shapes = tuple(str(x) for x in d.get("synthetic_shapes", ("solar", "wind", "mixed")))
-        if not shapes or any(x not in SHAPES for x in shapes):
-            raise ConfigError(f"randomization.synthetic_shapes: expected some of {', '.join(SHAPES)} (got {list(shapes)})")
-        traces = d.get("traces", ())
-        if traces == "train":  # every shipped training grid
-            from clover_rl.carbon.shipped import grids
-
-            traces = grids("train")
-        return Randomization(tuple(traces), str(d.get("period", "train")), p, rs,  # type: ignore[arg-type]
-                             pats, tuple(str(x) for x in d.get("rate_traces", ())), levels, shapes,
-                             bool(d.get("snap_rate", False)))
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a mapping (got {d!r})")
+        try:
+            return Randomization.model_validate(d)
+        except ValidationError as e:
+            raise ConfigError(f"{where}: {first_validation_error(e)}") from None

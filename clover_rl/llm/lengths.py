@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from clover_rl.config_io import load_yaml_mapping
 from clover_rl.errors import ConfigError, TraceError
 from clover_rl.paths import PACKAGE_DIR
 
@@ -75,7 +75,7 @@ def fit_lengths(name: str, prompt: np.ndarray, output: np.ndarray, span_s: float
 
 def load_fitted(name: str = "conv", path: Path = FITTED_PATH) -> TokenLengths:
     """A shipped fit by name (``conv``: conversation, ``code``: code completion)."""
-    doc = yaml.safe_load(path.read_text())
+    doc = load_yaml_mapping(path)
     fits = doc.get("fits", {})
     if name not in fits:
         raise ConfigError(f"{path}: no fitted lengths {name!r} (known: {', '.join(fits)})")

@@ -19,8 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from clover_rl.config_io import load_yaml_mapping
 from clover_rl.errors import ConfigError
 
 BOARDS_FILE = Path(__file__).with_name("boards.yaml")
@@ -108,7 +107,7 @@ def _board(key: str, d: dict[str, Any]) -> GpuModel:
 
 @cache
 def _load() -> dict[str, GpuModel]:
-    data = yaml.safe_load(BOARDS_FILE.read_text())
+    data = load_yaml_mapping(BOARDS_FILE)
     return {k: _board(k, v) for k, v in data.items()}
 
 

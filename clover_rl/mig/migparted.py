@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from clover_rl.config_io import load_yaml_mapping
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
@@ -96,13 +97,13 @@ def from_mig_parted(path: str | Path, gpu: GpuModel, name: str | None = None) ->
 
 
 def _load_configs(p: Path) -> dict:
+    if not p.is_file():
+        raise ConfigError(f"{p}: file not found")
     try:
-        doc = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        doc = load_yaml_mapping(p)
+    except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not a readable YAML file ({type(e).__name__})") from None
-    configs = doc.get("mig-configs") if isinstance(doc, dict) else None
+    configs = doc.get("mig-configs")
     if not isinstance(configs, dict) or not configs:
         raise ConfigError(f"{p}: no 'mig-configs' mapping (is this a mig-parted config?)")
     return configs

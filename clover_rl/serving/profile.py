@@ -11,14 +11,18 @@ live plane was seen to pay (:class:`Downtime`); both are optional (older files l
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
+from clover_rl.config_io import first_validation_error, load_yaml_mapping
 from clover_rl.errors import ConfigError
 from clover_rl.paths import profiles_dir
 
@@ -222,114 +226,128 @@ class Profile:
         return path
 
 
-def _num(path: Path, where: str, x: object, positive: bool = False) -> float:
-    try:
-        v = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{path}: {where} is not a number: {x!r}") from None
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        raise ConfigError(f"{path}: {where} must be {'positive' if positive else 'non-negative'}, got {x!r}")
-    return v
+_NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
-def _source(path: Path, where: str, d: dict) -> bool:
-    """True when the section says ``source: estimated``."""
-    src = d.get("source", "measured")
-    if src not in ("measured", "estimated"):
-        raise ConfigError(f"{path}: {where}.source must be measured or estimated, got {src!r}")
-    return src == "estimated"
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
-def _spread(path: Path, where: str, d: object) -> Spread:
-    if not isinstance(d, dict):
-        raise ConfigError(f"{path}: {where} must be a mapping with mean, p50, p95")
-    return Spread(*(_num(path, f"{where}.{k}", d.get(k)) for k in ("mean", "p50", "p95")))
+class SpreadFile(_Section):
+    """:class:`Spread` on file (ms)."""
+
+    mean: _NonNeg
+    p50: _NonNeg
+    p95: _NonNeg
+
+    def build(self) -> Spread:
+        return Spread(self.mean, self.p50, self.p95)
 
 
-def _overhead(path: Path, d: object) -> Overhead | None:
-    if d is None:
-        return None
-    if not isinstance(d, dict) or not isinstance(d.get("points"), list) or not d["points"]:
-        raise ConfigError(f"{path}: overhead needs a non-empty 'points' list")
-    pts = []
-    for i, p in enumerate(d["points"]):
-        w = f"overhead.points[{i}]"
-        if not isinstance(p, dict):
-            raise ConfigError(f"{path}: {w} must be a mapping")
-        pts.append(OverheadPoint(
-            int(_num(path, f"{w}.payload_bytes", p.get("payload_bytes"))),
-            _spread(path, f"{w}.frontend_ms", p.get("frontend_ms")),
-            _spread(path, f"{w}.dispatch_ms", p.get("dispatch_ms")),
-            _spread(path, f"{w}.client_ms", p.get("client_ms", {"mean": 0, "p50": 0, "p95": 0})),
-            int(_num(path, f"{w}.samples", p.get("samples", 0))),
-        ))
-    return Overhead(tuple(sorted(pts, key=lambda p: p.payload_bytes)), _source(path, "overhead", d))
+class OverheadPointFile(_Section):
+    payload_bytes: int = Field(ge=0, description="request body size of this point")
+    frontend_ms: SpreadFile
+    dispatch_ms: SpreadFile
+    client_ms: SpreadFile = SpreadFile(mean=0, p50=0, p95=0)
+    samples: int = Field(0, ge=0)
 
 
-def _downtime(path: Path, d: object) -> Downtime | None:
-    if d is None:
-        return None
-    if not isinstance(d, dict):
-        raise ConfigError(f"{path}: downtime must be a mapping")
-    mbb = d.get("make_before_break")
-    if not isinstance(mbb, bool):
-        raise ConfigError(f"{path}: downtime.make_before_break must be true or false, got {mbb!r}")
-    return Downtime(mbb, _num(path, "downtime.switch_s", d.get("switch_s", 0.0)),
-                    _num(path, "downtime.worker_restart_s", d.get("worker_restart_s", 0.0)),
-                    _source(path, "downtime", d))
+class OverheadFile(_Section):
+    """:class:`Overhead` on file."""
+
+    source: Literal["measured", "estimated"] = "measured"
+    points: list[OverheadPointFile] = Field(min_length=1)
+
+    def build(self) -> Overhead:
+        pts = [OverheadPoint(p.payload_bytes, p.frontend_ms.build(), p.dispatch_ms.build(), p.client_ms.build(),
+                             p.samples) for p in self.points]
+        return Overhead(tuple(sorted(pts, key=lambda p: p.payload_bytes)), self.source == "estimated")
+
+
+class DowntimeFile(_Section):
+    """:class:`Downtime` on file."""
+
+    source: Literal["measured", "estimated"] = "measured"
+    make_before_break: StrictBool
+    switch_s: _NonNeg = 0.0
+    worker_restart_s: _NonNeg = 0.0
+
+    def build(self) -> Downtime:
+        return Downtime(self.make_before_break, self.switch_s, self.worker_restart_s, self.source == "estimated")
+
+
+class EntryFile(_Section):
+    """One :class:`ProfileEntry` on file."""
+
+    slice: str = Field(description="MIG profile name, e.g. 3g.20gb")
+    variant: str
+    service_ms: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        description="service time of one request (ms) at quantile_levels, non-decreasing")
+    active_power_w: _NonNeg = Field(description="power above idle while the slice is busy (W)")
+    samples: int = Field(0, ge=0, description="measured requests behind the figures (0 = estimated)")
+
+    @field_validator("service_ms")
+    @classmethod
+    def _quantiles(cls, v: list[float]) -> list[float]:
+        if len(v) != len(QUANTILE_LEVELS):
+            raise ConfigError(f"must list {len(QUANTILE_LEVELS)} quantiles (at {list(QUANTILE_LEVELS)})")
+        if any(b < a for a, b in itertools.pairwise(v)):
+            raise ConfigError("quantiles must be non-decreasing")
+        return v
+
+
+class ProfileFile(_Section):
+    """The profile file format (``FORMAT``); :meth:`build` gives the :class:`Profile`."""
+
+    format: Literal["clover-rl/profile/v1"]
+    gpu: str
+    service: str
+    idle_power_w: _NonNeg = Field(description="per physical GPU (W)")
+    partition_change_s: _NonNeg = Field(0.0, description="MIG re-partition time of the affected slices (s)")
+    model_load_s: dict[str, _NonNeg] = Field(default_factory=dict, description="per variant: load + warm-up (s)")
+    quantile_levels: list[float] = Field(list(QUANTILE_LEVELS), description="must be QUANTILE_LEVELS")
+    entries: list[EntryFile] = Field(min_length=1)
+    estimated: StrictBool = Field(True, description="the service times were estimated, not measured")
+    energy_estimated: StrictBool | None = Field(None, description="default: as estimated")
+    method: str = ""
+    payload_bytes: int | None = Field(None, ge=0, description="request body size of the service times")
+    overhead: OverheadFile | None = None
+    downtime: DowntimeFile | None = None
+
+    @field_validator("quantile_levels")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        if tuple(v) != QUANTILE_LEVELS:
+            raise ConfigError(f"must be {list(QUANTILE_LEVELS)}")
+        return v
+
+    def build(self, path: str | None = None) -> Profile:
+        entries = {(e.slice, e.variant): ProfileEntry(e.slice, e.variant, tuple(e.service_ms), e.active_power_w,
+                                                      e.samples) for e in self.entries}
+        return Profile(
+            gpu=self.gpu, service=self.service, idle_power_w=self.idle_power_w,
+            partition_change_s=self.partition_change_s, model_load_s=dict(self.model_load_s), entries=entries,
+            estimated=self.estimated, method=self.method, path=path, payload_bytes=self.payload_bytes,
+            overhead=self.overhead.build() if self.overhead else None,
+            downtime=self.downtime.build() if self.downtime else None,
+            # files written before the field existed said so only in ``method``
+            energy_estimated=self.energy_estimated if self.energy_estimated is not None
+            else ("energy ESTIMATED" in self.method or None),
+        )
 
 
 def load_profile(path: str | Path) -> Profile:
+    """Read a profile file; any problem is a one-line ConfigError naming the file and field."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"profile file not found: {path}")
-    try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
+    d = load_yaml_mapping(path)
+    if d.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a clover-rl profile (expected format: {FORMAT})")
-    for key in ("gpu", "service", "idle_power_w", "entries"):
-        if key not in d:
-            raise ConfigError(f"{path}: missing field {key!r}")
-    levels = tuple(float(x) for x in d.get("quantile_levels", QUANTILE_LEVELS))
-    if levels != QUANTILE_LEVELS:
-        raise ConfigError(f"{path}: quantile_levels must be {list(QUANTILE_LEVELS)}")
-    entries: dict[tuple[str, str], ProfileEntry] = {}
-    for i, e in enumerate(d["entries"] or []):
-        where = f"entries[{i}]"
-        if not isinstance(e, dict) or "slice" not in e or "variant" not in e:
-            raise ConfigError(f"{path}: {where} needs 'slice' and 'variant'")
-        svc = e.get("service_ms")
-        if not isinstance(svc, list) or len(svc) != len(QUANTILE_LEVELS):
-            raise ConfigError(f"{path}: {where}.service_ms must list {len(QUANTILE_LEVELS)} quantiles")
-        vals = tuple(_num(path, f"{where}.service_ms", x, positive=True) for x in svc)
-        if any(b < a for a, b in zip(vals, vals[1:])):
-            raise ConfigError(f"{path}: {where}.service_ms quantiles must be non-decreasing")
-        entries[(str(e["slice"]), str(e["variant"]))] = ProfileEntry(
-            str(e["slice"]), str(e["variant"]), vals,
-            _num(path, f"{where}.active_power_w", e.get("active_power_w")),
-            int(e.get("samples", 0)),
-        )
-    if not entries:
-        raise ConfigError(f"{path}: no entries")
-    return Profile(
-        gpu=str(d["gpu"]),
-        service=str(d["service"]),
-        idle_power_w=_num(path, "idle_power_w", d["idle_power_w"]),
-        partition_change_s=_num(path, "partition_change_s", d.get("partition_change_s", 0.0)),
-        model_load_s={str(k): _num(path, f"model_load_s.{k}", v) for k, v in (d.get("model_load_s") or {}).items()},
-        entries=entries,
-        estimated=bool(d.get("estimated", True)),
-        method=str(d.get("method", "")),
-        path=str(path),
-        payload_bytes=int(_num(path, "payload_bytes", d["payload_bytes"])) if "payload_bytes" in d else None,
-        overhead=_overhead(path, d.get("overhead")),
-        downtime=_downtime(path, d.get("downtime")),
-        # files written before the field existed said so only in ``method``
-        energy_estimated=bool(d["energy_estimated"]) if "energy_estimated" in d
-        else ("energy ESTIMATED" in str(d.get("method", "")) or None),
-    )
+    try:
+        return ProfileFile.model_validate(d).build(str(path))
+    except ValidationError as e:
+        raise ConfigError(f"{path}: {first_validation_error(e)}") from None
 
 
 def default_profile_path(service: str, gpu: str) -> Path:

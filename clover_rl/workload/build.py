@@ -19,10 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
+from clover_rl.config_io import first_validation_error
 from clover_rl.errors import ConfigError, TraceError
 from clover_rl.workload.rate_trace import RATE_VALUE_NAMES, RateTrace, load_rate_trace, rate_units
 from clover_rl.workload.request_trace import (
@@ -31,16 +33,8 @@ from clover_rl.workload.request_trace import (
     _read_text,
     load_request_times,
 )
-from clover_rl.workload.workload import ConstantRate, DiurnalRate, TraceRate, Workload, _num
+from clover_rl.workload.workload import ConstantRate, DiurnalRate, TraceRate, Workload
 
-_KEYS = {
-    "constant": {"rate_rps", "inter_arrival_s"},
-    "diurnal": {"mean_rps", "amplitude", "peak_hour", "start_hour"},
-    "trace": {"path", "format", "wrap", "value_column", "time_column", "units", "interval_s",
-              "bin_s", "replay", "rates"},
-}
-_ALL_KEYS = {"kind", "scale"} | set().union(*_KEYS.values())
-FORMATS = ("auto", "rates", "requests")
 # a rate column: a word rate/rps/qps/rpm/rph/requests_per (not "GeneratedTokens", which contains "rate")
 _RATE_WORD = re.compile(r"(^|[^a-z])(rate|rps|qps|rpm|rph|req|requests?_per)([^a-z]|$)")
 
@@ -56,99 +50,137 @@ def detect_format(path: Path) -> str:
     return "requests" if has_time and not has_rate else "rates"
 
 
-def _trace(cfg: Mapping[str, Any], get: Any, where: str, base_dir: str | Path | None) -> Workload:
-    wrap = get("wrap", True)
-    if not isinstance(wrap, bool):
-        raise ConfigError(f"{where}.wrap: expected true or false (got {wrap!r})")
-    inline = get("rates")
-    if inline is not None:
-        if get("path") is not None:
-            raise ConfigError(f"{where}: give path or rates, not both")
-        if not isinstance(inline, (list, tuple)) or not inline:
-            raise ConfigError(f"{where}.rates: expected a non-empty list of req/s (got {inline!r})")
-        vals = np.array([_num(f"{where}.rates[{i}]", v, lo=0.0) for i, v in enumerate(inline)])
-        step = _num(f"{where}.interval_s", get("interval_s", 3600.0), lo=1.0)
+_Num = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class WorkloadSpec(BaseModel):
+    """The request load as data (the scenario's ``workload:`` block, env ``options["workload"]``,
+    ``Workload.to_config()``); :meth:`build` makes the :class:`Workload`. Fields of other kinds
+    are ignored (a serialised scenario carries all of them, mostly None)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["constant", "diurnal", "trace"] = Field(description="constant, diurnal or trace")
+    rate_rps: _Num | None = Field(None, gt=0, description="constant: req/s")
+    inter_arrival_s: _Num | None = Field(None, gt=0, description="constant: mean gap (s), instead of rate_rps")
+    mean_rps: _Num | None = Field(None, gt=0, description="diurnal: mean req/s")
+    amplitude: _Num | None = Field(None, ge=0, le=1, description="diurnal: relative swing (default 0.5)")
+    peak_hour: _Num = Field(14.0, ge=0, lt=24, description="diurnal: hour of the peak (UTC of the carbon trace)")
+    start_hour: _Num = Field(0.0, ge=0, lt=24, description="diurnal: hour of day at t = 0")
+    path: str | None = Field(None, description="trace: CSV path (relative to the scenario file)")
+    format: Literal["auto", "rates", "requests"] | None = Field(
+        None, description="trace: rates (timestamp,rate) or requests (one row per request); default auto")
+    units: str | None = Field(None, description="rate trace: rps, rpm or rph (default: as the file says, else rps)")
+    value_column: str | None = Field(None, description="rate trace: the rate column")
+    time_column: str | None = Field(None, description="trace: the timestamp column")
+    interval_s: _Num | None = Field(None, ge=1, description="rate trace without timestamps: step (s, default 3600)")
+    bin_s: _Num | None = Field(None, gt=0, description="request trace: rate aggregation bin (s, default 60)")
+    replay: Literal["arrivals", "rates"] | None = Field(
+        None, description="request trace: replay the recorded arrivals (default) or Poisson at the binned rate")
+    wrap: StrictBool | None = Field(None, description="trace: repeat past the end (default true)")
+    rates: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        None, min_length=1, description="trace: inline rates (req/s), interval_s apart")
+    scale: _Num | None = Field(None, ge=0, description="multiplies the rate")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> WorkloadSpec:
+        if self.kind == "constant":
+            if self.rate_rps is not None and self.inter_arrival_s is not None:
+                raise ConfigError("give rate_rps or inter_arrival_s, not both")
+            if self.rate_rps is None and self.inter_arrival_s is None:
+                raise ConfigError("rate_rps: required for kind 'constant' (or inter_arrival_s)")
+        elif self.kind == "diurnal" and self.mean_rps is None:
+            raise ConfigError("mean_rps: required for kind 'diurnal'")
+        elif self.kind == "trace":
+            if self.path is not None and self.rates is not None:
+                raise ConfigError("give path or rates, not both")
+            if self.path is None and self.rates is None:
+                raise ConfigError("path: required for kind 'trace' (or inline rates)")
+            if self.units is not None:
+                rate_units(self.units, "units")
+        return self
+
+    @classmethod
+    def parse(cls, cfg: object, where: str = "workload") -> WorkloadSpec:
+        """Validate a mapping; a problem is a one-line ConfigError ``{where}: field F: ...``."""
+        if isinstance(cfg, WorkloadSpec):
+            return cfg
+        if hasattr(cfg, "model_dump"):
+            cfg = cfg.model_dump()
+        if not isinstance(cfg, Mapping):
+            raise ConfigError(f"{where}: expected a mapping with a 'kind' (got {cfg!r})")
+        try:
+            return cls.model_validate(dict(cfg))
+        except ValidationError as e:
+            raise ConfigError(f"{where}: {first_validation_error(e)}") from None
+
+    def build(self, base_dir: str | Path | None = None, where: str = "workload") -> Workload:
+        """The workload (cached; a trace file is read once per path). A relative trace ``path``
+        is resolved against ``base_dir`` when that file exists."""
+        key = (self.model_dump_json(), str(base_dir))
+        if key not in _WORKLOADS:
+            _WORKLOADS[key] = _build(self, base_dir, where)
+        return _WORKLOADS[key]
+
+    def mean_rate(self) -> float:
+        """The nominal rate (req/s) the SLA and the references are measured at."""
+        return self.build().nominal_rate()
+
+
+_WORKLOADS: dict[tuple[str, str], Workload] = {}
+
+
+def _build(spec: WorkloadSpec, base_dir: str | Path | None, where: str) -> Workload:
+    w: Workload
+    if spec.kind == "constant":
+        w = ConstantRate(spec.rate_rps if spec.rate_rps is not None else 1.0 / spec.inter_arrival_s)  # type: ignore[operator]
+    elif spec.kind == "diurnal":
+        w = DiurnalRate(mean_rps=spec.mean_rps, amplitude=0.5 if spec.amplitude is None else spec.amplitude,  # type: ignore[arg-type]
+                        peak_hour=spec.peak_hour, start_hour=spec.start_hour)
+    else:
+        w = _trace(spec, base_dir, where)
+    if spec.scale is not None and spec.scale != 1.0:
+        w = w.scale(spec.scale)
+    return w
+
+
+def _trace(spec: WorkloadSpec, base_dir: str | Path | None, where: str) -> Workload:
+    wrap = True if spec.wrap is None else spec.wrap
+    if spec.rates is not None:
+        vals = np.asarray(spec.rates, dtype=float)
+        step = spec.interval_s or 3600.0
         times = np.datetime64("2000-01-01T00:00:00", "s") + (np.arange(len(vals)) * step).astype("timedelta64[s]")
         return TraceRate(RateTrace(times, vals, "inline", "inline rates"), wrap=wrap)
-    raw_path = get("path", required=True)
-    if not isinstance(raw_path, (str, Path)):
-        raise ConfigError(f"{where}.path: expected a file path (got {raw_path!r})")
-    path = Path(raw_path).expanduser()
+    path = Path(str(spec.path)).expanduser()
     if base_dir is not None and not path.is_absolute() and (Path(base_dir) / path).exists():
         path = Path(base_dir) / path
     if not path.exists():
-        raise ConfigError(f"{where}.path: {path}: file not found")
+        raise ConfigError(f"field {where}.path: {path}: file not found")
     path = path.resolve()
-    fmt = get("format", "auto")
-    if fmt not in FORMATS:
-        raise ConfigError(f"{where}.format: expected one of {', '.join(FORMATS)} (got {fmt!r})")
+    fmt = spec.format or "auto"
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "requests":
-        opts = {k: cfg[k] for k in ("time_column",) if cfg.get(k) is not None}
-        times = load_request_times(path, time_column=get("time_column"))
-        return RequestReplay(times, bin_s=_num(f"{where}.bin_s", get("bin_s", 60.0), lo=1e-3),
-                             replay=str(get("replay", "arrivals")), wrap=wrap, options=opts)
-    units = get("units")
-    opts = {k: cfg[k] for k in ("value_column", "time_column", "interval_s") if cfg.get(k) is not None}
-    tr = load_rate_trace(path, value_column=get("value_column"), time_column=get("time_column"),
-                         units=None if units is None else rate_units(units, f"{where}.units"),
-                         interval_s=get("interval_s", 3600.0))
+        opts = {"time_column": spec.time_column} if spec.time_column is not None else {}
+        times = load_request_times(path, time_column=spec.time_column)
+        return RequestReplay(times, bin_s=spec.bin_s or 60.0, replay=spec.replay or "arrivals", wrap=wrap,
+                             options=opts)
+    opts = {k: v for k, v in (("value_column", spec.value_column), ("time_column", spec.time_column),
+                              ("interval_s", spec.interval_s)) if v is not None}
+    units = None if spec.units is None else rate_units(spec.units)
+    tr = load_rate_trace(path, value_column=spec.value_column, time_column=spec.time_column, units=units,
+                         interval_s=spec.interval_s or 3600.0)
     if units is not None:  # else the file itself says (comment line or column name), again on reload
-        opts["units"] = rate_units(units)
+        opts["units"] = units
     return TraceRate(tr, wrap=wrap, source=str(path), options=opts)
 
 
 def workload_from_config(cfg: Mapping[str, Any] | Any, *, base_dir: str | Path | None = None,
                          where: str = "workload") -> Workload:
-    """A Workload from a config mapping (or a pydantic model / an existing Workload).
+    """A Workload from a config mapping (or a :class:`WorkloadSpec` / an existing Workload).
 
-    Keys of other kinds are ignored (a serialised scenario carries all of them, mostly None);
-    unknown keys, a missing file and invalid values raise ConfigError/TraceError naming the
-    field. A relative trace ``path`` is resolved against ``base_dir`` when that file exists;
-    the built workload's ``to_config()`` holds the absolute path, so it reloads anywhere.
+    Unknown keys, a missing file and invalid values raise ConfigError/TraceError naming the
+    field; the built workload's ``to_config()`` holds the absolute path, so it reloads anywhere.
     """
     if isinstance(cfg, Workload):
         return cfg
-    if hasattr(cfg, "model_dump"):
-        cfg = cfg.model_dump()
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with a 'kind' (got {cfg!r})")
-    unknown = sorted(str(k) for k in cfg if k not in _ALL_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown field (known: {', '.join(sorted(_ALL_KEYS))})")
-    kind = cfg.get("kind")
-    if kind not in _KEYS:
-        raise ConfigError(f"{where}.kind: expected one of {', '.join(_KEYS)} (got {kind!r})")
-
-    def get(key: str, default: Any = None, *, required: bool = False) -> Any:
-        v = cfg.get(key)
-        if v is None:
-            if required:
-                raise ConfigError(f"{where}.{key}: required for kind {kind!r}")
-            return default
-        return v
-
-    w: Workload
-    if kind == "constant":
-        rate, ia = get("rate_rps"), get("inter_arrival_s")
-        if rate is not None and ia is not None:
-            raise ConfigError(f"{where}: give rate_rps or inter_arrival_s, not both")
-        if ia is not None:
-            rate = 1.0 / _num(f"{where}.inter_arrival_s", ia, lo=0.0, lo_open=True)
-        elif rate is None:
-            raise ConfigError(f"{where}.rate_rps: required for kind 'constant' (or inter_arrival_s)")
-        w = ConstantRate(_num(f"{where}.rate_rps", rate, lo=0.0))
-    elif kind == "diurnal":
-        w = DiurnalRate(
-            mean_rps=_num(f"{where}.mean_rps", get("mean_rps", required=True), lo=0.0),
-            amplitude=_num(f"{where}.amplitude", get("amplitude", 0.5), lo=0.0, hi=1.0),
-            peak_hour=_num(f"{where}.peak_hour", get("peak_hour", 14.0), lo=0.0, hi=24.0, hi_open=True),
-            start_hour=_num(f"{where}.start_hour", get("start_hour", 0.0), lo=0.0, hi=24.0, hi_open=True),
-        )
-    else:
-        w = _trace(cfg, get, where, base_dir)
-    factor = get("scale")
-    if factor is not None and float(factor) != 1.0:
-        w = w.scale(_num(f"{where}.scale", factor, lo=0.0))
-    return w
+    return WorkloadSpec.parse(cfg, where).build(base_dir, where)

@@ -14,7 +14,7 @@ env's ``np_random``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -23,23 +23,8 @@ from clover_rl.workload.build import workload_from_config
 from clover_rl.workload.rate_trace import RateTrace
 from clover_rl.workload.workload import ConstantRate, DiurnalRate, TraceRate, Workload
 
-PATTERNS = ("constant", "diurnal", "bursty", "trace")
-
-
-def check_patterns(patterns: Sequence[str], traces: Sequence[str]) -> tuple[str, ...]:
-    """Validated pattern names (``randomization.load_patterns``); ``trace`` needs files."""
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    out = tuple(str(p) for p in patterns)
-    bad = [p for p in out if p not in PATTERNS]
-    if bad:
-        raise ConfigError(f"randomization.load_patterns: unknown {bad[0]!r} (known: {', '.join(PATTERNS)})")
-    if "trace" in out and not traces:
-        raise ConfigError("randomization.load_patterns: 'trace' needs randomization.rate_traces (files)")
-    for t in traces:
-        if not Path(t).expanduser().exists():
-            raise ConfigError(f"randomization.rate_traces: {t}: file not found")
-    return out
+Pattern = Literal["constant", "diurnal", "bursty", "trace"]
+PATTERNS: tuple[str, ...] = get_args(Pattern)
 
 
 def _inline(values: np.ndarray, step_s: float, name: str) -> TraceRate:

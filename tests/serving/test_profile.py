@@ -61,11 +61,11 @@ def test_profile_roundtrip(tmp_path):
 
 
 @pytest.mark.parametrize("mutate,match", [
-    (lambda d: d.pop("gpu"), "missing field 'gpu'"),
+    (lambda d: d.pop("gpu"), "field gpu: Field required"),
     (lambda d: d.update(format="x"), "not a clover-rl profile"),
-    (lambda d: d["entries"][0].update(service_ms=[1, 2]), "service_ms must list"),
-    (lambda d: d["entries"][0].update(active_power_w=-3), "active_power_w must be non-negative"),
-    (lambda d: d["entries"][0]["service_ms"].reverse(), "non-decreasing"),
+    (lambda d: d["entries"][0].update(service_ms=[1, 2]), r"field entries\[0\]\.service_ms: must list 10 quantiles"),
+    (lambda d: d["entries"][0].update(active_power_w=-3), r"field entries\[0\]\.active_power_w: Input should be greater than or equal to 0 \(got -3\)"),
+    (lambda d: d["entries"][0]["service_ms"].reverse(), r"entries\[0\]\.service_ms: quantiles must be non-decreasing"),
 ])
 def test_bad_profiles_are_one_line_errors(tmp_path, mutate, match):
     d = load_default_profile("albert", "a100-40gb").to_dict()

@@ -48,11 +48,11 @@ def test_overhead_interpolates_in_log_payload_and_clamps(profile):
 
 
 @pytest.mark.parametrize("mutate,match", [
-    (lambda d: d.update(overhead={"points": []}), "overhead needs a non-empty 'points' list"),
-    (lambda d: d["overhead"]["points"][0]["frontend_ms"].update(p95=-1), r"frontend_ms.p95 must be non-negative"),
-    (lambda d: d["overhead"].update(source="guessed"), "overhead.source must be measured or estimated"),
-    (lambda d: d["downtime"].update(make_before_break="yes"), "make_before_break must be true or false"),
-    (lambda d: d["downtime"].update(switch_s="soon"), "downtime.switch_s is not a number"),
+    (lambda d: d.update(overhead={"points": []}), "field overhead.points: List should have at least 1 item"),
+    (lambda d: d["overhead"]["points"][0]["frontend_ms"].update(p95=-1), r"field overhead\.points\[0\]\.frontend_ms\.p95: Input should be greater than or equal to 0 \(got -1\)"),
+    (lambda d: d["overhead"].update(source="guessed"), "field overhead.source: Input should be 'measured' or 'estimated'"),
+    (lambda d: d["downtime"].update(make_before_break="yes"), "field downtime.make_before_break: Input should be a valid boolean"),
+    (lambda d: d["downtime"].update(switch_s="soon"), "field downtime.switch_s: Input should be a valid number"),
 ])
 def test_bad_whole_path_fields_are_one_line_errors(tmp_path, profile, mutate, match):
     d = whole_path(profile).to_dict()

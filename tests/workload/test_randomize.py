@@ -37,7 +37,7 @@ def test_env_draws_a_moving_load_per_episode():
 
 
 def test_bad_patterns_are_refused():
-    with pytest.raises(ConfigError, match="unknown 'spiky'"):
+    with pytest.raises(ConfigError, match=r"^randomization: field load_patterns\[0\]: Input should be 'constant', 'diurnal', 'bursty' or 'trace' \(got 'spiky'\)$"):
         CloverServingEnv("efficientnet", randomization={"load_patterns": ["spiky"]})
-    with pytest.raises(ConfigError, match="needs randomization.rate_traces"):
+    with pytest.raises(ConfigError, match="^randomization: load_patterns: 'trace' needs rate_traces"):
         CloverServingEnv("efficientnet", randomization={"load_patterns": ["trace"]})

@@ -87,5 +87,5 @@ def test_scenario_trace_workload_runs_and_reloads(tmp_path):
 def test_missing_trace_file_fails_at_scenario_load(tmp_path):
     sc = tmp_path / "s.yaml"
     sc.write_text(yaml.safe_dump({"service": "efficientnet", "workload": {"kind": "trace", "path": "none.csv"}}))
-    with pytest.raises(CloverError, match=r"workload.path: .*none.csv: file not found"):
+    with pytest.raises(CloverError, match=r"s.yaml: field workload.path: .*none.csv: file not found"):
         load_scenario(sc)
