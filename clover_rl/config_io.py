@@ -1,10 +1,14 @@
-"""Reading user YAML and turning pydantic validation errors into one-line messages."""
+"""Config as data, one way: every file-backed config is a pydantic model (``Field(description=...)``
+documents each field), read with :func:`load_yaml_mapping` and validated with :func:`parse_model`,
+so a bad value is one line ``FILE: field a[0].b: <problem> (got <value>)``."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from clover_rl.errors import ConfigError
 
@@ -37,3 +41,17 @@ def first_validation_error(err: ValidationError) -> str:
     if e["type"] == "missing" or len(shown) > 80 or repr(val) in str(ours or ""):
         shown = ""
     return f"field {loc}: {ours if isinstance(ours, ConfigError) else e['msg']}{shown}"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], data: object, where: str) -> M:
+    """``model`` validated from the mapping ``data``; any problem is a one-line ConfigError
+    ``{where}: field F: <problem> (got V)`` (``where``: the file, or the flag/section it came from)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping (got {data!r})"[:200])
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as e:
+        raise ConfigError(f"{where}: {first_validation_error(e)}") from None

@@ -8,10 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clover_rl.carbon.resolve import TraceSpec, parse_trace_spec
-from clover_rl.config_io import first_validation_error, load_yaml_mapping
+from clover_rl.config_io import load_yaml_mapping, parse_model
 from clover_rl.errors import ConfigError
 from clover_rl.llm.service import LLMScenarioSpec, LLMService
 from clover_rl.mig.catalog import GpuModel, get_gpu
@@ -204,12 +204,7 @@ def _relative(value: str, base: Path | None) -> str:
 def _load(path: Path) -> Scenario:
     data = load_yaml_mapping(path)
     data.setdefault("name", path.stem)
-    try:
-        sc = Scenario.model_validate({**data, "source_path": str(path)})
-    except ValidationError as e:
-        raise ConfigError(f"{path}: {first_validation_error(e)}") from None
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    sc = parse_model(Scenario, {**data, "source_path": str(path)}, str(path))
     try:
         _ = sc.service_spec().variant_names  # fail early on an unknown service or variant
     except ConfigError as e:
@@ -229,11 +224,8 @@ def load_scenario(name_or_path: str | Path | Scenario, **overrides: object) -> S
             )
         sc = _load(path.resolve())
     if overrides:
-        try:
-            sc = Scenario.model_validate({**sc.model_dump(by_alias=True), **overrides,
-                                          "source_path": sc.source_path})
-        except ValidationError as e:
-            raise ConfigError(f"scenario {sc.name}: {first_validation_error(e)}") from None
+        sc = parse_model(Scenario, {**sc.model_dump(by_alias=True), **overrides, "source_path": sc.source_path},
+                         f"scenario {sc.name}")
     return sc
 
 

@@ -8,9 +8,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from clover_rl.config_io import first_validation_error, load_yaml_mapping
+from clover_rl.config_io import load_yaml_mapping, parse_model
 from clover_rl.errors import ConfigError
 from clover_rl.paths import configs_dir, resolve_named
 
@@ -88,10 +88,7 @@ def _load(path: Path) -> ServiceSpec:
         raise ConfigError(f"{path}: an LLM service (kind: llm); load it with clover_rl.llm.catalog.load_llm_service")
     if kind != "request":
         raise ConfigError(f"{path}: kind: unknown service kind {kind!r} (known: request, llm)")
-    try:
-        return ServiceSpec.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(f"{path}: {first_validation_error(e)}") from None
+    return parse_model(ServiceSpec, data, str(path))
 
 
 def load_service(name_or_path: str | Path) -> ServiceSpec:

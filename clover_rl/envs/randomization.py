@@ -11,13 +11,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from clover_rl.carbon.base import CarbonTrace
-from clover_rl.config_io import first_validation_error
+from clover_rl.config_io import parse_model
 from clover_rl.errors import ConfigError
 from clover_rl.workload.randomize import Pattern
 
@@ -153,9 +152,4 @@ class Randomization(BaseModel):
         ConfigError ``randomization: field F: ... (got V)``."""
         if not d:
             return None
-        if not isinstance(d, dict):
-            raise ConfigError(f"{where}: expected a mapping (got {d!r})")
-        try:
-            return Randomization.model_validate(d)
-        except ValidationError as e:
-            raise ConfigError(f"{where}: {first_validation_error(e)}") from None
+        return parse_model(Randomization, d, where)

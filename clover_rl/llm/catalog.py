@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from clover_rl.config_io import first_validation_error, load_yaml_mapping
+from clover_rl.config_io import load_yaml_mapping, parse_model
 from clover_rl.errors import ConfigError
 from clover_rl.paths import resolve_named
 
@@ -153,11 +153,7 @@ class LLMServiceSpec(BaseModel):
 
 @lru_cache(maxsize=16)
 def _load(path: Path) -> LLMServiceSpec:
-    data = load_yaml_mapping(path)
-    try:
-        return LLMServiceSpec.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(f"{path}: {first_validation_error(e)}") from None
+    return parse_model(LLMServiceSpec, load_yaml_mapping(path), str(path))
 
 
 def load_llm_service(name_or_path: str | Path = "llm") -> LLMServiceSpec:

@@ -20,9 +20,9 @@ from typing import Annotated, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from clover_rl.config_io import first_validation_error, load_yaml_mapping
+from clover_rl.config_io import load_yaml_mapping, parse_model
 from clover_rl.errors import ConfigError
 from clover_rl.paths import profiles_dir
 
@@ -344,10 +344,7 @@ def load_profile(path: str | Path) -> Profile:
     d = load_yaml_mapping(path)
     if d.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a clover-rl profile (expected format: {FORMAT})")
-    try:
-        return ProfileFile.model_validate(d).build(str(path))
-    except ValidationError as e:
-        raise ConfigError(f"{path}: {first_validation_error(e)}") from None
+    return parse_model(ProfileFile, d, str(path)).build(str(path))
 
 
 def default_profile_path(service: str, gpu: str) -> Path:

@@ -18,12 +18,11 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from clover_rl.config_io import first_validation_error, load_yaml_mapping
+from clover_rl.config_io import load_yaml_mapping, parse_model
 from clover_rl.errors import ConfigError
 
 Algo = Literal["maskable_ppo", "ppo", "dqn"]
@@ -219,12 +218,7 @@ def _check_kwargs(given: dict, allowed: set[str], where: str) -> None:
 def config_from_dict(data: Any, where: str = "config") -> TrainConfig:
     """Build and validate a TrainConfig from a mapping; any problem (an unknown field, a bad value)
     raises a one-line ConfigError ``{where}: field F: <problem> (got V)``."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping at the top level")
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(f"{where}: {first_validation_error(e)}") from None
+    return parse_model(TrainConfig, data, where)
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

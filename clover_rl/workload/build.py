@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from clover_rl.config_io import first_validation_error
+from clover_rl.config_io import parse_model
 from clover_rl.errors import ConfigError, TraceError
 from clover_rl.workload.rate_trace import RATE_VALUE_NAMES, RateTrace, load_rate_trace, rate_units
 from clover_rl.workload.request_trace import (
@@ -108,10 +108,7 @@ class WorkloadSpec(BaseModel):
             cfg = cfg.model_dump()
         if not isinstance(cfg, Mapping):
             raise ConfigError(f"{where}: expected a mapping with a 'kind' (got {cfg!r})")
-        try:
-            return cls.model_validate(dict(cfg))
-        except ValidationError as e:
-            raise ConfigError(f"{where}: {first_validation_error(e)}") from None
+        return parse_model(cls, cfg, where)
 
     def build(self, base_dir: str | Path | None = None, where: str = "workload") -> Workload:
         """The workload (cached; a trace file is read once per path). A relative trace ``path``
