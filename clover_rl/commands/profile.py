@@ -86,6 +86,4 @@ def profile(
 
 
 def register(app: typer.Typer) -> None:
-    if any(c.name == "profile" for c in app.registered_commands):
-        return  # main() may be called repeatedly in one process (tests)
     app.command("profile")(profile)

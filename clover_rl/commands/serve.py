@@ -5,13 +5,14 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import typer
 
 from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import get_gpu
-from clover_rl.mig.config import base_configuration, parse_configuration
+from clover_rl.mig.config import Configuration, base_configuration, parse_configuration
 from clover_rl.scenario import load_scenario
 from clover_rl.services import load_service
 
@@ -51,7 +52,6 @@ def serve(
 ) -> None:
     """Serve a configuration over KServe v2 HTTP (metrics at /metrics) until SIGINT/SIGTERM.
     LLM services (--service llm) answer the OpenAI API at /v1 and KServe v2 generate."""
-    from clover_rl.serving.live.backend import LiveBackend
     from clover_rl.serving.live.llm_plane import is_llm_service
 
     if device not in ("cpu", "cuda"):
@@ -62,14 +62,13 @@ def serve(
     svc_name = service or d.get("service")
     if svc_name is None:
         raise ConfigError("give --service or --scenario")
-    if is_llm_service(svc_name):
-        from clover_rl.commands.serve_llm import serve_llm
+    llm = is_llm_service(svc_name)
+    if llm:
+        from clover_rl.llm.catalog import load_llm_service
 
-        setup_logging()
-        serve_llm(svc_name, gpu or d.get("gpu") or "a100-40gb", gpus if gpus is not None else int(d.get("gpus") or 1),
-                  device, config, host, port, cpu_scale, cpu_threads, max_batch, engine, model_path)
-        return
-    svc = load_service(svc_name)
+        svc: Any = load_llm_service(svc_name)
+    else:
+        svc = load_service(svc_name)
     gpu_model = get_gpu(gpu or d.get("gpu") or "a100-40gb")
     n = gpus if gpus is not None else int(d.get("gpus") or 1)
     if n < 1:
@@ -77,31 +76,52 @@ def serve(
     cfg = (parse_configuration(config, gpu_model, svc.variant_names) if config
            else base_configuration(gpu_model, svc.variant_names))
     setup_logging()
-    extra = {"max_queue_wait_s": d["timeout"]} if d.get("timeout") else {}
+    common: dict[str, Any] = {"host": host, "cpu_scale": cpu_scale, "cpu_threads": cpu_threads}
+    if d.get("timeout"):
+        common["max_queue_wait_s"] = d["timeout"]
+
+    def start() -> Any:
+        if llm:
+            from clover_rl.serving.live.llm_plane import LLMPlane
+
+            return LLMPlane(svc, gpu_model, n, device, port, max_batch=max_batch, engine=engine,
+                            model_path=model_path, **common)
+        from clover_rl.serving.live.backend import LiveBackend
+
+        return LiveBackend(svc, gpu_model, n, device, port, **common)
+
+    def banner(url: str) -> str:
+        apis = (f"OpenAI API at {url}/v1, model {svc.name!r}; KServe v2 generate at {url}/v2/models/{svc.name}/generate"
+                if llm else "KServe v2")
+        return (f"serving {svc.name} as {cfg.label()} on {n} x {gpu_model.name} ({device}) at {url} "
+                f"({apis}; metrics at {url}/metrics); Ctrl-C to stop")
+
+    _serve_until_stopped(start, cfg, banner)
+
+
+def _serve_until_stopped(start: Callable[[], Any], cfg: Configuration, banner: Callable[[str], str]) -> None:
+    """Start a plane (vision ``LiveBackend`` or ``LLMPlane``), serve ``cfg`` until SIGINT/SIGTERM,
+    then let accepted requests finish (up to 30 s) and stop the workers."""
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    backend = None
+    plane = None
     try:
-        backend = LiveBackend(svc, gpu_model, n, device, port, cpu_scale=cpu_scale, host=host,
-                              cpu_threads=cpu_threads, **extra)
-        rep = backend.apply(cfg)
+        plane = start()
+        rep = plane.apply(cfg)
         if not rep.ok:
             raise BackendError(f"cannot serve {cfg.label()}: {rep.message}")
-        print(f"serving {svc.name} as {cfg.label()} on {n} x {gpu_model.name} ({device}) at {backend.url} "
-              f"(KServe v2; metrics at {backend.url}/metrics); Ctrl-C to stop", flush=True)
+        print(banner(plane.url), flush=True)
         while not stop.wait(0.5):
             pass
     finally:
         for sig, h in handlers.items():
             signal.signal(sig, h)
-        if backend is not None:
-            left = backend.pool.drain(30.0)  # readiness false, accepted requests finish
-            backend.close()
+        if plane is not None:
+            left = plane.pool.drain(30.0)  # readiness false, accepted requests finish
+            plane.close()
             print("stopped: workers shut down" + (f" ({left} requests unanswered after 30 s)" if left else ""),
                   flush=True)
 
 
 def register(app: typer.Typer) -> None:
-    if any(c.name == "serve" for c in app.registered_commands):
-        return  # main() may be called repeatedly in one process (tests)
     app.command("serve")(serve)

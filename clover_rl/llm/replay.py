@@ -43,6 +43,7 @@ from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.metrics import IntervalMetrics
+from clover_rl.serving.replay_base import ReplayBookkeeping, switch_cost
 from clover_rl.serving.slots import slice_id, slot_assignment
 
 Slices = tuple[tuple[str, str, str], ...]  # (slice id, profile, variant) on every GPU
@@ -75,10 +76,8 @@ class LLMSteadyView:
         return self.interval(3600.0).variant_share
 
 
-class LLMReplayBackend:
+class LLMReplayBackend(ReplayBookkeeping):
     """Steady-state LLM replay of ``n_gpus`` identical GPUs sharing one configuration."""
-
-    name = "replay"
 
     def __init__(self, service: LLMService, gpu: GpuModel, n_gpus: int, requests: Requests, *,
                  timeout_s: float = 30.0, reconfiguration: bool = True,
@@ -185,24 +184,6 @@ class LLMReplayBackend:
         )
 
     # ------------------------------------------------------------------ protocol
-    @property
-    def configuration(self) -> Configuration | None:
-        return self._config
-
-    @property
-    def pending_downtime_s(self) -> dict[str, float]:
-        return dict(self._pending)
-
-    def _alive(self) -> None:
-        if self._closed:
-            raise BackendError("replay backend is closed")
-
-    def _check(self, config: Configuration) -> None:
-        if not isinstance(config, Configuration):
-            raise ConfigError(f"expected a Configuration, got {type(config).__name__}")
-        if config.gpu != self.gpu.name:
-            raise ConfigError(f"configuration {config.label()} is for GPU {config.gpu!r}, backend for {self.gpu.name!r}")
-
     def load_s(self, variant: str) -> float:
         """Seconds to (re)start a slice's engine with ``variant`` (assumed figures, see LLMScenarioSpec)."""
         llm = self.service.llm
@@ -211,35 +192,19 @@ class LLMReplayBackend:
     def apply(self, configuration: Configuration) -> ReconfigReport:
         """Switch every GPU to ``configuration``; the downtime is paid by the next run."""
         self._alive()
-        self._check(configuration)
+        self._check_config(configuration)
         first = self._config is None
         previous = {(s.profile, s.start): v for s, v in self._assignment}
         assignment = slot_assignment(configuration, self.gpu, previous)
         for _slc, v in assignment:
             self.service.variant(v)  # ConfigError for a variant the scenario does not serve
-        downtime: dict[str, float] = {}
-        pending: dict[str, float] = {}
-        changed = 0
-        for g in range(self.n_gpus):
-            for slc, v in assignment:
-                sid = slice_id(g, slc)
-                old = previous.get((slc.profile, slc.start))
-                cost = 0.0
-                if not (first or old == v or not self.reconfiguration):
-                    cost = self.load_s(v) + (self.service.llm.partition_change_s if old is None else 0.0)
-                changed += cost > 0
-                d = cost + self._pending.get(sid, 0.0)
-                downtime[sid] = d
-                if d > 0:
-                    pending[sid] = d
-        prev = self._config
-        self._config, self._assignment, self._pending = configuration, assignment, pending
+        costs = [(slice_id(g, slc), switch_cost(previous.get((slc.profile, slc.start)), v, first=first,
+                                                enabled=self.reconfiguration, load_s=self.load_s,
+                                                partition_s=self.service.llm.partition_change_s))
+                 for g in range(self.n_gpus) for slc, v in assignment]
+        self._assignment = assignment
         self._slices = self._slices_of(configuration, assignment)
-        worst = max(downtime.values(), default=0.0)
-        return ReconfigReport(changed=prev != configuration, previous=prev, current=configuration,
-                              downtime_s=downtime, slices_changed=changed, ok=True,
-                              message=(f"{changed} slice(s) reconfigured, up to {worst:.1f} s downtime"
-                                       if changed else "no slice changed"))
+        return self._commit(configuration, costs)
 
     def run(self, seconds: float, rate_rps: float) -> IntervalMetrics:
         """Serve the current configuration for ``seconds`` at ``rate_rps`` requests/s."""
@@ -249,26 +214,19 @@ class LLMReplayBackend:
         seconds = positive_number("seconds", seconds)
         rate = positive_number("rate_rps", rate_rps)
         m = self._metrics(self._slices, rate, seconds, self._pending)
-        self._pending = {sid: d - seconds for sid, d in self._pending.items() if d > seconds}
+        self._elapse(seconds)
         return m
-
-    def probe(self, configuration: Configuration, seconds: float, rate_rps: float) -> IntervalMetrics:
-        self.apply(configuration)
-        return self.run(seconds, rate_rps)
-
-    def settle(self) -> None:
-        self._pending = {}
 
     def reseed(self, seed: int | None) -> None:
         """No-op: steady-state replay is deterministic (common random numbers)."""
 
     def close(self) -> None:
-        self._closed = True
+        super().close()
         self._slices_cache.clear()
 
     # ------------------------------------------------------------------ tables
     def slices(self, configuration: Configuration) -> Slices:
-        self._check(configuration)
+        self._check_config(configuration)
         return self._slices_of(configuration, slot_assignment(configuration, self.gpu))
 
     def capacity_rps(self, configuration: Configuration | None = None) -> float:
@@ -283,9 +241,3 @@ class LLMReplayBackend:
         if not math.isfinite(rate_rps) or rate_rps <= 0:
             raise ConfigError(f"rate_rps must be > 0, got {rate_rps!r}")
         return LLMSteadyView(self, slices, rate_rps)
-
-    def __enter__(self) -> LLMReplayBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -14,6 +14,26 @@ from numba import njit
 
 
 @njit(cache=True, inline="always")
+def _segment(x: float, levels: np.ndarray) -> tuple[int, float]:
+    """The inverse-CDF segment ``k`` of a uniform draw ``x`` and its fraction along it."""
+    last = levels.shape[0] - 2
+    k = 0
+    while k < last and x >= levels[k + 1]:
+        k += 1
+    return k, (x - levels[k]) / (levels[k + 1] - levels[k])
+
+
+@njit(cache=True, inline="always")
+def _record(i: int, s: int, latency_s: float, svc: float, latency: np.ndarray, server: np.ndarray,
+            busy: np.ndarray, count: np.ndarray) -> None:
+    """Request ``i`` served by server ``s``."""
+    latency[i] = latency_s
+    server[i] = s
+    busy[s] += svc
+    count[s] += 1
+
+
+@njit(cache=True, inline="always")
 def _busy_less(bt: np.ndarray, bs: np.ndarray, i: int, j: int) -> bool:
     return bt[i] < bt[j] or (bt[i] == bt[j] and bs[i] < bs[j])
 
@@ -104,16 +124,11 @@ def _scan_kernel(
     first (lower index on equal times) -- the heaps' rules, so the results are identical."""
     n = arrivals.shape[0]
     S = quantiles.shape[0]
-    L = levels.shape[0]
     free = available_at.copy()
     last = 0.0
     for i in range(n):
         t = arrivals[i]
-        x = u[i]
-        k = 0
-        while k < L - 2 and x >= levels[k + 1]:
-            k += 1
-        frac = (x - levels[k]) / (levels[k + 1] - levels[k])
+        k, frac = _segment(u[i], levels)
         s = -1
         best = 0
         for j in range(S):
@@ -135,10 +150,7 @@ def _scan_kernel(
         svc = quantiles[s, k] + frac * (quantiles[s, k + 1] - quantiles[s, k])
         end = start + svc
         free[s] = end
-        latency[i] = end - t
-        server[i] = s
-        busy[s] += svc
-        count[s] += 1
+        _record(i, s, end - t, svc, latency, server, busy, count)
         last = max(last, end)
     return last
 
@@ -159,7 +171,6 @@ def _heap_kernel(
     """:func:`simulate_kernel` with two heaps: O(log servers) per request."""
     n = arrivals.shape[0]
     S = quantiles.shape[0]
-    L = levels.shape[0]
     bt = np.empty(S)
     bs = np.empty(S, dtype=np.int64)
     idle = np.empty(S, dtype=np.int64)
@@ -178,12 +189,7 @@ def _heap_kernel(
             bt[0] = bt[nb]
             bs[0] = bs[nb]
             _busy_sift_down(bt, bs, nb, 0)
-        # inverse CDF segment: independent of the server, so found once
-        x = u[i]
-        k = 0
-        while k < L - 2 and x >= levels[k + 1]:
-            k += 1
-        frac = (x - levels[k]) / (levels[k + 1] - levels[k])
+        k, frac = _segment(u[i], levels)  # independent of the server, so found once
         if ni > 0:
             s = _idle_pop(idle, ni)
             ni -= 1
@@ -203,10 +209,7 @@ def _heap_kernel(
             end = start + svc
             bt[0] = end  # replace-top: the server stays busy with a later free time
             _busy_sift_down(bt, bs, nb, 0)
-        latency[i] = end - t
-        server[i] = s
-        busy[s] += svc
-        count[s] += 1
+        _record(i, s, end - t, svc, latency, server, busy, count)
         last = max(last, end)
     return last
 

@@ -43,6 +43,7 @@ from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.disturbed import disturbed_interval, warm_up
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.profile import Profile, load_default_profile, load_profile
+from clover_rl.serving.replay_base import ReplayBookkeeping, switch_cost
 from clover_rl.serving.simulator import (
     DEFAULT_TIMEOUT_S,
     Servers,
@@ -63,11 +64,9 @@ Transition = tuple[tuple[str, float], ...]  # (slice id, switching downtime s) o
 _TRANSITIONS_MAX = 100_000
 
 
-class ReplayBackend:
+class ReplayBackend(ReplayBookkeeping):
     """Profile + simulator backend for ``n_gpus`` identical GPUs sharing one configuration (a
     configuration per GPU: :class:`clover_rl.fleet.replay.FleetReplayBackend`)."""
-
-    name = "replay"
 
     def __init__(
         self,
@@ -121,21 +120,6 @@ class ReplayBackend:
 
     # ------------------------------------------------------------------ helpers
 
-    @property
-    def configuration(self) -> Configuration | None:
-        return self._config
-
-    @property
-    def pending_downtime_s(self) -> dict[str, float]:
-        """Downtime per slice id that the next run will pay."""
-        return dict(self._pending)
-
-    def _check_config(self, config: Configuration) -> None:
-        if not isinstance(config, Configuration):
-            raise ConfigError(f"expected a Configuration, got {type(config).__name__}")
-        if config.gpu != self.gpu.name:
-            raise ConfigError(f"configuration {config.label()} is for GPU {config.gpu!r}, backend for {self.gpu.name!r}")
-
     def _servers_for(self, config: Configuration, assignment: Assignment) -> Servers:
         # keyed by the configuration and the variants in slice order (its partition is fixed):
         # cheaper to hash than the slices
@@ -180,13 +164,10 @@ class ReplayBackend:
     def _switch_cost(self, old: str | None, variant: str, first: bool) -> float:
         """Downtime (s) of a slice that served ``old`` (None: a new placement) and now serves
         ``variant`` (the rules in the module docstring)."""
-        if first or old == variant or not self.reconfiguration:
-            return 0.0
-        if self.profile.downtime is not None and self.profile.downtime.make_before_break:
-            return self.profile.downtime.switch_s
-        if old is None:
-            return self.profile.partition_change_s + self._load_s(variant)
-        return self._load_s(variant)
+        dt = self.profile.downtime
+        return switch_cost(old, variant, first=first, enabled=self.reconfiguration, load_s=self._load_s,
+                           partition_s=self.profile.partition_change_s,
+                           make_before_break_s=dt.switch_s if dt is not None and dt.make_before_break else None)
 
     def _load_s(self, variant: str) -> float:
         try:
@@ -200,10 +181,6 @@ class ReplayBackend:
             self._seeds = self._rng.integers(0, 2**63 - 1, size=256).tolist()[::-1]
         return self._seeds.pop()
 
-    def _alive(self) -> None:
-        if self._closed:
-            raise BackendError("replay backend is closed")
-
     # ------------------------------------------------------------------ protocol
 
     def apply(self, configuration: Configuration) -> ReconfigReport:
@@ -212,29 +189,9 @@ class ReplayBackend:
         self._check_config(configuration)
         first = self._config is None
         assignment, servers, costs = self._transition(configuration, first)
-        pending: dict[str, float] = {}
-        downtime: dict[str, float] = {}
-        for sid, c in costs:
-            # pending keys are previous slice ids: only a kept placement inherits its debt
-            d = c + self._pending.get(sid, 0.0)
-            downtime[sid] = d
-            if d > 0:
-                pending[sid] = d
-        changed_slices = sum(1 for _, c in costs if c > 0)
-        prev_config = self._config
-        self._config, self._assignment, self._servers, self._pending = configuration, assignment, servers, pending
+        self._assignment, self._servers = assignment, servers
         self._assignment_key = self._key_of(configuration, assignment)
-        worst = max(downtime.values(), default=0.0)
-        return ReconfigReport(
-            changed=prev_config != configuration,
-            previous=prev_config,
-            current=configuration,
-            downtime_s=downtime,
-            slices_changed=changed_slices,
-            ok=True,
-            message=(f"{changed_slices} slice(s) reconfigured, up to {worst:.1f} s downtime"
-                     if changed_slices else "no slice changed"),
-        )
+        return self._commit(configuration, costs)
 
     def run(self, seconds: float, rate_rps: float) -> IntervalMetrics:
         """Serve the current configuration for ``seconds`` at ``rate_rps`` Poisson arrivals."""
@@ -251,23 +208,14 @@ class ReplayBackend:
                 return st.interval(seconds)
             metrics = disturbed_interval(self._servers, rate, seconds, self._pending, self.timeout_s,
                                          self.steady_requests)
-            self._pending = {sid: d - seconds for sid, d in self._pending.items() if d > seconds}
+            self._elapse(seconds)
             return metrics
         metrics = simulate(
             self._config, self.profile, self.service, self.n_gpus, rate, seconds, sub_seed,  # type: ignore[arg-type]
             downtime_s=self._pending, timeout_s=self.timeout_s, servers=self._servers,
         )
-        self._pending = {sid: d - seconds for sid, d in self._pending.items() if d > seconds}
+        self._elapse(seconds)
         return metrics
-
-    def probe(self, configuration: Configuration, seconds: float, rate_rps: float) -> IntervalMetrics:
-        """Apply ``configuration`` (it stays applied) and serve a short window."""
-        self.apply(configuration)
-        return self.run(seconds, rate_rps)
-
-    def settle(self) -> None:
-        """Forget pending downtime: the env's reset starts an episode from a running service."""
-        self._pending = {}
 
     def reseed(self, seed: int | None) -> None:
         """Restart the run-by-run sub-seed stream (the env calls this on reset)."""
@@ -275,7 +223,7 @@ class ReplayBackend:
         self._seeds = []
 
     def close(self) -> None:
-        self._closed = True
+        super().close()
         self._servers_cache.clear()
         self._transitions.clear()
         self._ids_cache.clear()
@@ -299,9 +247,3 @@ class ReplayBackend:
         """Cached long-run behaviour of ``configuration`` (default: current) at ``rate_rps``."""
         return steady_state_servers(self.servers(configuration), rate_rps, timeout_s=self.timeout_s,
                                     n_requests=self.steady_requests)
-
-    def __enter__(self) -> ReplayBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

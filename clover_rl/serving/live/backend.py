@@ -13,44 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import time
 from collections import Counter, defaultdict
-from dataclasses import replace
 from typing import Any
 
-from clover_rl.errors import BackendError, CloverError, ConfigError
+from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
 from clover_rl.services import ServiceSpec, load_service
 from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.latency import CLIENT, SERVER, percentiles_ms
-from clover_rl.serving.live.energy import EnergyMeter, default_meter
+from clover_rl.serving.live.energy import EnergyMeter
 from clover_rl.serving.live.loadgen import LoadProcess, LoadResult, run_load
 from clover_rl.serving.live.placement import PlacementProvider, default_placement
 from clover_rl.serving.live.pool import RequestRecord, WorkerPool
-from clover_rl.serving.live.server import FrontEnd, ServerRecord, create_app
+from clover_rl.serving.live.realtime import (
+    RealTimeBackend,
+    apply_or_restore,
+    start_front_end,
+    stop_front_end,
+)
+from clover_rl.serving.live.server import ServerRecord, create_app
 from clover_rl.serving.metrics import IntervalMetrics
 
-log = logging.getLogger("clover_rl.serving.live")
 
-
-def restore_previous(pool: WorkerPool, previous: Configuration, failed: ReconfigReport) -> ReconfigReport:
-    """Make ``previous`` whole again on ``pool`` after ``failed`` (a no-op when the pool kept it);
-    the report says what serves after it. Rollback of every live backend (vision and LLM)."""
-    try:
-        back = pool.reconfigure(previous)
-    except CloverError as e:
-        return replace(failed, current=pool.configuration or previous, message=f"{failed.message}; restore failed: {e}")
-    if not (back.changed or back.slices_changed):
-        return failed  # make-before-break kept the previous workers serving
-    log.warning("reconfiguration to %s failed part-way; restored %s", failed.current.label(), previous.label())
-    return replace(failed, current=pool.configuration or previous,
-                   message=f"{failed.message}; restored {previous.label()}"
-                   + ("" if back.ok else f" (restore incomplete: {back.message})"))
-
-
-class LiveBackend:
+class LiveBackend(RealTimeBackend):
     """Real serving: worker processes per slice, KServe v2 front end, measured energy.
 
     ``cpu_scale`` (CPU mode only) shrinks each variant's input resolution / sequence length so
@@ -59,8 +46,6 @@ class LiveBackend:
     ``"thread"`` runs it in the caller's process (no extra process).
     Extra keyword arguments go to :class:`WorkerPool` (timeouts, warm-up, throttle).
     """
-
-    name = "live"
 
     def __init__(
         self,
@@ -96,8 +81,6 @@ class LiveBackend:
         self.seed = seed
         self.image_size = image_size
         self.request_timeout_s = request_timeout_s
-        self._runs = 0
-        self._closed = False
         self.last_load: LoadResult | None = None
         self.last_records: list[RequestRecord] = []
         self.last_server: list[ServerRecord] = []
@@ -105,50 +88,18 @@ class LiveBackend:
             self.service, self.gpu, n_gpus, placement or default_placement(device, self.gpu),
             input_scale=cpu_scale if device == "cpu" else 1.0, cpu_threads=cpu_threads, **pool_options,
         )
-        try:
-            self.meter = meter or default_meter(device, range(n_gpus), pids=self.pool.worker_pids)
-            self.frontend = FrontEnd(create_app(self.pool, self.meter, device=device), host, port,
-                                     loop=self.pool.loop).start()
-        except BaseException:
-            self.pool.close()
-            raise
+        self.meter, self.frontend = start_front_end(
+            self.pool, lambda m: create_app(self.pool, m, device=device), meter, device, n_gpus, host, port)
 
     # ------------------------------------------------------------------ protocol
-    @property
-    def configuration(self) -> Configuration | None:
-        return self.pool.configuration
-
-    @property
-    def outage_timeout_s(self) -> float:
-        """The latency an unanswered request is charged: whichever gives up first, the pool's queue
-        timeout (the scenario's ``timeout_s`` when the env or the deployment built the backend) or
-        the client's request timeout."""
-        wait = self.pool.max_queue_wait_s
-        return min(float(self.request_timeout_s), float(wait) if wait is not None else float("inf"))
-
     @property
     def url(self) -> str:
         return self.frontend.url
 
     def apply(self, configuration: Configuration) -> ReconfigReport:
-        """Reconfigure every GPU to ``configuration`` (blocks until new workers are warm).
-
-        Owns rollback (the Backend contract; planes and the controller never re-apply): when the
-        pool fails part-way -- break-before-make placement retired the old workers, or some new
-        workers did not come up -- the previous configuration is brought back here, once, and
-        the report's ``current`` says what serves after it.
-        """
+        """Reconfigure every GPU to ``configuration``; rollback as :func:`.realtime.apply_or_restore`."""
         self._check_open()
-        previous = self.pool.configuration
-        try:
-            report = self.pool.reconfigure(configuration)
-        except CloverError as e:  # a backend fault is reported, never raised (Backend contract)
-            report = ReconfigReport(True, previous, previous or configuration, ok=False, message=str(e))
-        if not report.ok and previous is not None:
-            report = restore_previous(self.pool, previous, report)
-        if not report.ok:
-            log.error("live reconfiguration failed: %s", report.message)
-        return report
+        return apply_or_restore(self.pool, configuration)
 
     def run(self, seconds: float, rate_rps: float) -> IntervalMetrics:
         """Offer Poisson load at ``rate_rps`` for ``seconds`` and measure the interval."""
@@ -159,10 +110,10 @@ class LiveBackend:
             raise ConfigError(f"run needs seconds > 0 and rate >= 0, got {seconds} s at {rate_rps} req/s")
         self.pool.drain_records()
         self.frontend.app.state.server_records.clear()
-        self._runs += 1
+        seed = self._next_load_seed()
         e0 = self.meter.read_joules()
         t0 = time.perf_counter()
-        res = self._load(seconds, rate_rps, self.seed * 100_003 + self._runs)
+        res = self._load(seconds, rate_rps, seed)
         wall = time.perf_counter() - t0
         energy = self.meter.read_joules() - e0
         records = self.pool.drain_records()
@@ -170,41 +121,12 @@ class LiveBackend:
         self.last_load, self.last_records, self.last_server = res, records, server
         return self._metrics(res, records, server, wall, energy)
 
-    def probe(self, configuration: Configuration, seconds: float, rate_rps: float) -> IntervalMetrics:
-        self.apply(configuration)
-        return self.run(seconds, rate_rps)
-
-    def reseed(self, seed: int | None) -> None:
-        """The load generator's seed for the following runs (real service times stay real)."""
-        self.seed = int(seed or 0)
-        self._runs = 0
-
-    def settle(self) -> None:
-        """Nothing to forget: a live reconfiguration has finished when ``apply`` returns."""
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._load_proc is not None:
-                self._load_proc.close()
-            self.frontend.stop()
-        finally:
-            self.pool.close()
-            self.meter.close()
-
-    def __enter__(self) -> LiveBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _shutdown(self) -> None:
+        if self._load_proc is not None:
+            self._load_proc.close()
+        stop_front_end(self.frontend, self.pool, self.meter)
 
     # ------------------------------------------------------------------ helpers
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BackendError("live backend is closed")
-
     def _load(self, seconds: float, rate_rps: float, seed: int) -> LoadResult:
         kwargs = {"seed": seed, "timeout_s": self.request_timeout_s, "image_size": self.image_size}
         if self.loadgen == "process":

@@ -35,6 +35,7 @@ from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.live.llm_load import LLMLoadResult, run_llm_load
 from clover_rl.serving.live.llm_plane import LLMPlane
 from clover_rl.serving.live.llm_server import LLMRecord
+from clover_rl.serving.live.realtime import RealTimeBackend
 from clover_rl.serving.metrics import IntervalMetrics
 
 
@@ -76,12 +77,10 @@ def llm_interval_metrics(records: list[LLMRecord], wall_s: float, energy_j: floa
     return rebind(m, ttft_sla_ms, tpot_sla_ms) if ttft_sla_ms and tpot_sla_ms else m
 
 
-class LLMLiveBackend:
+class LLMLiveBackend(RealTimeBackend):
     """Real LLM serving under offered load (see the module docstring). Extra keyword arguments
     go to :class:`~.llm_plane.LLMPlane` (engine, max_batch, cpu_scale, pool timeouts), or pass a
     running ``plane`` (which ``close`` then closes too)."""
-
-    name = "live"
 
     def __init__(self, service: LLMServiceSpec, gpu: GpuModel, n_gpus: int = 1, device: str = "cpu", port: int = 0,
                  seed: int = 0, *, lengths: str | TokenLengths = "conv", length_scale: float = 0.1, max_prompt: int = 256,
@@ -95,13 +94,7 @@ class LLMLiveBackend:
         self.request_timeout_s = request_timeout_s
         self.ttft_sla_ms, self.tpot_sla_ms = ttft_sla_ms, tpot_sla_ms
         self.plane = plane or LLMPlane(service, gpu, n_gpus, device, port, **plane_options)
-        self._runs = 0
-        self._closed = False
         self.last_load: LLMLoadResult | None = None
-
-    @property
-    def configuration(self) -> Configuration | None:
-        return self.plane.configuration
 
     @property
     def url(self) -> str:
@@ -137,11 +130,11 @@ class LLMLiveBackend:
             raise BackendError("LLM live backend has no configuration yet; call apply() first")
         records = self.plane.frontend.app.state.llm_records
         records.clear()
-        self._runs += 1
+        seed = self._next_load_seed()
         busy0 = {s.slot_id: s.busy_s for s in self.pool.snapshot().slots}
         e0 = self.plane.meter.read_joules()
         t0 = time.perf_counter()
-        res = run_llm_load(self.url, seconds, rate_rps, self.lengths, seed=self.seed * 100_003 + self._runs,
+        res = run_llm_load(self.url, seconds, rate_rps, self.lengths, seed=seed,
                            model=self.service.name, length_scale=self.length_scale, max_prompt=self.max_prompt,
                            max_output=self.max_output, timeout_s=self.request_timeout_s)
         wall = time.perf_counter() - t0
@@ -150,31 +143,8 @@ class LLMLiveBackend:
                 for s in self.pool.snapshot().slots}
         self.last_load = res
         return llm_interval_metrics(list(records), wall, energy, self.service,
-                                    timeout_s=self.request_timeout_s, estimated=self.plane.meter.estimated,
+                                    timeout_s=self.outage_timeout_s, estimated=self.plane.meter.estimated,
                                     utilization=util, ttft_sla_ms=self.ttft_sla_ms, tpot_sla_ms=self.tpot_sla_ms)
 
-    def probe(self, configuration: Configuration, seconds: float, rate_rps: float) -> IntervalMetrics:
-        self.apply(configuration)
-        return self.run(seconds, rate_rps)
-
-    def reseed(self, seed: int | None) -> None:
-        self.seed = int(seed or 0)
-        self._runs = 0
-
-    def settle(self) -> None:
-        """Nothing to forget: a live reconfiguration has finished when ``apply`` returns."""
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.plane.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BackendError("LLM live backend is closed")
-
-    def __enter__(self) -> LLMLiveBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _shutdown(self) -> None:
+        self.plane.close()

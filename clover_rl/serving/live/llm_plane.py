@@ -11,17 +11,17 @@ import importlib.util
 from typing import Any
 
 from clover_rl.config_io import load_yaml_mapping
-from clover_rl.errors import BackendError, CloverError, ConfigError
+from clover_rl.errors import BackendError, ConfigError
 from clover_rl.llm.catalog import LLMServiceSpec, load_llm_service
 from clover_rl.mig.catalog import GpuModel, get_gpu
 from clover_rl.mig.config import Configuration
 from clover_rl.paths import resolve_named
 from clover_rl.serving.backend import ReconfigReport
-from clover_rl.serving.live.energy import EnergyMeter, default_meter
+from clover_rl.serving.live.energy import EnergyMeter
 from clover_rl.serving.live.llm_dispatch import LLMWorkerPool
 from clover_rl.serving.live.llm_server import create_llm_app
 from clover_rl.serving.live.placement import PlacementProvider, default_placement
-from clover_rl.serving.live.server import FrontEnd
+from clover_rl.serving.live.realtime import apply_or_restore, start_front_end, stop_front_end
 
 VLLM_MISSING = "vLLM is not installed: pip install 'clover-rl[vllm]' (needs NVIDIA GPUs)"
 
@@ -70,13 +70,8 @@ class LLMPlane:
         self.pool = LLMWorkerPool(self.service, self.gpu, n_gpus, placement or default_placement(device, self.gpu),
                                   input_scale=cpu_scale, cpu_threads=cpu_threads, max_batch=max_batch, engine=engine,
                                   model_path=model_path, **pool_options)
-        try:
-            self.meter = meter or default_meter(device, range(n_gpus), pids=self.pool.worker_pids)
-            self.frontend = FrontEnd(create_llm_app(self.pool, self.meter, device=device), host, port,
-                                     loop=self.pool.loop).start()
-        except BaseException:
-            self.pool.close()
-            raise
+        self.meter, self.frontend = start_front_end(
+            self.pool, lambda m: create_llm_app(self.pool, m, device=device), meter, device, n_gpus, host, port)
 
     @property
     def url(self) -> str:
@@ -90,25 +85,12 @@ class LLMPlane:
         """Serve ``configuration`` (blocks until new workers are warm). The Backend contract, as
         ``LiveBackend.apply``: faults are reported, never raised, and the previous configuration
         is restored here on failure."""
-        from clover_rl.serving.live.backend import restore_previous
-
-        previous = self.pool.configuration
-        try:
-            report = self.pool.reconfigure(configuration)
-        except CloverError as e:
-            report = ReconfigReport(True, previous, previous or configuration, ok=False, message=str(e))
-        if not report.ok and previous is not None:
-            report = restore_previous(self.pool, previous, report)
-        return report
+        return apply_or_restore(self.pool, configuration)
 
     def close(self, drain_s: float = 0.0) -> int:
         """Stop: let accepted requests finish for up to ``drain_s``; returns how many were left."""
         left = self.pool.drain(drain_s) if drain_s > 0 else 0
-        try:
-            self.frontend.stop()
-        finally:
-            self.pool.close()
-            self.meter.close()
+        stop_front_end(self.frontend, self.pool, self.meter)
         return left
 
     def __enter__(self) -> LLMPlane:

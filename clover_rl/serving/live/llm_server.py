@@ -174,6 +174,20 @@ def create_llm_app(pool: LLMWorkerPool, meter: EnergyMeter | None = None, *, dev
             account(g, e.status)
             raise
 
+    async def collect(g: _Gen, item: TokenChunk | LLMResult) -> tuple[str, LLMResult]:
+        """A non-streamed answer: the whole text and the result (both APIs); accounted here, a
+        failure mid-generation as RequestError."""
+        parts: list[str] = []
+        try:
+            while isinstance(item, TokenChunk):
+                parts.append(item.text)
+                item = await g.next()
+        except RequestError as e:
+            account(g, e.status)
+            raise
+        account(g, 200)
+        return "".join(parts), item
+
     # ------------------------------------------------------------------ OpenAI
     @app.get("/v1/models")
     async def models() -> dict:
@@ -194,17 +208,12 @@ def create_llm_app(pool: LLMWorkerPool, meter: EnergyMeter | None = None, *, dev
         if req.stream:
             return StreamingResponse(_openai_stream(req, rid, g, item), media_type="text/event-stream",
                                      headers=SSE_HEADERS)
-        parts: list[str] = []
         try:
-            while isinstance(item, TokenChunk):
-                parts.append(item.text)
-                item = await g.next()
+            text, res = await collect(g, item)
         except RequestError as e:
-            account(g, e.status)
             return _openai_error(_from_request_error(e))
-        account(g, 200)
-        return JSONResponse(response(req, rid, "".join(parts), item.finish_reason, item.prompt_tokens,
-                                     item.completion_tokens, f"{item.variant}@{item.slot_id}"))
+        return JSONResponse(response(req, rid, text, res.finish_reason, res.prompt_tokens, res.completion_tokens,
+                                     f"{res.variant}@{res.slot_id}"))
 
     async def _openai_stream(req: OpenAIRequest, rid: str, g: _Gen, item: TokenChunk | LLMResult) -> AsyncIterator[bytes]:
         ts = int(time.time())
@@ -258,16 +267,11 @@ def create_llm_app(pool: LLMWorkerPool, meter: EnergyMeter | None = None, *, dev
             return v2_error(e.status, str(e), retry_after(e))
         if stream or stream_route:
             return StreamingResponse(_v2_stream(g, item), media_type="text/event-stream", headers=SSE_HEADERS)
-        parts: list[str] = []
         try:
-            while isinstance(item, TokenChunk):
-                parts.append(item.text)
-                item = await g.next()
+            text, res = await collect(g, item)
         except RequestError as e:
-            account(g, e.status)
             return v2_error(e.status, str(e), retry_after(e))
-        account(g, 200)
-        return JSONResponse(_v2_body("".join(parts), item))
+        return JSONResponse(_v2_body(text, res))
 
     def _v2_body(text: str, res: LLMResult | None) -> dict[str, Any]:
         out: dict[str, Any] = {"model_name": name, "model_version": "1", "text_output": text}
