@@ -47,8 +47,11 @@ SIZES: tuple[tuple[str, str], ...] = (
     (r"--hours \d+", "--hours 2"),
     (r"--days \d+", "--days 2"),
     (r"(clover-rl simulate .*)--duration \d+", r"\g<1>--duration 60"),
-    (r"(clover-rl profile .*)--duration \d+", r"\g<1>--duration 8"),
+    (r"(clover-rl profile .*)--duration \d+", r"\g<1>--duration 4"),
     (r"(clover-rl profile .*)--rates [\d.,]+", r"\g<1>--rates 2"),
+    (r"(clover-rl profile .*)--configurations '([^';]+);[^']*'", r"\g<1>--configurations \g<2>"),
+    (r"(llm_live_serving\.py .*)--clients [\d,]+", r"\g<1>--clients 1"),
+    (r"(clover-rl deploy (?!.*--ray).*)--interval \d+s", r"\g<1>--interval 5s"),
     (r"(clover-rl profile .*)--variants [\w,]+", r"\g<1>--variants b1"),
     (r"(clover-rl profile .*)--slices [\w,]+", r"\g<1>--slices 7g"),
     (r"(clover-rl deploy .*)--duration \S+", r"\g<1>--duration 15s"),
@@ -253,6 +256,10 @@ def test_extractor_joins_continuations_and_reads_annotations(tmp_path):
     assert sized(cmds[2].text, "/b") == "clover-rl serve --port 0"
     assert sized("clover-rl evaluate --hours 48", "/b") == "clover-rl evaluate --hours 2"
     assert sized("make demo", "/v/bin") == "make demo INSTALL= BIN=/v/bin HOURS=2"
+    assert sized("clover-rl profile --service s --configurations '7g:b1;4g:b1,3g:b3' --duration 10 --out p",
+                 "/b") == "clover-rl profile --service s --configurations 7g:b1 --duration 4 --out p"
+    assert sized("clover-rl deploy --interval 30s --duration 90s", "/b") == \
+        "clover-rl deploy --interval 5s --duration 15s --port 0"
 
 
 def test_every_doc_has_commands_and_none_is_skipped_without_a_reason():
