@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from clover_rl.commands.options import CpuScale, CpuThreads, Device, check_device
 from clover_rl.errors import ConfigError
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import parse_configuration
@@ -28,7 +29,7 @@ def _names(text: str | None) -> list[str] | None:
 def profile(
     service: str = typer.Option(..., help="service name or YAML path"),
     out: Path = typer.Option(..., "--out", help="profile YAML to write"),
-    device: str = typer.Option("cpu", help="cpu (emulated slices) or cuda (MIG slices through NVML)"),
+    device: Device = "cpu",
     gpu: str = typer.Option("a100-40gb", help="GPU model (its MIG geometry; on cuda, the real board)"),
     variants: str | None = typer.Option(None, help="comma-separated variants (default: all)"),
     slices: str | None = typer.Option(None, help="comma-separated slice profiles, e.g. 1g,7g (default: all)"),
@@ -38,8 +39,8 @@ def profile(
     rates: str = typer.Option("1,2,4", help="comma-separated offered loads, requests/s"),
     duration: float = typer.Option(10.0, help="seconds per load level"),
     idle: float = typer.Option(2.0, help="seconds of idle metering for the idle power"),
-    cpu_scale: float = typer.Option(1.0, help="CPU mode: scale inputs (resolution / sequence length) by this"),
-    cpu_threads: int = typer.Option(1, help="CPU mode: torch threads per worker"),
+    cpu_scale: CpuScale = 1.0,
+    cpu_threads: CpuThreads = 1,
     image_size: int | None = typer.Option(None, help="image services: side of the images sent (default: the service's)"),
     overhead_sizes: str | None = typer.Option(
         None, help="image services: extra comma-separated image sides at which to measure the per-request overhead"),
@@ -50,8 +51,7 @@ def profile(
     from clover_rl.commands.serve import setup_logging
     from clover_rl.serving.live.profiler import measure_profile
 
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    check_device(device)
     if duration <= 0:
         raise ConfigError(f"--duration must be positive, got {duration}")
     from clover_rl.paths import writable_dir

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from clover_rl.commands.options import CpuScale, CpuThreads, Device, check_device
 from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import Configuration, base_configuration, parse_configuration
@@ -40,12 +41,12 @@ def serve(
     service: str | None = typer.Option(None, help="service name or YAML path (overrides the scenario's)"),
     gpu: str | None = typer.Option(None, help="GPU model (default: the scenario's, else a100-40gb)"),
     gpus: int | None = typer.Option(None, help="number of GPUs, each serving the configuration"),
-    device: str = typer.Option("cpu", help="cpu (emulated slices) or cuda (MIG slices through NVML)"),
+    device: Device = "cpu",
     config: str | None = typer.Option(None, help="slices of one GPU, e.g. 4g:b1,3g:b3 (default: BASE)"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="HTTP port (0 = any free port)"),
-    cpu_scale: float = typer.Option(1.0, help="CPU mode: scale inputs (resolution / sequence length) by this"),
-    cpu_threads: int = typer.Option(1, help="CPU mode: torch threads per worker"),
+    cpu_scale: CpuScale = 1.0,
+    cpu_threads: CpuThreads = 1,
     max_batch: int = typer.Option(8, help="LLM services: continuous-batch seats per whole GPU"),
     engine: str | None = typer.Option(None, help="LLM services: tiny (CPU stand-in) or vllm (default: by --device)"),
     model_path: str | None = typer.Option(None, help="LLM services with vllm: model path/repo instead of the variant's"),
@@ -54,8 +55,7 @@ def serve(
     LLM services (--service llm) answer the OpenAI API at /v1 and KServe v2 generate."""
     from clover_rl.serving.live.llm_plane import is_llm_service
 
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    check_device(device)
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {port}")
     d = _scenario_defaults(scenario)

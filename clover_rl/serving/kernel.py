@@ -24,13 +24,23 @@ def _segment(x: float, levels: np.ndarray) -> tuple[int, float]:
 
 
 @njit(cache=True, inline="always")
-def _record(i: int, s: int, latency_s: float, svc: float, latency: np.ndarray, server: np.ndarray,
-            busy: np.ndarray, count: np.ndarray) -> None:
-    """Request ``i`` served by server ``s``."""
-    latency[i] = latency_s
+def _serve(i: int, s: int, t: float, start: float, k: int, frac: float, quantiles: np.ndarray,
+           latency: np.ndarray, server: np.ndarray, busy: np.ndarray, count: np.ndarray) -> float:
+    """Request ``i`` (arrived at ``t``) served by server ``s`` from ``start``, its service time
+    on segment ``k`` of the server's quantiles; recorded, returns its completion time."""
+    svc = quantiles[s, k] + frac * (quantiles[s, k + 1] - quantiles[s, k])
+    end = start + svc
+    latency[i] = end - t
     server[i] = s
     busy[s] += svc
     count[s] += 1
+    return end
+
+
+@njit(cache=True, inline="always")
+def _drop(i: int, latency: np.ndarray, server: np.ndarray) -> None:
+    latency[i] = np.nan
+    server[i] = -1
 
 
 @njit(cache=True, inline="always")
@@ -144,13 +154,10 @@ def _scan_kernel(
             s = best
             start = free[s]
             if start - t > timeout_s:
-                latency[i] = np.nan
-                server[i] = -1
+                _drop(i, latency, server)
                 continue
-        svc = quantiles[s, k] + frac * (quantiles[s, k + 1] - quantiles[s, k])
-        end = start + svc
+        end = _serve(i, s, t, start, k, frac, quantiles, latency, server, busy, count)
         free[s] = end
-        _record(i, s, end - t, svc, latency, server, busy, count)
         last = max(last, end)
     return last
 
@@ -193,23 +200,16 @@ def _heap_kernel(
         if ni > 0:
             s = _idle_pop(idle, ni)
             ni -= 1
-            start = t
-            svc = quantiles[s, k] + frac * (quantiles[s, k + 1] - quantiles[s, k])
-            end = start + svc
+            end = _serve(i, s, t, t, k, frac, quantiles, latency, server, busy, count)
             _busy_push(bt, bs, nb, end, s)
             nb += 1
         else:
-            start = bt[0]
-            if start - t > timeout_s:
-                latency[i] = np.nan
-                server[i] = -1
+            if bt[0] - t > timeout_s:
+                _drop(i, latency, server)
                 continue
-            s = bs[0]
-            svc = quantiles[s, k] + frac * (quantiles[s, k + 1] - quantiles[s, k])
-            end = start + svc
+            end = _serve(i, bs[0], t, bt[0], k, frac, quantiles, latency, server, busy, count)
             bt[0] = end  # replace-top: the server stays busy with a later free time
             _busy_sift_down(bt, bs, nb, 0)
-        _record(i, s, end - t, svc, latency, server, busy, count)
         last = max(last, end)
     return last
 

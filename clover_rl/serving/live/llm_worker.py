@@ -30,7 +30,13 @@ from typing import Any, Protocol
 
 from clover_rl.errors import ConfigError
 from clover_rl.serving.live.llm_engine import GenParams
-from clover_rl.serving.live.worker import WorkerSpec, child_setup, one_line, throttle_sleep_s
+from clover_rl.serving.live.worker import (
+    WorkerSpec,
+    child_setup,
+    one_line,
+    send_start_error,
+    throttle_sleep_s,
+)
 
 ENGINES = ("tiny", "vllm")
 
@@ -150,10 +156,7 @@ def llm_worker_main(spec: LLMWorkerSpec, conn: Connection) -> None:
         load_s = time.perf_counter() - t0
         _warm(gen, min(spec.warmup_requests, 2))
     except BaseException as e:
-        try:
-            conn.send(("error", one_line(e)))
-        except OSError:
-            pass
+        send_start_error(conn, e)
         return
     conn.send(("ready", {"pid": os.getpid(), "load_s": load_s, "warmup_s": time.perf_counter() - t0 - load_s,
                          "weights": "random" if spec.engine == "tiny" else spec.engine, "detail": gen.detail}))

@@ -219,15 +219,20 @@ def serve_request(servable: Any, spec: WorkerSpec, rid: int, inputs: dict[str, n
     return ("done", rid, out, time.perf_counter() - t0, compute)
 
 
+def send_start_error(conn: Connection, e: BaseException) -> None:
+    """Tell the parent a worker could not start (one line); nothing if the pipe is gone."""
+    try:
+        conn.send(("error", one_line(e)))
+    except OSError:
+        pass
+
+
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Child process entry point."""
     try:
         servable, info = prepare_worker(spec, child_setup(spec))
     except BaseException as e:
-        try:
-            conn.send(("error", one_line(e)))
-        except OSError:
-            pass
+        send_start_error(conn, e)
         return
     conn.send(("ready", info))
     reader = _SharedReader()
