@@ -46,8 +46,8 @@ def deploy(
     ray: str | None = typer.Option(None, "--ray", metavar="auto|ADDRESS",
                                    help="serve on a Ray fleet: join this cluster (auto: the local one); needs "
                                         "the 'ray' extra (docs/ray.md)"),
-    max_down: float = typer.Option(0.25, "--max-down", help="--ray: largest share of the fleet's GPUs "
-                                   "reconfiguring at once (at least one)"),
+    max_down: float = typer.Option(0.25, "--max-down", help="--ray or a fleet scenario: largest share of the "
+                                   "fleet's GPUs reconfiguring at once (at least one)"),
 ) -> None:
     """Start the KServe v2 front end and a control loop that reconfigures it every interval."""
     from clover_rl.controller.deployment import Deployment, DeploySettings
@@ -80,7 +80,8 @@ def deploy(
                               load_workload=load is not None and load_rps is None, cpu_scale=cpu_scale,
                               cpu_threads=cpu_threads, mig=mig, options=opts,
                               load_image_size=32 if models == "emulated" else None, deadline=deadline,
-                              drain_grace_s=parse_duration(drain_grace, "--drain-grace", allow_zero=True))
+                              drain_grace_s=parse_duration(drain_grace, "--drain-grace", allow_zero=True),
+                              max_down=max_down)
     if load_rps is not None:
         _warn_capacity(scenario, load_rps, gpus)
     if ray is not None:

@@ -55,6 +55,7 @@ class DeploySettings:
     pool_options: dict[str, Any] = field(default_factory=dict)
     deadline: str = "2x"  # requests' default deadline: a multiple of the SLA ("2x") or a duration ("1.5s")
     drain_grace_s: float = 30.0  # SIGTERM: time accepted requests get to finish before exit
+    max_down: float = 0.25  # fleet scenarios / Ray: largest share of the GPUs reconfiguring at once
 
 
 def parse_deadline(text: str) -> tuple[float | None, float | None]:
@@ -117,10 +118,12 @@ class Deployment:
         self.settings = s
         self.echo = echo or (lambda _t: None)
         self.placement_wrapper = placement_wrapper
+        from clover_rl.fleet.layout import resize_overrides
         from clover_rl.scenario import load_scenario
 
-        overrides = {"gpus": s.gpus} if s.gpus is not None else {}
-        self.scenario = load_scenario(s.scenario, **overrides)
+        base = load_scenario(s.scenario)  # --gpus on a fleet scenario: its fleet on one node of that many
+        overrides = resize_overrides(base, [("local", s.gpus)]) if s.gpus not in (None, base.gpus) else {}
+        self.scenario = load_scenario(base, **overrides)
         self.overrides = overrides
         make_carbon_source(s.carbon)  # a bad --carbon fails here, before anything starts
         self.policy = check_policy_spec(s.policy, s.options.learn)
@@ -163,6 +166,10 @@ class Deployment:
 
             self.backend, self.plane = llm_serving(sc, s, gpu, placement, pool, self.deadline_factor)
         else:
+            if sc.fleet is not None:  # a configuration per GPU, changed a few GPUs at a time
+                from clover_rl.fleet.rolling import rolling_pool_class
+
+                pool["pool_class"] = rolling_pool_class(sc, s.max_down)
             self.backend = LiveBackend(service, gpu, sc.gpus, s.device, s.port, host=s.host, cpu_scale=s.cpu_scale,
                                        cpu_threads=s.cpu_threads, placement=placement, **pool)
             # a deadline as a multiple of the SLA is set once the controller publishes the SLA

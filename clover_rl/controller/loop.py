@@ -124,6 +124,23 @@ class Controller(DecideMixin, ReconfigureMixin, AccountMixin):
             raise ConfigError(f"--safe-config {spec!r}: infeasible ({self.catalog.why_infeasible(i)})")
         return i
 
+    def _resized_fleet(self, st: ControllerState) -> bool:
+        """A fleet deployment restarted on another number of GPUs (a Ray node lost or back: the
+        fleet action space depends on the GPU count) continues from the fleet of the new space
+        nearest to what the plane serves (fewest GPUs to change). False if it is not that."""
+        from clover_rl.fleet.configuration import FleetConfiguration
+
+        if self.scenario.fleet is None or st.scenario != self.scenario.name:
+            return False
+        served = self.plane.configuration
+        ok = isinstance(served, FleetConfiguration) and served.n_gpus == self.scenario.gpus
+        idx = self.catalog.nearest(served) if ok else self.catalog.base_index  # type: ignore[attr-defined]
+        st.catalog_signature, st.config_index, st.config = self.catalog.signature, idx, self.label(idx)
+        st.pending, st.quarantine = None, {}
+        self._event("fleet_resized", gpus=self.scenario.gpus, serving=served.label() if served else None,
+                    config=self.label(idx))
+        return True
+
     # ------------------------------------------------------------------ start / resume
     def start(self) -> None:
         """Take the state folder, resume or initialise, bring the service up (no needless change)."""
@@ -133,7 +150,7 @@ class Controller(DecideMixin, ReconfigureMixin, AccountMixin):
         if st is None:
             st = ControllerState(scenario=self.scenario.name, catalog_signature=self.catalog.signature,
                                  policy=self.policy_spec, created_at=self.clock.time())
-        elif st.catalog_signature != self.catalog.signature:
+        elif st.catalog_signature != self.catalog.signature and not self._resized_fleet(st):
             self.store.unlock()
             raise ConfigError(f"--state {self.store.dir}: holds a deployment of scenario {st.scenario!r} "
                               f"with another configuration catalog; use a new --state folder")

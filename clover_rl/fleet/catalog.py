@@ -151,6 +151,14 @@ class FleetCatalog:
                                   f"mixes of {len(self.candidates)} candidates at {self.levels} levels)") from None
         return self.base.lookup(config)  # a per-GPU configuration or its label: the identical fleet
 
+    def nearest(self, fleet: FleetConfiguration, allowed: np.ndarray | None = None) -> int:
+        """The action whose fleet needs the fewest GPUs reconfigured from ``fleet`` (e.g. what a
+        resized fleet serves now), among ``allowed`` (default: feasible); lowest index on ties."""
+        ok = self.feasible if allowed is None else allowed
+        changes = [c.changes_from(fleet) if ok[i] and c.n_gpus == fleet.n_gpus else 1 << 30
+                   for i, c in enumerate(self.configs)]
+        return int(np.argmin(changes))
+
     def _checked(self, i: int) -> int:
         if not 0 <= i < len(self):
             raise ConfigError(f"action {i} out of range 0..{len(self) - 1}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from clover_rl.errors import ConfigError
 
@@ -69,3 +70,24 @@ class FleetLayout:
                 return tuple(range(first, first + n.gpus))
             first += n.gpus
         raise ConfigError(f"unknown node {node!r} (fleet nodes: {', '.join(n.name for n in self.nodes)})")
+
+
+def layout_of(scenario: Any) -> FleetLayout:
+    """The scenario's nodes (``fleet.nodes``), else all ``gpus`` on one node."""
+    if scenario.fleet is None:
+        return FleetLayout.single(scenario.gpus)
+    return FleetLayout.of([(n.name, n.gpus) for n in scenario.fleet.nodes])
+
+
+def resize_overrides(scenario: Any, nodes: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """Scenario overrides for serving on ``nodes`` ((name, GPUs), in order) instead of the
+    scenario's own GPUs: ``{"gpus": n}``, plus for a fleet scenario its ``fleet`` block on these
+    nodes (same candidates and levels), so the action space is the one of the GPUs that are
+    there (a Ray fleet of another size, a node lost or back, ``deploy --gpus``). Always explicit,
+    so it can replace earlier overrides."""
+    n = sum(int(g) for _, g in nodes)
+    if scenario.fleet is None:
+        return {"gpus": n}
+    spec = scenario.fleet.model_dump()
+    spec["nodes"] = [{"name": str(a), "gpus": int(b)} for a, b in nodes]
+    return {"gpus": n, "fleet": spec}

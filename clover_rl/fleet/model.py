@@ -6,15 +6,8 @@ from typing import Any
 from clover_rl.envs.actions import ActionCatalog
 from clover_rl.envs.config_table import build_config_table
 from clover_rl.fleet.catalog import FleetCatalog, pareto_candidates
-from clover_rl.fleet.layout import FleetLayout
+from clover_rl.fleet.layout import layout_of
 from clover_rl.serving.replay import ReplayBackend
-
-
-def layout_of(scenario: Any) -> FleetLayout:
-    """The scenario's nodes (``fleet.nodes``), else all ``gpus`` on one node."""
-    if scenario.fleet is None:
-        return FleetLayout.single(scenario.gpus)
-    return FleetLayout.of([(n.name, n.gpus) for n in scenario.fleet.nodes])
 
 
 def replay_backend(scenario: Any, service: Any, profile: Any, gpu: Any, seed: int | None = 0,
@@ -37,3 +30,4 @@ def fleet_catalog(base: ActionCatalog, scenario: Any, replay: ReplayBackend, rat
     table = build_config_table(replay, base, rate_rps, scenario.control_interval_s)
     cands = pareto_candidates(table, spec.candidates, sla_ms)
     return FleetCatalog(base, scenario.gpus, cands, spec.levels)
+

@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from clover_rl.errors import BackendError, ConfigError
@@ -64,6 +65,7 @@ class LiveBackend(RealTimeBackend):
         image_size: int | None = None,
         request_timeout_s: float = 60.0,
         loadgen: str = "process",
+        pool_class: Callable[..., WorkerPool] = WorkerPool,
         **pool_options: Any,
     ):
         if device not in ("cpu", "cuda"):
@@ -84,7 +86,7 @@ class LiveBackend(RealTimeBackend):
         self.last_load: LoadResult | None = None
         self.last_records: list[RequestRecord] = []
         self.last_server: list[ServerRecord] = []
-        self.pool = WorkerPool(
+        self.pool = pool_class(  # a fleet scenario: fleet.rolling.RollingPool (a configuration per GPU)
             self.service, self.gpu, n_gpus, placement or default_placement(device, self.gpu),
             input_scale=cpu_scale if device == "cpu" else 1.0, cpu_threads=cpu_threads, **pool_options,
         )

@@ -44,7 +44,8 @@ class RayDeployment(Deployment):
                                   f"({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
         from clover_rl.serving.ray.nodes import fleet_nodes
 
-        n = sum(count for _, count in fleet_nodes(settings.device).values())
+        nodes = [(name, count) for name, (_, count) in sorted(fleet_nodes(settings.device).items())]
+        n = sum(count for _, count in nodes)
         if n == 0:
             hint = ("ray start ... --resources '{\"clover_gpu\": 2}'" if settings.device == "cpu"
                     else "nodes with GPUs")
@@ -52,7 +53,14 @@ class RayDeployment(Deployment):
                               f"({hint})")
         if settings.gpus is not None and settings.gpus != n:
             raise ConfigError(f"--gpus {settings.gpus}: the Ray fleet has {n} GPU(s); drop --gpus or resize the fleet")
-        super().__init__(replace(settings, gpus=n), echo=echo)
+        super().__init__(replace(settings, gpus=None), echo=echo)
+        # the controller plans for the GPUs the cluster has (a fleet scenario: on its nodes)
+        from clover_rl.fleet.layout import resize_overrides
+        from clover_rl.scenario import load_scenario
+
+        self.base_scenario = self.scenario
+        self.overrides = resize_overrides(self.scenario, nodes)
+        self.scenario = load_scenario(self.scenario, **self.overrides)
 
     def start_serving(self) -> None:
         """Slice actors on the fleet + the KServe v2 front end here (no configuration yet)."""
@@ -70,7 +78,8 @@ class RayDeployment(Deployment):
         pool = {"max_queue_wait_s": sc.timeout_s, "deadline_s": self.deadline_s, **s.pool_options}
         self.backend = RayBackend(service, gpu, s.device, s.port, host=s.host, mig=s.mig,
                                   max_down_fraction=rs.max_down_fraction, cpu_scale=s.cpu_scale,
-                                  cpu_threads=s.cpu_threads, monitor_options=rs.monitor_options, **pool)
+                                  cpu_threads=s.cpu_threads, monitor_options=rs.monitor_options,
+                                  fleet_view=sc.fleet is not None, **pool)
         # no hardware meter is read on remote nodes: energy from the profile, labelled estimated
         self.plane = RayPlane(self.backend, energy_model=ProfileEnergyModel(profile, sc.gpus), timeout_s=sc.timeout_s,
                               deadline_factor=self.deadline_factor)
@@ -85,13 +94,16 @@ class RayDeployment(Deployment):
     def start_controller(self) -> Any:
         """The supervised controller; restarted with the live GPU count whenever the fleet shrinks
         or grows back, so it plans with the GPUs that are there (its state carries over)."""
+        from clover_rl.fleet.layout import resize_overrides
+        from clover_rl.fleet.rolling import live_gpu_counts
+
         sup = super().start_controller()
         pool = self.backend.pool
 
         def changed(live: int) -> None:
             if live and live != sup.spec.overrides.get("gpus"):
                 sup.replan(f"the fleet now serves on {live} of {len(pool.fleet)} GPU(s); planning with those",
-                           {"gpus": live})
+                           resize_overrides(self.base_scenario, live_gpu_counts(pool.fleet)))
 
         pool.on_fleet_change = changed
         return sup

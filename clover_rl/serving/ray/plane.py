@@ -54,7 +54,7 @@ class RayBackend:
     def __init__(self, service: ServiceSpec, gpu: GpuModel, device: str = "cpu", port: int = 0, *,
                  host: str = "127.0.0.1", mig: bool = True, max_down_fraction: float = 0.25,
                  cpu_scale: float = 1.0, cpu_threads: int = 1, monitor_options: dict[str, Any] | None = None,
-                 request_timeout_s: float = 60.0, **pool_options: Any) -> None:
+                 request_timeout_s: float = 60.0, fleet_view: bool = False, **pool_options: Any) -> None:
         self.service = service
         self.gpu = gpu
         self.device = device
@@ -62,7 +62,7 @@ class RayBackend:
         self.pool = RayPool.connect(service, gpu, device, mig=mig, max_down_fraction=max_down_fraction,
                                     monitor_options=monitor_options,
                                     input_scale=cpu_scale if device == "cpu" else 1.0, cpu_threads=cpu_threads,
-                                    **pool_options)
+                                    fleet_view=fleet_view, **pool_options)
         self.n_gpus = len(self.pool.fleet)
         self.meter = ProfileOnlyMeter()
         try:

@@ -1,17 +1,11 @@
-"""``RayPool``: the local worker pool's queue and admission control over a fleet of Ray nodes.
+"""``RayPool``: the rolling fleet pool over the nodes of a Ray cluster.
 
-The queue, deadlines, admission control and crash re-queueing are the local plane's
-:class:`~clover_rl.serving.live.pool.WorkerPool` (its dispatcher drives
-:class:`~.handle.RayWorkerHandle` instead of local processes). What this class adds:
+Queue, admission control, per-GPU configurations and rolling make-before-break reconfiguration
+within ``max_down_fraction`` are :class:`~clover_rl.fleet.rolling.RollingPool`'s (its dispatcher
+drives :class:`~.handle.RayWorkerHandle` instead of local processes). What this class adds:
 
-- **Per-GPU configurations.** ``reconfigure`` takes one configuration (every GPU) or a mapping
-  ``{fleet GPU index: Configuration}``; only GPUs whose slots change are touched.
-- **Rolling, make-before-break per GPU.** Changed GPUs go in batches of at most
-  ``max(1, floor(max_down_fraction x live GPUs))``. On a node whose slices can overlap (CPU
-  emulation) a GPU's new slice actors start and warm up before its old ones retire; on MIG the
-  changed slices are retired, the node agent re-partitions (the NVML manager rolls back a failed
-  change) and the new ones start -- that GPU is the one "down", the rest of the fleet serves.
-  A GPU whose switch fails is put back on its previous configuration.
+- **Node agents.** Each GPU's layout is realised by its node's agent (:class:`AgentPlacement`);
+  whether a GPU can make-before-break is its node's (emulated slices can overlap, MIG cannot).
 - **Lost nodes.** A slice actor that dies quarantines its node's idle slices at once and asks the
   :class:`~.nodes.FleetMonitor` to check; a lost node's GPUs leave the fleet (its slices retire,
   their requests go back to the queue for other nodes); a node that returns gets its GPUs'
@@ -20,69 +14,25 @@ The queue, deadlines, admission control and crash re-queueing are the local plan
 from __future__ import annotations
 
 import logging
-import math
 import threading
-import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from clover_rl.errors import BackendError, ConfigError
-from clover_rl.fleet.configuration import FleetConfiguration, assign_gpus
+from clover_rl.errors import BackendError
+from clover_rl.fleet.layout import FleetLayout
+from clover_rl.fleet.rolling import FleetGpu, FleetTarget, RollingPool
 from clover_rl.mig.catalog import GpuModel
-from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Partition, Slice
 from clover_rl.services import ServiceSpec
-from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.live.dispatch import Worker
-from clover_rl.serving.live.pool import SlotPlan, WorkerPool
 from clover_rl.serving.ray.actors import SliceActor
 from clover_rl.serving.ray.handle import RayWorkerHandle, one_line
 from clover_rl.serving.ray.nodes import FleetMonitor, FleetNode
 
 log = logging.getLogger("clover_rl.serving.ray")
 
-FleetTarget = Configuration | Mapping[int, Configuration] | FleetConfiguration
-
-
-def fleet_targets(target: FleetTarget, gpus: list[int], live: list[int], serving: Mapping[int, Configuration],
-                  previous: Mapping[int, Configuration]) -> dict[int, Configuration]:
-    """Every fleet GPU's intended configuration for ``target``: one configuration (all GPUs), a
-    map ``{GPU: configuration}`` (GPUs it omits keep ``previous``), or a
-    :class:`~clover_rl.fleet.FleetConfiguration` for the ``live`` GPUs (or for all ``gpus``),
-    assigned so the fewest serving GPUs change (``fleet.assign_gpus``); lost GPUs keep theirs."""
-    if isinstance(target, Configuration):
-        return {g: target for g in gpus}
-    if isinstance(target, FleetConfiguration):
-        on = live if target.n_gpus == len(live) else gpus if target.n_gpus == len(gpus) else None
-        if on is None:
-            raise ConfigError(f"fleet configuration for {target.n_gpus} GPU(s); the fleet has {len(live)} live of "
-                              f"{len(gpus)}")
-        current = [serving.get(g) or previous.get(g) for g in on]
-        picked = assign_gpus(target, current if all(current) else None)  # type: ignore[arg-type]
-        target = dict(zip(on, picked))
-    out = dict(previous)
-    for g, c in target.items():
-        if int(g) not in gpus:
-            raise ConfigError(f"fleet configuration names GPU {g}; the fleet has GPUs 0..{len(gpus) - 1}")
-        out[int(g)] = c
-    missing = [g for g in gpus if g not in out]
-    if missing:
-        common = Counter(out.values()).most_common(1)
-        if not common:
-            raise ConfigError(f"fleet configuration gives no configuration for GPU(s) {missing}")
-        out.update({g: common[0][0] for g in missing})  # lost before ever configured: the fleet's
-    return out
-
-
-@dataclass
-class FleetGpu:
-    index: int  # fleet-wide GPU index (slot ids are gpu{index}/...)
-    node: str  # node name
-    local: int  # GPU index on its node
-    up: bool = True
+__all__ = ["AgentPlacement", "FleetTarget", "RayPool"]
 
 
 class AgentPlacement:
@@ -111,37 +61,28 @@ class AgentPlacement:
         pass
 
 
-class RayPool(WorkerPool):
+class RayPool(RollingPool):
     """See the module docstring. Build with :meth:`connect` (discovers the fleet)."""
 
     def __init__(self, service: ServiceSpec, gpu: GpuModel, monitor: FleetMonitor, *,
-                 max_down_fraction: float = 0.25, **pool_options: Any) -> None:
-        if not 0 < max_down_fraction <= 1:
-            raise ConfigError(f"--max-down must be in (0, 1], got {max_down_fraction}")
+                 max_down_fraction: float = 0.25, fleet_view: bool = False, **pool_options: Any) -> None:
         self.monitor = monitor
-        self.max_down_fraction = float(max_down_fraction)
-        self.fleet: list[FleetGpu] = []
-        for node in sorted(monitor.nodes.values(), key=lambda n: n.name):
-            base = len(self.fleet)
-            self.fleet += [FleetGpu(base + i, node.name, i) for i in range(node.n_gpus)]
-        if not self.fleet:
+        nodes = [(n.name, n.n_gpus) for n in sorted(monitor.nodes.values(), key=lambda n: n.name)]
+        if not nodes:
             raise BackendError(f"no fleet node in the Ray cluster offers GPUs for device {monitor.device!r} "
                                "(ray start --resources '{\"clover_gpu\": 2}' for emulated GPUs)")
         import ray
 
         self._actor_class = ray.remote(SliceActor)
         pool_options.setdefault("max_attempts", 5)
-        super().__init__(service, gpu, len(self.fleet), AgentPlacement(self),
+        layout = FleetLayout.of(nodes)
+        super().__init__(service, gpu, layout.n_gpus, AgentPlacement(self), nodes=layout,
+                         max_down_fraction=max_down_fraction, fleet_view=fleet_view,
                          process_factory=self._handle, **pool_options)
-        self.targets: dict[int, Configuration] = {}
-        self.serving: dict[int, Configuration] = {}
-        self.in_transition: set[int] = set()
-        self.max_in_transition = 0  # the most GPUs ever in transition at once (checked by tests)
         self._suspects: dict[str, list[Worker]] = defaultdict(list)
         # called with the live GPU count once a node is lost or its GPUs serve again (the
         # deployment restarts the controller with it: it plans with what is left)
         self.on_fleet_change: Callable[[int], None] | None = None
-        self._tlock = threading.Lock()
         monitor.on_lost = self._node_lost
         monitor.on_joined = self._node_joined
 
@@ -163,27 +104,9 @@ class RayPool(WorkerPool):
     def node_of(self, gpu_index: int) -> FleetNode | None:
         return self.monitor.nodes.get(self.fleet[gpu_index].node)
 
-    @property
-    def live_gpus(self) -> list[int]:
-        return [g.index for g in self.fleet if g.up]
-
-    @property
-    def lost_gpus(self) -> list[int]:
-        return [g.index for g in self.fleet if not g.up]
-
-    @property
-    def fleet_configuration(self) -> dict[int, Configuration]:
-        """What each live GPU serves now (GPU index -> configuration)."""
-        return {g: c for g, c in sorted(self.serving.items()) if self.fleet[g].up}
-
-    @property
-    def configuration(self) -> Configuration | None:
-        """The configuration every live GPU serves, else the one most of them serve."""
-        served = list(self.fleet_configuration.values())
-        return Counter(served).most_common(1)[0][0] if served else None
-
-    def max_down(self) -> int:
-        return max(1, math.floor(self.max_down_fraction * max(1, len(self.live_gpus)) + 1e-9))
+    def _make_before_break(self, g: int) -> bool:
+        node = self.node_of(g)
+        return bool(node.make_before_break) if node is not None else True
 
     def _handle(self, spec: Any, _context: str) -> RayWorkerHandle:
         g = int(spec.slot_id.split("/", 1)[0][3:])
@@ -191,118 +114,6 @@ class RayPool(WorkerPool):
         alive = node is not None and node.alive and self.fleet[g].up
         return RayWorkerHandle(spec, node.node_id if alive and node else None, self._actor_class,
                                on_death=self._on_death, node_name=self.fleet[g].node)
-
-    # ------------------------------------------------------------------ reconfiguration
-    def _targets(self, target: FleetTarget) -> dict[int, Configuration]:
-        return fleet_targets(target, [g.index for g in self.fleet], self.live_gpus, self.serving, self.targets)
-
-    def _gpu_workers(self, g: int) -> list[Worker]:
-        return [w for w in self._workers() if w.plan.gpu_index == g and not w.retiring and w.state != "failed"]
-
-    def _gpu_plan(self, g: int, configuration: Configuration) -> tuple[list[SlotPlan], list[Worker]]:
-        """(slots to start, workers to retire) for GPU ``g`` to serve ``configuration``."""
-        plans = [sp for sp in self.plan(configuration) if sp.gpu_index == g]
-        free = {w.key: w for w in self._gpu_workers(g)}
-        new = []
-        for sp in plans:
-            match = next((w for w in free.values() if (w.plan.slot_id, w.plan.variant) == (sp.slot_id, sp.variant)), None)
-            if match is not None:
-                free.pop(match.key)
-            else:
-                new.append(sp)
-        return new, list(free.values())
-
-    def reconfigure(self, configuration: FleetTarget) -> ReconfigReport:  # type: ignore[override]
-        """Serve ``configuration`` (one for every GPU, or per GPU); rolling, see the module docstring."""
-        with self._reconf:
-            if self._closed:
-                raise BackendError("worker pool is closed")
-            t0 = time.perf_counter()
-            previous = self.configuration
-            targets = self._targets(configuration)
-            self.targets = targets
-            work = []
-            for g in self.live_gpus:
-                new, old = self._gpu_plan(g, targets[g])
-                if new or old:
-                    work.append((g, targets[g], new, old))
-                else:
-                    self.serving[g] = targets[g]
-            if not work:
-                self._configuration = self.configuration
-                return ReconfigReport(previous != self.configuration, previous, self.configuration or
-                                      next(iter(targets.values())), {}, 0, True, "unchanged")
-            k = self.max_down()
-            self.reconfiguring = True
-            results = []
-            try:
-                for i in range(0, len(work), k):
-                    batch = work[i:i + k]
-                    with ThreadPoolExecutor(len(batch), thread_name_prefix="clover-ray-switch") as ex:
-                        results += list(ex.map(lambda a: self._switch_gpu(*a), batch))
-            finally:
-                self.reconfiguring = False
-            self._configuration = current = self.configuration
-            downtime: dict[str, float] = {}
-            for r in results:
-                downtime.update(r[1])
-            failed = [r[3] for r in results if not r[0]]
-            msg = (f"{len(work)} GPU(s) reconfigured, at most {k} at a time, in {time.perf_counter() - t0:.1f} s; "
-                   f"started {sum(r[2] for r in results)} slice actor(s)")
-            if failed:
-                msg += f"; {len(failed)} GPU(s) kept their previous configuration: {failed[0]}"
-            return ReconfigReport(True, previous, current or next(iter(targets.values())), downtime,
-                                  sum(r[2] for r in results), not failed, msg)
-
-    def _transition(self, g: int, entering: bool) -> None:
-        with self._tlock:
-            (self.in_transition.add if entering else self.in_transition.discard)(g)
-            self.max_in_transition = max(self.max_in_transition, len(self.in_transition))
-
-    def _switch_gpu(self, g: int, target: Configuration, new: list[SlotPlan],
-                    old: list[Worker]) -> tuple[bool, dict[str, float], int, str]:
-        """Move GPU ``g`` to ``target``; (ok, downtime per slot, slices started, message)."""
-        node = self.node_of(g)
-        mbb = bool(node.make_before_break) if node is not None else True
-        before = self.serving.get(g)
-        self._transition(g, True)
-        t0 = time.perf_counter()
-        try:
-            if not mbb:
-                self._retire(old)
-            try:
-                devices = self.placement.realize(g, target.partition(self.gpu))
-            except BackendError as e:
-                if not mbb:
-                    self._restore(g, before, old)
-                return False, {}, 0, f"GPU {g}: {e}"
-            started = [self._spawn(sp, devices[sp.slice]) for sp in new]
-            for w in started:
-                w.ready.wait(self.start_timeout_s + 30)
-            failed = [w for w in started if w.state != "ready"]
-            if failed:
-                self._retire(started, wait=False)
-                if not mbb:
-                    self._restore(g, before, old)
-                return False, {}, 0, f"GPU {g}: {failed[0].error or 'slice actor failed to start'}"
-            if mbb:
-                self._retire(old)
-            self.serving[g] = target
-            down = {w.plan.slot_id: (0.0 if mbb else max(0.0, (w.ready_at or t0) - t0)) for w in started}
-            return True, down, len(started), ""
-        finally:
-            self._transition(g, False)
-
-    def _restore(self, g: int, before: Configuration | None, old: list[Worker]) -> None:
-        """MIG: put GPU ``g`` back on ``before`` after a failed switch (the old slots restart)."""
-        if before is None:
-            return
-        try:
-            devices = self.placement.realize(g, before.partition(self.gpu))
-            for w in [self._spawn(w.plan, devices[w.plan.slice]) for w in old]:
-                w.ready.wait(self.start_timeout_s + 30)
-        except BackendError as e:
-            log.error("GPU %d: could not restore %s: %s", g, before.label(), e)
 
     # ------------------------------------------------------------------ node loss and return
     def _on_death(self, handle: RayWorkerHandle, why: str) -> None:

@@ -1,5 +1,7 @@
 """A tiny local Ray cluster: 2 nodes x 2 emulated GPUs (``clover_gpu``), labels ``clover-node=a|b``,
-one CPU each, no dashboard, in its own temp folder (``LocalCluster``); always shut down."""
+one CPU each, no dashboard, in its own temp folder (``LocalCluster``); one per test module (starting
+one takes ~30 s on 2 cores), always shut down. A test that ends the driver's connection (``deploy
+--ray`` shuts Ray down when it stops) must be the module's last."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,7 +12,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
     from clover_rl.serving.ray.local import LocalCluster
 

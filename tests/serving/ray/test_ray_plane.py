@@ -1,5 +1,6 @@
-"""The Ray serving plane on a local 2-node cluster: per-GPU configurations, rolling
-reconfiguration within the max-down fraction, a node lost under load and back."""
+"""The Ray serving plane on a local 2-node cluster (one per module): per-GPU configurations and
+fleets, rolling reconfiguration within the max-down fraction, a node lost under load and back,
+and ``clover-rl deploy --ray`` of a fleet scenario (last: it shuts the driver's Ray down)."""
 from __future__ import annotations
 
 import threading
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from clover_rl.fleet.configuration import FleetConfiguration
 from clover_rl.mig.config import parse_configuration
 from clover_rl.serving.live.models import synthetic_inputs
 
@@ -75,6 +77,14 @@ def test_per_gpu_configuration_and_rolling_limit(ray_cluster: Any, emulated: Any
         rep = be.apply({0: big, 1: split, 2: big, 3: split})
         assert rep.ok and be.pool.max_in_transition == 1 and rep.slices_changed == 3  # 7g on 0; 4g + 3g on 1
         assert "2 GPU(s) reconfigured" in rep.message
+        # a fleet (GPUs per configuration) lands on the GPUs that already serve it: nothing moves;
+        # in the fleet view the pool reports it as the controller's fleet action
+        rep = be.apply(FleetConfiguration.of([split, split, big, big]))
+        assert rep.ok and rep.slices_changed == 0 and rep.message == "unchanged"
+        be.pool.fleet_view = True
+        assert be.configuration == FleetConfiguration.of([big, big, split, split])
+        rep = be.apply(FleetConfiguration.of([big, big, big, split]))
+        assert rep.ok and rep.slices_changed == 1 and "1 GPU(s) reconfigured" in rep.message
     finally:
         be.close()
 
@@ -105,3 +115,36 @@ def test_node_killed_is_lost_requests_answered_and_rejoins(ray_cluster: Any, emu
         assert {a.slot_id.split("/")[0] for a in _ask(be, 40)} & {"gpu2", "gpu3"}
     finally:
         be.close()
+
+
+def test_deploy_fleet_scenario_on_ray(ray_cluster: Any, tmp_path: Any, capsys: Any) -> None:
+    """A fleet scenario written for other nodes is deployed on the cluster's (a:2, b:2): the
+    controller plans on a 4-GPU fleet action space and the plane's fleet view matches its choice
+    (no failed reconfiguration)."""
+    import json
+
+    import yaml
+
+    from clover_rl.cli import main
+    from clover_rl.fleet.layout import resize_overrides
+    from clover_rl.scenario import load_scenario
+    from clover_rl.service_model import ServiceModel
+
+    sc = {"name": "ray-fleet", "service": "efficientnet", "gpus": 2,
+          "fleet": {"nodes": [{"name": "n1", "gpus": 1}, {"name": "n2", "gpus": 1}], "candidates": 3, "levels": 4},
+          "carbon": {"trace": "caiso_pge", "period": "eval", "forecast_hours": 2},
+          "workload": {"kind": "constant", "rate_rps": 2.0}, "objective": {"kind": "accuracy_floor", "floor": 0.98}}
+    path = tmp_path / "ray-fleet.yaml"
+    path.write_text(yaml.safe_dump(sc))
+    state = tmp_path / "state"
+    rc = main(["deploy", "--ray", ray_cluster.address, "--scenario", str(path), "--policy", "base", "--carbon",
+               "file:caiso_pge:eval,speed=180", "--models", "emulated", "--interval", "6s", "--duration", "12s",
+               "--port", "0", "--load", "2", "--state", str(state), "--max-down", "0.5"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "Ray fleet a:2, b:2 = 4 x a100-40gb" in out and "at most 2 GPU(s) reconfiguring at once" in out
+    st = json.loads((state / "state.json").read_text())
+    resized = load_scenario(str(path), **resize_overrides(load_scenario(str(path)), [("a", 2), ("b", 2)]))
+    assert st["catalog_signature"] == ServiceModel.from_scenario(resized, control_interval_s=6.0).catalog.signature  # 4 GPUs
+    assert st["config"] == "7g:b7" and not st["counters"].get("failed_reconfigurations"), st
+    assert st["counters"].get("decisions", 0) >= 1

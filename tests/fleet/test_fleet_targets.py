@@ -1,13 +1,13 @@
-"""``fleet_targets``: what the Ray pool intends for every GPU, from the three target forms (no Ray)."""
+"""``fleet_targets``: what a rolling fleet pool (local or Ray) intends for every GPU, from the three target forms (no Ray)."""
 from __future__ import annotations
 
 import pytest
 
 from clover_rl.errors import ConfigError
 from clover_rl.fleet.configuration import FleetConfiguration
+from clover_rl.fleet.rolling import fleet_targets
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import parse_configuration
-from clover_rl.serving.ray.pool import fleet_targets
 
 GPU = get_gpu("a100-40gb")
 BIG, SPLIT, SMALL = (parse_configuration(x, GPU, ("b1", "b3", "b5", "b7")) for x in ("7g:b7", "4g:b7,3g:b5", "7g:b1"))
