@@ -10,6 +10,10 @@ change, serve the plan's first configuration, and plan again next interval.
   forecast blended with persistence from *past* intensities: ``f(h) = w_h CI_now + (1 - w_h) CI(now - 24 h + h)``, ``w_h = 2^(-h/3)``
   (persistence only until a day of history exists). Load: persistence of the current rate.
 * Plan: a dynamic program over the horizon with ``switch_cost`` per change (in objective units).
+  On a fleet (a configuration per GPU, :mod:`clover_rl.fleet`) a change costs ``switch_cost``
+  times the share of the GPUs it reconfigures (the replay model charges downtime only to those),
+  planned by :func:`clover_rl.fleet.planning.plan_fleet` (Viterbi, ``O(H x S^2)`` over the ``S``
+  allowed fleets): moving one GPU of eight costs an eighth of changing them all.
   Under a carbon budget, carbon gets a price: the smallest one at which the forecast plan of the
   rest of the window fits the budget left (:func:`carbon_price`, capped at the overspend
   penalty's own rate), so it spends where the forecast is clean and saves where it is dirty.
@@ -108,7 +112,11 @@ class MPCPolicy(BindablePolicy):
             price = min(carbon_price(values, carbon, obj.left_g(step)), obj.overspend_penalty / obj.allowance_g)
             values = values - price * np.where(np.isfinite(carbon), carbon, 0.0)
         current = int(env.catalog.lookup(env.configuration))
-        action, planned = first_move(values[:n], current, self.switch_cost)
+        changes = getattr(env.catalog, "changes", None)  # a fleet: cost per reconfigured GPU
+        if changes is not None:
+            action, planned = fleet_move(values[:n], current, changes, self.switch_cost / env.catalog.n_gpus)
+        else:
+            action, planned = first_move(values[:n], current, self.switch_cost)
         self.last_decision = {
             "policy": self.name, "reoptimized": True, "probes": 0, "hindsight": False,
             "config": env.catalog.configs[action].label(), "horizon": n, "planned_value": planned,
@@ -116,3 +124,18 @@ class MPCPolicy(BindablePolicy):
             "reason": "receding-horizon plan on the forecast" + (" with a carbon price" if price > 0 else ""),
         }
         return action
+
+
+def fleet_move(values: np.ndarray, current: int, changes: np.ndarray, cost_per_gpu: float) -> tuple[int, float]:
+    """First action of the best path through ``values`` ((H, S), ``-inf`` where not allowed)
+    from fleet ``current``, paying ``cost_per_gpu`` per reconfigured GPU (``changes``: (S, S)
+    GPUs changed). Plans over the fleets allowed in some interval plus ``current``; an interval
+    with none allowed keeps ``current``."""
+    from clover_rl.fleet.planning import plan_fleet
+
+    cols = np.union1d(np.flatnonzero(np.isfinite(values).any(axis=0)), [current])
+    v = values[:, cols]
+    if not np.isfinite(v).any(axis=1).all():
+        return current, float("-inf")
+    plan, total = plan_fleet(v, changes[np.ix_(cols, cols)], cost_per_gpu, start=int(np.searchsorted(cols, current)))
+    return int(cols[plan[0]]), total

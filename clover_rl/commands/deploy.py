@@ -48,6 +48,9 @@ def deploy(
                                         "the 'ray' extra (docs/ray.md)"),
     max_down: float = typer.Option(0.25, "--max-down", help="--ray or a fleet scenario: largest share of the "
                                    "fleet's GPUs reconfiguring at once (at least one)"),
+    mig_backend: str = typer.Option("nvml", "--mig-backend", metavar="nvml|gpu-operator",
+                                    help="--ray --device cuda: who changes MIG on the nodes: NVML, or the "
+                                         "Kubernetes GPU operator's MIG manager (whole node, minutes; docs/ray.md)"),
 ) -> None:
     """Start the KServe v2 front end and a control loop that reconfigures it every interval."""
     from clover_rl.controller.deployment import Deployment, DeploySettings
@@ -59,6 +62,8 @@ def deploy(
     duration_s = parse_duration(duration, "--duration") if duration is not None else None
     window_s = parse_duration(guard_window, "--guard-window") if guard_window is not None else None
     probe_s = parse_duration(probe, "--probe") if probe is not None else None
+    if mig_backend != "nvml" and ray is None:
+        raise ConfigError(f"--mig-backend {mig_backend}: only with --ray (the node agents own MIG)")
     if learn_every < 2:
         raise ConfigError(f"--learn-every must be >= 2, got {learn_every}")
     load_rps = None
@@ -90,7 +95,8 @@ def deploy(
         require_ray()  # the one-line error naming the extra, before anything starts
         from clover_rl.serving.ray.deploy import RayDeployment, RaySettings
 
-        dep: Deployment = RayDeployment(settings, RaySettings(address=ray, max_down_fraction=max_down),
+        dep: Deployment = RayDeployment(settings, RaySettings(address=ray, max_down_fraction=max_down,
+                                                              mig_backend=mig_backend),
                                         echo=lambda t: print(t, flush=True))
     else:
         dep = Deployment(settings, echo=lambda t: print(t, flush=True))

@@ -39,6 +39,12 @@ def evaluate(
              "(like training run folders) instead of OUT/tb")] = None,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="progress bar on a terminal")] = True,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="auto|ADDRESS", help="run the policies in parallel on a Ray cluster: 'auto' joins "
+                                              "RAY_ADDRESS or starts a local one; else HOST:6379 or "
+                                              "ray://HOST:10001 (needs the 'ray' extra); same figures")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", metavar="N", help="with --ray: Ray workers (default: the cluster's CPUs)")] = None,
 ) -> None:
     """Evaluate policies on the same trace window; BASE and ORACLE always run as references."""
     from rich.console import Console
@@ -47,11 +53,19 @@ def evaluate(
     from clover_rl.evaluation.report import render_table, to_json_text, write_outputs
     from clover_rl.paths import writable_dir
 
+    if ray is not None:
+        from clover_rl.distributed.runtime import require_ray
+
+        require_ray()  # a missing extra fails before anything runs
+    if workers is not None and (ray is None or workers < 1):
+        from clover_rl.errors import ConfigError
+
+        raise ConfigError(f"--workers {workers}: needs --ray and a count >= 1")
     for flag, folder in (("--out", out), ("--tb-dir", tb_dir)):
         if folder is not None:
             writable_dir(folder, flag)  # before the run, so no result is lost at the end
     res = evaluate_policies(scenario, policy, carbon_trace=carbon_trace, hours=hours, seed=seed,
-                            start=start, progress=progress)
+                            start=start, progress=progress, ray_address=ray, workers=workers)
     # With --json stdout carries only the JSON object; file notes go to stderr.
     console = Console(stderr=as_json, highlight=False, soft_wrap=True)
     if as_json:

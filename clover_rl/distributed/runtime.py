@@ -76,3 +76,12 @@ def map_unordered(ray: Any, fn: Callable[..., Any], items: Iterable[Sequence[Any
     actor = ray.remote(num_cpus=1)(_Worker)
     pool = ActorPool([actor.remote() for _ in range(max(1, int(workers)))])
     yield from pool.map_unordered(lambda a, item: a.call.remote(fn, tuple(item)), list(items))
+
+
+def run_all(address: str, fn: Callable[..., Any], items: Sequence[Sequence[Any]], workers: int | None = None) -> list[Any]:
+    """``fn(*item)`` for every item on the Ray cluster at ``address`` (:func:`connected`), on
+    ``workers`` one-CPU actors (default: the cluster's CPUs, at most one per item); the results
+    in completion order."""
+    with connected(address) as ray:
+        n = min(len(items), workers or cluster_cpus(ray))
+        return list(map_unordered(ray, fn, items, max(1, n)))

@@ -260,6 +260,8 @@ def evaluate_policies(
     progress: bool = True,
     factory: PolicyFactory | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> EvaluationResult:
     """Run each policy in its own fresh env over ``hours`` hours of trace from interval ``start``
     (``hours x 3600 / control_interval_s`` intervals; 24 h at a 300 s interval = 288).
@@ -268,7 +270,9 @@ def evaluate_policies(
     (shipped name, CSV path or CarbonTrace); without ``hours`` the whole hours left in the
     trace from ``start`` run once. ``factory(spec, env, seed)`` builds a policy (default: the agents registry).
     BASE and ORACLE run as references whether requested or not. All policies are built before
-    any runs, so a bad spec fails fast.
+    any runs, so a bad spec fails fast. ``ray_address`` (``auto`` or a cluster address): the
+    policies run on ``workers`` Ray workers (default: the cluster's CPUs), each in its own fresh
+    env as here, so the figures are the sequential ones (``factory`` must then be picklable).
     """
     from clover_rl.envs.serving_env import CloverServingEnv
 
@@ -290,15 +294,22 @@ def evaluate_policies(
     pols: dict[str, Policy] = {}
     try:
         for spec in all_specs:
-            env = CloverServingEnv(sc, carbon_trace=trace, episode_hours=hours, **dict(env_kwargs or {}))
-            envs[spec] = env
-            pols[spec] = make(spec, env, seed)
+            if ray_address is None or not envs:  # on Ray: one env here checks every spec
+                envs[spec] = CloverServingEnv(sc, carbon_trace=trace, episode_hours=hours, **dict(env_kwargs or {}))
+            pols[spec] = make(spec, next(reversed(envs.values())), seed)
         runs: dict[str, PolicyRun] = {}
-        with _make_progress(progress) as bar:
-            for spec in all_specs:
-                task = bar.add_task(spec, total=steps)
-                runs[spec] = _run_one(spec, envs[spec], pols[spec], steps, seed, start,
-                                      lambda t=task: bar.advance(t))
+        if ray_address is not None:
+            from clover_rl.distributed.runtime import run_all
+
+            items = [(sc, trace, hours, dict(env_kwargs or {}), spec, make, seed, steps, start) for spec in all_specs]
+            done = dict(run_all(ray_address, run_policy, items, workers))
+            runs = {spec: done[spec] for spec in all_specs}
+        else:
+            with _make_progress(progress) as bar:
+                for spec in all_specs:
+                    task = bar.add_task(spec, total=steps)
+                    runs[spec] = _run_one(spec, envs[spec], pols[spec], steps, seed, start,
+                                          lambda t=task: bar.advance(t))
     finally:
         for env in envs.values():
             env.close()
@@ -317,6 +328,18 @@ def evaluate_policies(
         tpot_sla_ms=getattr(first.model, "tpot_sla_ms", None),
         objective=sc.objective.model_dump(by_alias=True, exclude_none=True),
     )
+
+
+def run_policy(sc: Any, trace: CarbonTrace, hours: int, env_kwargs: dict[str, Any], spec: str,
+               make: PolicyFactory, seed: int, steps: int, start: int) -> tuple[str, PolicyRun]:
+    """One policy's run in a fresh env (what a Ray worker of ``evaluate_policies`` does)."""
+    from clover_rl.envs.serving_env import CloverServingEnv
+
+    env = CloverServingEnv(sc, carbon_trace=trace, episode_hours=hours, **env_kwargs)
+    try:
+        return spec, _run_one(spec, env, make(spec, env, seed), steps, seed, start, lambda: None)
+    finally:
+        env.close()
 
 
 def _run_one(spec: str, env: Any, policy: Policy, hours: int, seed: int, start: int,

@@ -151,6 +151,14 @@ class FleetCatalog:
                                   f"mixes of {len(self.candidates)} candidates at {self.levels} levels)") from None
         return self.base.lookup(config)  # a per-GPU configuration or its label: the identical fleet
 
+    @cached_property
+    def changes(self) -> np.ndarray:
+        """``(n_actions, n_actions)`` int16: GPUs reconfigured to go from action ``i`` (row) to
+        ``j`` (:func:`~clover_rl.fleet.planning.change_matrix`; ~5 MB for 1597 actions)."""
+        from clover_rl.fleet.planning import change_matrix
+
+        return change_matrix(list(self.configs)).astype(np.int16)
+
     def nearest(self, fleet: FleetConfiguration, allowed: np.ndarray | None = None) -> int:
         """The action whose fleet needs the fewest GPUs reconfigured from ``fleet`` (e.g. what a
         resized fleet serves now), among ``allowed`` (default: feasible); lowest index on ties."""

@@ -40,6 +40,7 @@ from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
 from clover_rl.mig.migparted import mig_parted_entry
+from clover_rl.mig.partition import Partition, Slice
 
 CONFIG_LABEL = "nvidia.com/mig.config"
 STATE_LABEL = "nvidia.com/mig.config.state"
@@ -185,3 +186,66 @@ class GpuOperatorMig:
         self.api.label_node(self.node, {CONFIG_LABEL: previous, STATE_LABEL: None})
         back = f"label restored to {previous}" if previous else "label removed (there was none before)"
         raise BackendError(f"node {self.node}: MIG config {name}: {why}; {back}")
+
+
+def _as_configuration(layout: Configuration | Partition, gpu: GpuModel) -> Configuration:
+    """A layout as a Configuration for :func:`node_config` (its variants never reach mig-parted)."""
+    if isinstance(layout, Configuration):
+        return layout
+    return Configuration.of(gpu, [(s.profile, "-") for s in layout.slices])
+
+
+def match_slices(wanted: Partition, actual: Partition, uuids: Mapping[Slice, str]) -> dict[Slice, str]:
+    """MIG UUID of each slice of ``wanted`` from the GPU's ``actual`` partition: the MIG manager
+    (mig-parted) picks placements itself, so slices are matched by profile in start order;
+    BackendError when the profiles differ (the layout is not what was asked for)."""
+    if sorted(s.profile for s in wanted.slices) != sorted(s.profile for s in actual.slices):
+        raise BackendError(f"GPU holds {', '.join(s.profile for s in actual.slices) or 'no MIG devices'} after the "
+                           f"MIG manager's change; expected {', '.join(s.profile for s in wanted.slices)}")
+    free: dict[str, list[Slice]] = {}
+    for s in sorted(actual.slices, key=lambda x: x.start):
+        free.setdefault(s.profile, []).append(s)
+    return {s: uuids[free[s.profile].pop(0)] for s in sorted(wanted.slices, key=lambda x: x.start)}
+
+
+class GpuOperatorPlacement:
+    """The GPU operator as a node agent's MIG backend (``clover-rl deploy --ray ... --mig-backend
+    gpu-operator``): a placement provider whose ``realize(gpu, partition)`` re-applies the node's
+    whole layout (this GPU's new partition + the others' current ones) through
+    :class:`GpuOperatorMig`, then reads the slices' MIG UUIDs read-only through NVML. Break-before-
+    make: the manager stops the node's GPU clients while it works (see the module docstring)."""
+
+    device_kind = "cuda"
+    make_before_break = False
+
+    def __init__(self, mig: GpuOperatorMig, nvml: Any = None) -> None:
+        self.mig = mig
+        self.nvml = nvml  # a stand-in NVML module (tests); None: pynvml
+        self.layouts: dict[int, Partition] = {}
+
+    def realize(self, gpu_index: int, partition: Partition) -> dict[Slice, str]:
+        wanted = {**self.layouts, int(gpu_index): partition}
+        self.mig.apply({g: _as_configuration(p, self.mig.gpu) for g, p in sorted(wanted.items())})
+        self.layouts = wanted
+        from clover_rl.mig.manager import MigManager
+
+        with MigManager(int(gpu_index), self.nvml, self.mig.gpu) as m:
+            actual = m.partition()
+            mapping = match_slices(partition, actual, m.uuids(actual))
+        return {s: f"cuda:{u}" for s, u in mapping.items()}
+
+    def close(self) -> None:
+        pass
+
+
+def operator_placement(gpu: GpuModel, *, node: str | None = None, api_url: str | None = None,
+                       nvml: Any = None, **options: Any) -> GpuOperatorPlacement:
+    """The placement of a node agent on Kubernetes: node name ``node`` (default: ``NODE_NAME``, set
+    from the downward API ``spec.nodeName``), the API at ``api_url`` (default: in-cluster), other
+    :class:`GpuOperatorMig` options (namespace, config_map, timeout_s, poll_s)."""
+    name = node or os.environ.get("NODE_NAME")
+    if not name:
+        raise ConfigError("--mig-backend gpu-operator: the node agent needs its Kubernetes node name in NODE_NAME "
+                          "(env: valueFrom.fieldRef.fieldPath: spec.nodeName)")
+    api = KubeApi(api_url) if api_url else KubeApi.in_cluster()
+    return GpuOperatorPlacement(GpuOperatorMig(api, name, gpu, **options), nvml=nvml)

@@ -96,3 +96,25 @@ def test_ray_vec_env_matches_subproc_semantics(ray_local) -> None:
     finally:
         ray_env.close()
         ref.close()
+
+
+def test_evaluate_ray_without_the_extra_is_a_one_line_error(no_ray: None, capsys: pytest.CaptureFixture) -> None:
+    from clover_rl.cli import main
+
+    rc = main(["evaluate", "--ray", "auto", "--scenario", "yolo", "--policy", "base", "--hours", "2"])
+    assert rc == 2 and capsys.readouterr().err.strip().startswith("error: --ray needs the optional 'ray' extra")
+
+
+@pytest.mark.slow
+def test_evaluate_on_ray_gives_the_sequential_results(ray_local) -> None:
+    """``evaluate --ray``: each policy on a Ray worker in its own env; every row and summary
+    figure equals the sequential run's (wall/CPU times aside)."""
+    from clover_rl.evaluation import evaluate_policies
+
+    kw = {"hours": 4, "start": 30, "progress": False}
+    seq = evaluate_policies("yolo", ["mpc", "clover"], **kw)
+    par = evaluate_policies("yolo", ["mpc", "clover"], ray_address="auto", workers=2, **kw)
+    assert list(par.runs) == list(seq.runs) == ["mpc", "clover", "base", "oracle"]
+    for spec, run in seq.runs.items():
+        assert json.dumps(par.runs[spec].rows, sort_keys=True) == json.dumps(run.rows, sort_keys=True)
+        assert json.dumps(par.runs[spec].summary, sort_keys=True) == json.dumps(run.summary, sort_keys=True)

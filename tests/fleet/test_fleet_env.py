@@ -95,3 +95,28 @@ def test_planned_oracle_trades_changes_against_value(env) -> None:
         runs[name] = acts
     assert [v for _, v in runs["free"]] == pytest.approx([v for _, v in runs["oracle"]])
     assert {a for a, _ in runs["costly"]} == {env.catalog.base_index}
+
+
+def test_mpc_pays_for_the_gpus_a_fleet_change_moves() -> None:
+    """Per-GPU switching cost: moving 1 of 8 GPUs costs an eighth of a whole-fleet change, so a
+    small gain justifies it; a change of all 8 GPUs still needs the whole cost."""
+    from clover_rl.agents.mpc import fleet_move
+    from clover_rl.agents.planning import first_move
+
+    changes = np.array([[0, 1, 8], [1, 0, 8], [8, 8, 0]])
+    values = np.array([[0.0, 0.002, 0.004]])
+    assert fleet_move(values, 0, changes, 0.005 / 8)[0] == 1
+    assert first_move(values, 0, 0.005)[0] == 0  # the whole-fleet cost would keep it
+    assert fleet_move(np.array([[0.0, -np.inf, 0.004]]), 0, changes, 0.005 / 8)[0] == 0
+    assert fleet_move(np.array([[0.0, -np.inf, 0.006]]), 0, changes, 0.005 / 8)[0] == 2
+    assert fleet_move(np.array([[-np.inf, -np.inf, -np.inf]]), 1, changes, 0.001)[0] == 1  # nothing allowed: stay
+
+
+def test_fleet_catalog_changes_and_nearest(env) -> None:
+    cat = env.catalog
+    ch = cat.changes
+    assert ch.shape == (len(cat), len(cat)) and (np.diag(ch) == 0).all()
+    mix = cat.n_identical  # the first mix: 1 GPU on each of two candidates
+    a, b, _ = cat.mixes[0]
+    assert ch[a, mix] == 1 and ch[mix, a] == 1 and ch[a, b] == 2
+    assert cat.nearest(cat.configs[mix]) == mix

@@ -48,6 +48,7 @@ class KubeStandIn:
         self.log: list[tuple[str, str, Any]] = []
         self.applied: list[tuple[str, Any]] = []  # (config name, its entries) the "manager" read
         self.fail_patch: tuple[int, str] | None = None
+        self.on_success: Any = None  # called with the applied entries (a test's "GPUs")
         self._polls = 0
         self._version = 0
         fake = self
@@ -151,6 +152,8 @@ class KubeStandIn:
             self.labels[STATE_LABEL] = "failed"
             return
         self.applied.append((name, configs[name]))
+        if self.on_success is not None:
+            self.on_success(configs[name])
         self.labels[STATE_LABEL] = "success"
 
     def close(self) -> None:
@@ -246,3 +249,60 @@ def test_api_errors_are_one_line(kube: KubeStandIn) -> None:
     down = GpuOperatorMig(KubeApi("http://127.0.0.1:9", timeout_s=1.0), "gpu-node-1", GPU)
     with pytest.raises(BackendError, match="Kubernetes API GET /api/v1/nodes/gpu-node-1: ConnectError"):
         down.apply({0: cfg("7g:b7")})
+
+
+def test_node_agent_with_the_operator_backend(kube: KubeStandIn) -> None:
+    """``deploy --ray --mig-backend gpu-operator``: the node agent changes a GPU's layout through the
+    operator (the node's whole layout in one config, other GPUs kept) and finds the slices' MIG
+    UUIDs read-only through NVML -- here a simulated NVML that the stand-in manager partitions
+    the way mig-parted would from the config it was given."""
+    from clover_rl.mig.manager import MigManager
+    from clover_rl.mig.partition import place
+    from clover_rl.serving.ray.actors import NodeAgent
+    from tests.support.fake_nvml import FakeNvml, a100_40gb
+
+    nvml = FakeNvml([a100_40gb(), a100_40gb()])
+
+    def manager(entries: list[dict[str, Any]]) -> None:
+        for e in entries:
+            profiles = [p for p, n in e["mig-devices"].items() for _ in range(n)]
+            for dev in e["devices"]:
+                with MigManager(dev, nvml, GPU) as m:
+                    m.apply(place(GPU, profiles))
+
+    kube.on_success = manager
+    agent = NodeAgent("cuda", GPU.name, 2, True, nvml, mig_backend="gpu-operator",
+                      operator={"api_url": kube.url, "node": "gpu-node-1", "poll_s": 0.01})
+    assert agent.make_before_break() is False  # the manager stops the node's GPU clients
+    split = cfg("4g:b7,3g:b5").partition(GPU)
+    devices = agent.realize(1, split)
+    assert set(devices) == set(split.slices) and all(d.startswith("cuda:MIG-") for d in devices.values())
+    assert kube.labels[STATE_LABEL] == "success" and [e["devices"] for e in kube.applied[-1][1]] == [[1]]
+    whole = cfg("7g:b7").partition(GPU)
+    agent.realize(0, whole)  # GPU 1 keeps its layout in the node's new config
+    assert sorted(e["devices"] for e in kube.applied[-1][1]) == [[0], [1]]
+    assert agent.layouts == {1: ("4g.20gb@0", "3g.20gb@4"), 0: ("7g.40gb@0",)}
+    kube.mode = "failed"
+    with pytest.raises(BackendError, match="MIG manager reported failed"):
+        agent.realize(0, split)
+    assert agent.placement.layouts[0] == whole  # the agent still holds the applied layout
+
+
+def test_match_slices_follows_the_managers_placements() -> None:
+    from clover_rl.mig.gpu_operator import match_slices
+    from clover_rl.mig.partition import Partition, Slice
+
+    wanted = cfg("4g:b7,2g:b5,1g:b1").partition(GPU)
+    actual = Partition(GPU.name, (Slice(0, "1g.5gb", 1), Slice(2, "2g.10gb", 2), Slice(4, "4g.20gb", 4)))
+    got = match_slices(wanted, actual, {s: f"MIG-{s.start}" for s in actual.slices})
+    assert {s.profile: u for s, u in got.items()} == {"4g.20gb": "MIG-4", "2g.10gb": "MIG-2", "1g.5gb": "MIG-0"}
+    with pytest.raises(BackendError, match="expected"):
+        match_slices(wanted, cfg("7g:b7").partition(GPU), {})
+
+
+def test_mig_backend_flag_needs_ray(capsys: pytest.CaptureFixture) -> None:
+    from clover_rl.cli import main
+
+    rc = main(["deploy", "--scenario", "efficientnet", "--policy", "base", "--carbon", "file:caiso_pge:eval",
+               "--mig-backend", "gpu-operator"])
+    assert rc == 2 and "--mig-backend gpu-operator: only with --ray" in capsys.readouterr().err

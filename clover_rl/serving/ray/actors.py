@@ -7,8 +7,10 @@ at use, so this module imports without Ray).
   at a time (Ray's default actor concurrency of 1 is the slice's single queue slot).
 - :class:`NodeAgent` -- one per node: owns that node's MIG layout. On CUDA it drives
   :class:`clover_rl.mig.manager.MigManager` per GPU (idempotent: unchanged instances keep their
-  UUIDs; a failed change is rolled back to the previous layout); on the CPU device it keeps
-  the emulated layout. ``ping`` is the heartbeat the fleet monitor watches.
+  UUIDs; a failed change is rolled back to the previous layout), or with ``mig_backend=
+  "gpu-operator"`` the Kubernetes GPU operator's MIG manager
+  (:class:`clover_rl.mig.gpu_operator.GpuOperatorPlacement`: whole node, minutes, label rollback);
+  on the CPU device it keeps the emulated layout. ``ping`` is the heartbeat the fleet monitor watches.
 """
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ class NodeAgent:
     changes nothing. Errors are :class:`~clover_rl.errors.BackendError` with one line.
     """
 
-    def __init__(self, device: str, gpu_name: str, n_gpus: int, mig: bool = True, nvml: Any = None) -> None:
+    def __init__(self, device: str, gpu_name: str, n_gpus: int, mig: bool = True, nvml: Any = None,
+                 mig_backend: str = "nvml", operator: dict[str, Any] | None = None) -> None:
         from clover_rl.mig.catalog import get_gpu
         from clover_rl.serving.live.placement import MigPlacement, default_placement
 
@@ -63,7 +66,16 @@ class NodeAgent:
         self.n_gpus = int(n_gpus)
         gpu = get_gpu(gpu_name)
         # nvml: a stand-in NVML module (tests); None: the real one
-        self.placement = MigPlacement(gpu, nvml=nvml) if device == "cuda" and mig else default_placement(device, gpu, mig)
+        if device == "cuda" and mig and mig_backend == "gpu-operator":
+            from clover_rl.mig.gpu_operator import operator_placement
+
+            self.placement: Any = operator_placement(gpu, nvml=nvml, **(operator or {}))
+        elif mig_backend not in ("nvml", "gpu-operator"):
+            from clover_rl.errors import ConfigError
+
+            raise ConfigError(f"--mig-backend must be nvml or gpu-operator, got {mig_backend!r}")
+        else:
+            self.placement = MigPlacement(gpu, nvml=nvml) if device == "cuda" and mig else default_placement(device, gpu, mig)
         self.layouts: dict[int, tuple[str, ...]] = {}
         self.changes = 0
         self.started = time.time()

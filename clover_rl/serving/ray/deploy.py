@@ -22,6 +22,7 @@ class RaySettings:
     max_down_fraction: float = 0.25  # at most this share of the live GPUs in transition at once
     monitor_options: dict[str, Any] = field(default_factory=dict)  # FleetMonitor: period_s, misses, ...
     init_options: dict[str, Any] = field(default_factory=dict)  # extra ray.init keyword arguments
+    mig_backend: str = "nvml"  # the node agents' MIG owner: nvml, or gpu-operator (Kubernetes)
 
 
 class RayDeployment(Deployment):
@@ -33,6 +34,10 @@ class RayDeployment(Deployment):
             raise ConfigError(f"--max-down must be in (0, 1], got {ray_settings.max_down_fraction}")
         if settings.device not in ("cpu", "cuda"):
             raise ConfigError(f"--device must be cpu or cuda, got {settings.device!r}")
+        if ray_settings.mig_backend not in ("nvml", "gpu-operator"):
+            raise ConfigError(f"--mig-backend must be nvml or gpu-operator, got {ray_settings.mig_backend!r}")
+        if ray_settings.mig_backend == "gpu-operator" and not (settings.device == "cuda" and settings.mig):
+            raise ConfigError("--mig-backend gpu-operator: needs --device cuda with MIG (--mig)")
         ray = require_ray()
         self.ray_settings = ray_settings
         if not ray.is_initialized():
@@ -78,7 +83,9 @@ class RayDeployment(Deployment):
         pool = {"max_queue_wait_s": sc.timeout_s, "deadline_s": self.deadline_s, **s.pool_options}
         self.backend = RayBackend(service, gpu, s.device, s.port, host=s.host, mig=s.mig,
                                   max_down_fraction=rs.max_down_fraction, cpu_scale=s.cpu_scale,
-                                  cpu_threads=s.cpu_threads, monitor_options=rs.monitor_options,
+                                  cpu_threads=s.cpu_threads,
+                                  monitor_options={"agent_options": {"mig_backend": rs.mig_backend},
+                                                   **rs.monitor_options},
                                   fleet_view=sc.fleet is not None, **pool)
         # no hardware meter is read on remote nodes: energy from the profile, labelled estimated
         self.plane = RayPlane(self.backend, energy_model=ProfileEnergyModel(profile, sc.gpus), timeout_s=sc.timeout_s,

@@ -70,7 +70,8 @@ class FleetMonitor:
                  on_lost: Callable[[FleetNode], None] | None = None,
                  on_joined: Callable[[FleetNode], None] | None = None,
                  period_s: float = 1.0, misses: int = 2, ping_timeout_s: float = 2.0,
-                 agent_timeout_s: float = 60.0, rejoin_every_s: float = 5.0) -> None:
+                 agent_timeout_s: float = 60.0, rejoin_every_s: float = 5.0,
+                 agent_options: dict[str, Any] | None = None) -> None:
         self.device = device
         self.gpu_name = gpu_name
         self.mig = mig
@@ -81,6 +82,7 @@ class FleetMonitor:
         self.ping_timeout_s = ping_timeout_s
         self.agent_timeout_s = agent_timeout_s
         self.rejoin_every_s = rejoin_every_s
+        self.agent_options = dict(agent_options or {})  # NodeAgent keywords: mig_backend, operator
         self.nodes: dict[str, FleetNode] = {}
         self.events: list[tuple[float, str, str]] = []  # (time, "lost"|"joined", node name)
         self._tried: dict[str, float] = {}
@@ -97,7 +99,8 @@ class FleetMonitor:
 
         cls = ray.remote(NodeAgent)
         agent = cls.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False), num_cpus=0,
-                            max_restarts=0, max_task_retries=0).remote(self.device, self.gpu_name, n_gpus, self.mig)
+                            max_restarts=0, max_task_retries=0).remote(self.device, self.gpu_name, n_gpus, self.mig,
+                                                                      **self.agent_options)
         try:
             mbb = bool(ray.get(agent.make_before_break.remote(), timeout=self.agent_timeout_s))
         except Exception:
