@@ -185,7 +185,10 @@ class Deployment:
         opts = s.options
         if s.device == "cuda" and not s.mig:
             opts = replace(opts, whole_gpu_only=True)
-        if opts.echo is print:
+        # the builtin print (also once Ray's tqdm has replaced builtins.print: then the default
+        # echo no longer pickles by name into the controller process)
+        if opts.echo is print or (getattr(opts.echo, "__module__", None), getattr(opts.echo, "__qualname__", None)) \
+                == ("builtins", "print"):
             opts = replace(opts, echo=echo_flush)
         spec = ControllerSpec(s.scenario, self.policy, s.carbon, str(Path(s.state_dir).expanduser()), opts,
                               carbon_start=self._carbon_origin(), overrides=self.overrides)
