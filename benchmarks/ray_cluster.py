@@ -18,7 +18,8 @@ answer at all within 30 s), p95 (client side, answered requests), GPUs in the fl
 Also how long the monitor took to notice the loss and the rejoin. Target: lost = 0 (refusals
 only while capacity is gone). Last line: ``nodes=2 gpus=4 sent=S answered=A lost=L node_killed=1``.
 
-Run: ``python benchmarks/ray_cluster.py [--phase 40] [--rate 4] [--interval 20] [--policy mpc]``.
+Run: ``python benchmarks/ray_cluster.py [--phase 40] [--rate 4] [--interval 20] [--policy mpc] [--scenario S]``;
+``--scenario efficientnet-fleet`` runs a fleet scenario (a configuration per GPU) on the same cluster.
 """
 from __future__ import annotations
 

@@ -106,10 +106,16 @@ class RayDeployment(Deployment):
 
         sup = super().start_controller()
         pool = self.backend.pool
+        full = sup.spec  # the spec for the fleet's size at start (its policy, online learning)
 
         def changed(live: int) -> None:
             if live and live != sup.spec.overrides.get("gpus"):
-                sup.replan(f"the fleet now serves on {live} of {len(pool.fleet)} GPU(s); planning with those",
+                policy = fleet_policy(full.policy, self.scenario.fleet is not None, live, self.scenario.gpus)
+                note = "" if policy == full.policy else (f"; the learned fleet policy fits {self.scenario.gpus} "
+                                                          f"GPU(s): {policy} decides until they are back")
+                sup.spec = full if policy == full.policy else replace(
+                    full, policy=policy, options=replace(full.options, learn=False))
+                sup.replan(f"the fleet now serves on {live} of {len(pool.fleet)} GPU(s); planning with those" + note,
                            resize_overrides(self.base_scenario, live_gpu_counts(pool.fleet)))
 
         pool.on_fleet_change = changed
@@ -123,3 +129,15 @@ class RayDeployment(Deployment):
 
             if ray.is_initialized():
                 ray.shutdown()  # leaves the cluster running: it is the user's
+
+
+def fleet_policy(spec: str, fleet: bool, gpus: int, trained_for: int, fallback: str = "mpc") -> str:
+    """The controller's policy on ``gpus`` live GPUs: ``spec``, except a learned policy (a
+    checkpoint) on a fleet scenario while the fleet is not the ``trained_for`` GPUs it started
+    with -- a fleet action space depends on the GPU count, so the checkpoint cannot decide there
+    (it would not load) -- then ``fallback`` until the GPUs are back."""
+    from clover_rl.agents.registry import POLICY_NAMES
+
+    if not fleet or gpus == trained_for or spec.strip().lower() in POLICY_NAMES:
+        return spec
+    return fallback

@@ -38,3 +38,15 @@ def test_bad_max_down(capsys: pytest.CaptureFixture, tmp_path) -> None:
     pytest.importorskip("ray")
     rc = main([*ARGS, "--state", str(tmp_path / "s"), "--ray", "auto", "--max-down", "1.5"])
     assert rc == 2 and "--max-down must be in (0, 1], got 1.5" in capsys.readouterr().err
+
+
+def test_learned_fleet_policy_steps_aside_while_the_fleet_is_another_size() -> None:
+    """A fleet checkpoint fits the GPU count it was trained for: with a node lost, mpc decides
+    until the GPUs are back; built-in policies and one-configuration scenarios keep theirs."""
+    from clover_rl.serving.ray.deploy import fleet_policy
+
+    ckpt = "/abs/checkpoints/efficientnet-fleet"
+    assert fleet_policy(ckpt, True, 4, 8) == "mpc"
+    assert fleet_policy(ckpt, True, 8, 8) == ckpt
+    assert fleet_policy(ckpt, False, 4, 8) == ckpt
+    assert fleet_policy("greedy-carbon", True, 4, 8) == "greedy-carbon"
