@@ -142,6 +142,7 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         self._probes = _Probes()
         self._forecasts: dict[int, tuple[CarbonTrace, Forecast]] = {}  # by trace object
         self._levels: np.ndarray | None = None  # randomization.snap_rate's load levels (req/s)
+        self._hours: tuple[CarbonTrace, np.ndarray] | None = None  # (trace, hour of day per interval)
 
     # ------------------------------------------------------------------ helpers
     def _make_backend(self, backend: str | Backend, kwargs: dict) -> Backend:
@@ -219,9 +220,11 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         return objective_table(self, offset, rate_rps=rate_rps, intensity=intensity)
 
     def _hour(self, offset: int = 0) -> float:
-        times = self._episode_trace.times
-        ts = times[min(self._t + offset, len(times) - 1)]
-        return float((ts - ts.astype("datetime64[D]")) / np.timedelta64(1, "h"))
+        tr = self._episode_trace
+        if self._hours is None or self._hours[0] is not tr:  # hours of the day, once per trace
+            self._hours = (tr, (tr.times - tr.times.astype("datetime64[D]")) / np.timedelta64(1, "h"))
+        hours = self._hours[1]
+        return float(hours[min(self._t + offset, len(hours) - 1)])
 
     def config_table(self, rate_rps: float | None = None) -> ConfigTable:
         """The replay model's steady-state table at ``rate_rps`` (default: the current load).
@@ -340,7 +343,7 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict]:
         a = int(action)
-        if not self.action_space.contains(a):
+        if not 0 <= a < len(self.catalog):  # Discrete(len(catalog)).contains, without its checks
             raise ConfigError(f"action {action!r} outside Discrete({self.action_space.n})")
         sc = self.scenario
         refused = not self.catalog.feasible[a]

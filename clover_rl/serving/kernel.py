@@ -14,16 +14,6 @@ from numba import njit
 
 
 @njit(cache=True, inline="always")
-def _segment(x: float, levels: np.ndarray) -> tuple[int, float]:
-    """The inverse-CDF segment ``k`` of a uniform draw ``x`` and its fraction along it."""
-    last = levels.shape[0] - 2
-    k = 0
-    while k < last and x >= levels[k + 1]:
-        k += 1
-    return k, (x - levels[k]) / (levels[k + 1] - levels[k])
-
-
-@njit(cache=True, inline="always")
 def _serve(i: int, s: int, t: float, start: float, k: int, frac: float, quantiles: np.ndarray,
            latency: np.ndarray, server: np.ndarray, busy: np.ndarray, count: np.ndarray) -> float:
     """Request ``i`` (arrived at ``t``) served by server ``s`` from ``start``, its service time
@@ -119,8 +109,8 @@ _SCAN_MAX_SERVERS = 32
 @njit(cache=True)
 def _scan_kernel(
     arrivals: np.ndarray,
-    u: np.ndarray,
-    levels: np.ndarray,
+    seg: np.ndarray,
+    frac: np.ndarray,
     quantiles: np.ndarray,
     available_at: np.ndarray,
     timeout_s: float,
@@ -138,7 +128,7 @@ def _scan_kernel(
     last = 0.0
     for i in range(n):
         t = arrivals[i]
-        k, frac = _segment(u[i], levels)
+        k, f = seg[i], frac[i]
         s = -1
         best = 0
         for j in range(S):
@@ -156,7 +146,7 @@ def _scan_kernel(
             if start - t > timeout_s:
                 _drop(i, latency, server)
                 continue
-        end = _serve(i, s, t, start, k, frac, quantiles, latency, server, busy, count)
+        end = _serve(i, s, t, start, k, f, quantiles, latency, server, busy, count)
         free[s] = end
         last = max(last, end)
     return last
@@ -165,8 +155,8 @@ def _scan_kernel(
 @njit(cache=True)
 def _heap_kernel(
     arrivals: np.ndarray,
-    u: np.ndarray,
-    levels: np.ndarray,
+    seg: np.ndarray,
+    frac: np.ndarray,
     quantiles: np.ndarray,
     available_at: np.ndarray,
     timeout_s: float,
@@ -196,18 +186,18 @@ def _heap_kernel(
             bt[0] = bt[nb]
             bs[0] = bs[nb]
             _busy_sift_down(bt, bs, nb, 0)
-        k, frac = _segment(u[i], levels)  # independent of the server, so found once
+        k, f = seg[i], frac[i]
         if ni > 0:
             s = _idle_pop(idle, ni)
             ni -= 1
-            end = _serve(i, s, t, t, k, frac, quantiles, latency, server, busy, count)
+            end = _serve(i, s, t, t, k, f, quantiles, latency, server, busy, count)
             _busy_push(bt, bs, nb, end, s)
             nb += 1
         else:
             if bt[0] - t > timeout_s:
                 _drop(i, latency, server)
                 continue
-            end = _serve(i, bs[0], t, bt[0], k, frac, quantiles, latency, server, busy, count)
+            end = _serve(i, bs[0], t, bt[0], k, f, quantiles, latency, server, busy, count)
             bt[0] = end  # replace-top: the server stays busy with a later free time
             _busy_sift_down(bt, bs, nb, 0)
         last = max(last, end)
@@ -217,8 +207,8 @@ def _heap_kernel(
 @njit(cache=True)
 def simulate_kernel(
     arrivals: np.ndarray,
-    u: np.ndarray,
-    levels: np.ndarray,
+    seg: np.ndarray,
+    frac: np.ndarray,
     quantiles: np.ndarray,
     available_at: np.ndarray,
     timeout_s: float,
@@ -229,7 +219,22 @@ def simulate_kernel(
 ) -> float:
     """FCFS multi-server queue; fills per-request ``latency`` (s, NaN if dropped) and
     ``server`` (-1 if dropped), adds per-server ``busy`` seconds and ``count``; returns the
-    last completion time (0 if nothing served). Servers are indexed in priority order."""
+    last completion time (0 if nothing served). Servers are indexed in priority order.
+    ``seg``/``frac``: each request's service-time draw as its segment of the quantile table and
+    position in it (:func:`clover_rl.serving.simulator.service_draws`; the same for every
+    server, so found once per workload, not once per request and configuration)."""
     if quantiles.shape[0] <= _SCAN_MAX_SERVERS:
-        return _scan_kernel(arrivals, u, levels, quantiles, available_at, timeout_s, latency, server, busy, count)
-    return _heap_kernel(arrivals, u, levels, quantiles, available_at, timeout_s, latency, server, busy, count)
+        return _scan_kernel(arrivals, seg, frac, quantiles, available_at, timeout_s, latency, server, busy, count)
+    return _heap_kernel(arrivals, seg, frac, quantiles, available_at, timeout_s, latency, server, busy, count)
+
+
+@njit(cache=True)
+def served_latencies(latency: np.ndarray, server: np.ndarray, skip: int, out: np.ndarray) -> int:
+    """Copy the latencies of the served requests (``server >= 0``) after the first ``skip`` into
+    ``out`` (length >= their number), in request order; returns how many."""
+    k = 0
+    for i in range(skip, latency.shape[0]):
+        if server[i] >= 0:
+            out[k] = latency[i]
+            k += 1
+    return k

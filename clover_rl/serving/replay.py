@@ -113,6 +113,7 @@ class ReplayBackend(ReplayBookkeeping):
         self._pending: dict[str, float] = {}
         self._servers_cache: dict[Assignment, Servers] = {}
         self._transitions: dict[tuple, tuple[Assignment, Servers, Transition]] = {}
+        self._rows: dict[tuple[str, str], tuple] = {}  # build_servers' memo of resolved rows
         self._seeds: list[int] = []
         self._closed = False
         if mode == "steady":
@@ -126,7 +127,8 @@ class ReplayBackend(ReplayBookkeeping):
         key = (config, tuple(v for _, v in assignment))
         s = self._servers_cache.get(key)
         if s is None:
-            s = build_servers(config, self.profile, self.service, self.n_gpus, assignment=assignment)
+            s = build_servers(config, self.profile, self.service, self.n_gpus, assignment=assignment,
+                              rows=self._rows)
             self._servers_cache[key] = s
         return s
 

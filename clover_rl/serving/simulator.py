@@ -61,6 +61,7 @@ LEVELS = np.asarray(QUANTILE_LEVELS, dtype=np.float64)
 
 _KEY_IDS: dict[tuple, int] = {}
 _SHAPE_DIGESTS: dict[int, str] = {}  # by shape_id (digests cost a repr of the whole key)
+_ROW_DIGESTS: dict[tuple, str] = {}  # by (variant, service_ms, active power, accuracy)
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,8 +100,14 @@ class Servers:
         from clover_rl.serving.steady_store import digest
 
         d = _SHAPE_DIGESTS.get(self.shape_id)
-        if d is None:
-            d = digest(self.key[:-1] + (tuple(r[1:] for r in self.key[-1]),))
+        if d is None:  # a digest of the rows' digests: a row's repr is the costly part, once per row
+            rows = []
+            for r in self.key[-1]:
+                rd = _ROW_DIGESTS.get(r[1:])
+                if rd is None:
+                    rd = _ROW_DIGESTS[r[1:]] = digest(r[1:])
+                rows.append(rd)
+            d = digest(self.key[:-1] + tuple(rows))
             if self.shape_id >= 0:
                 _SHAPE_DIGESTS[self.shape_id] = d
         return d
@@ -132,9 +139,12 @@ def build_servers(
     *,
     assignment: Sequence[tuple[Slice, str]] | None = None,
     gpu_assignments: Sequence[Sequence[tuple[Slice, str]]] | None = None,
+    rows: dict[tuple[str, str], tuple] | None = None,
 ) -> Servers:
     """Resolve a configuration against the profile and service into server arrays; with
-    ``gpu_assignments`` (one per GPU) each GPU runs its own (a fleet, :mod:`clover_rl.fleet`)."""
+    ``gpu_assignments`` (one per GPU) each GPU runs its own (a fleet, :mod:`clover_rl.fleet`).
+    ``rows``: a memo of resolved (slice profile, variant) rows that a caller building many
+    configurations of the same profile, service and GPU count keeps between calls."""
     if isinstance(n_gpus, bool) or not isinstance(n_gpus, (int, np.integer)) or n_gpus < 1:
         raise ConfigError(f"n_gpus must be a positive integer, got {n_gpus!r}")
     if profile.gpu != config.gpu:
@@ -143,38 +153,42 @@ def build_servers(
         gpu_assignments = [assignment if assignment is not None else slot_assignment(config)] * int(n_gpus)
     elif len(gpu_assignments) != int(n_gpus):
         raise ConfigError(f"gpu_assignments has {len(gpu_assignments)} GPUs, n_gpus is {n_gpus}")
-    resolved = {id(a): [(slc, v, profile.entry(slc.profile, v), service.variant(v).accuracy)  # ConfigError
-                        for slc, v in a] for a in gpu_assignments}  # naming (slice, variant)
     frontend_s, dispatch_s = profile.overhead_s()
-    servers = []
+    rows = {} if rows is None else rows
+    order = []
     for g, a in enumerate(gpu_assignments):
-        for slc, variant, entry, acc in resolved[id(a)]:
-            servers.append((entry.mean_ms / 1e3 + dispatch_s, g, slc.start, slice_id(g, slc), variant, entry, acc))
-    servers.sort(key=lambda r: (r[0], r[1], r[2]))  # the dispatch tie rule
-    q = np.array([[x / 1e3 + dispatch_s for x in r[5].service_ms] for r in servers], dtype=np.float64)
-    if q.shape[1] != len(QUANTILE_LEVELS):
-        raise ConfigError(f"profile entries must list {len(QUANTILE_LEVELS)} service-time quantiles")
-    key = (
-        profile.idle_power_w,
-        int(n_gpus),
-        frontend_s, dispatch_s,
-        tuple((r[3], r[4], r[5].service_ms, r[5].active_power_w, r[6]) for r in servers),
-    )
+        for slc, v in a:
+            r = rows.get((slc.profile, v))
+            if r is None:
+                e = profile.entry(slc.profile, v)  # ConfigError naming (slice, variant)
+                q = np.asarray(e.service_ms, dtype=np.float64) / 1e3 + dispatch_s
+                if q.shape != (len(QUANTILE_LEVELS),):
+                    raise ConfigError(f"profile entries must list {len(QUANTILE_LEVELS)} service-time quantiles")
+                r = rows[(slc.profile, v)] = (e.mean_ms / 1e3 + dispatch_s, e, service.variant(v).accuracy, q)
+            order.append((r[0], g, slc.start, len(order), slc, v, r))
+    order.sort()  # the dispatch tie rule: mean service time, then GPU index, then placement start
+    entries = [o[6][1] for o in order]
+    q = np.array([o[6][3] for o in order])
+    ids = tuple(slice_id(o[1], o[4]) for o in order)
+    variants = tuple(o[5] for o in order)
+    shape = tuple((v, e.service_ms, e.active_power_w, o[6][2]) for v, e, o in zip(variants, entries, order))
+    head = (profile.idle_power_w, int(n_gpus), frontend_s, dispatch_s)
+    key = head + (tuple((sid,) + r for sid, r in zip(ids, shape)),)
     return Servers(
-        ids=tuple(r[3] for r in servers),
-        variants=tuple(r[4] for r in servers),
-        gpu_index=np.array([r[1] for r in servers], dtype=np.int64),
+        ids=ids,
+        variants=variants,
+        gpu_index=np.array([o[1] for o in order], dtype=np.int64),
         quantiles_s=q,
-        mean_s=np.array([r[0] for r in servers], dtype=np.float64),
-        active_power_w=np.array([r[5].active_power_w for r in servers], dtype=np.float64),
-        accuracy=np.array([r[6] for r in servers], dtype=np.float64),
+        mean_s=np.array([o[0] for o in order], dtype=np.float64),
+        active_power_w=np.array([e.active_power_w for e in entries], dtype=np.float64),
+        accuracy=np.array([o[6][2] for o in order], dtype=np.float64),
         idle_power_w=float(profile.idle_power_w) * int(n_gpus),
         n_gpus=int(n_gpus),
         estimated=bool(profile.estimated),
         key=key,
         key_id=_KEY_IDS.setdefault(key, len(_KEY_IDS)),  # cheap to hash in the steady cache
         frontend_s=frontend_s,
-        shape_id=_KEY_IDS.setdefault(key[:-1] + (tuple(r[1:] for r in key[-1]),), len(_KEY_IDS)),
+        shape_id=_KEY_IDS.setdefault(head + (shape,), len(_KEY_IDS)),
     )
 
 
@@ -261,27 +275,42 @@ class SimResult:
         )
 
 
+Draws = tuple[np.ndarray, np.ndarray]  # (segment int64, fraction float64) per request
+
+
+def service_draws(u: np.ndarray) -> Draws:
+    """Uniform draws ``u`` (shape (n,)) as inverse-CDF positions in the service-time quantile
+    table: segment k (the last with ``LEVELS[k] <= u``, at most ``len(LEVELS) - 2``) and
+    fraction ``(u - LEVELS[k]) / (LEVELS[k+1] - LEVELS[k])``; a service time is then
+    ``q[k] + frac * (q[k+1] - q[k])`` on any server (linear interpolation of its quantiles)."""
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    k = np.minimum(np.searchsorted(LEVELS[1:-1], u, side="right"), LEVELS.shape[0] - 2).astype(np.int64)
+    lo = LEVELS[k]
+    return k, (u - lo) / (LEVELS[k + 1] - lo)
+
+
 def simulate_arrays(
     servers: Servers,
     arrivals: np.ndarray,
-    u: np.ndarray,
+    u: np.ndarray | Draws,
     duration_s: float,
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     available_at: np.ndarray | None = None,
 ) -> SimResult:
-    """Run the kernel on given arrival times and uniform draws (one draw per request)."""
+    """Run the kernel on given arrival times and uniform draws (one draw per request), or
+    their :func:`service_draws` (what cached workloads keep: shared by every configuration)."""
     arrivals = np.ascontiguousarray(arrivals, dtype=np.float64)
-    u = np.ascontiguousarray(u, dtype=np.float64)
-    if u.shape != arrivals.shape:
-        raise ConfigError(f"need one uniform draw per arrival ({u.shape} vs {arrivals.shape})")
+    seg, frac = u if isinstance(u, tuple) else service_draws(u)
+    if seg.shape != arrivals.shape or frac.shape != arrivals.shape:
+        raise ConfigError(f"need one uniform draw per arrival ({frac.shape} vs {arrivals.shape})")
     n = arrivals.shape[0]
     avail = np.zeros(len(servers)) if available_at is None else np.ascontiguousarray(available_at, dtype=np.float64)
     latency = np.empty(n)
     server = np.empty(n, dtype=np.int64)
     busy = np.zeros(len(servers))
     count = np.zeros(len(servers), dtype=np.int64)
-    last = simulate_kernel(arrivals, u, LEVELS, servers.quantiles_s, avail, float(timeout_s),
+    last = simulate_kernel(arrivals, seg, frac, servers.quantiles_s, avail, float(timeout_s),
                            latency, server, busy, count)
     return SimResult(servers, arrivals, latency, server, busy, count, float(last), float(duration_s),
                      float(timeout_s))

@@ -20,8 +20,10 @@ from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.profile import Profile
 from clover_rl.serving.simulator import (
     DEFAULT_TIMEOUT_S,
+    Draws,
     Servers,
     build_servers,
+    service_draws,
     simulate_arrays,
     sorted_quantiles,
 )
@@ -138,14 +140,16 @@ class SteadyState:
 
 
 _STEADY_CACHE: OrderedDict[tuple, SteadyState] = OrderedDict()
-_MIXED: dict[tuple, SteadyState] = {}  # interpolated results by (servers, exact rate, ...)
-_WORKLOADS: OrderedDict[tuple, tuple[float, np.ndarray, np.ndarray]] = OrderedDict()
-_WORKLOADS_MAX = 64  # ~0.8 MB each at 50,000 requests
+_FAMILIES: dict[tuple, str] = {}  # store family digests by (grid rate, timeout, requests, seed)
+_MIXED: dict[tuple, SteadyState] = {}  # interpolated results by (servers shape, exact rate, ...)
+_WORKLOADS: OrderedDict[tuple, tuple[float, np.ndarray, Draws]] = OrderedDict()
+_WORKLOADS_MAX = 64  # ~1.2 MB each at 50,000 requests
 
 
-def steady_workload(seed: int, grid_index: int, rate: float, n_requests: int) -> tuple[float, np.ndarray, np.ndarray]:
-    """The common random numbers of a rate grid point: (horizon s, arrival times, uniform
-    draws), the same for every configuration, so drawn once per grid point (cached)."""
+def steady_workload(seed: int, grid_index: int, rate: float, n_requests: int) -> tuple[float, np.ndarray, Draws]:
+    """The common random numbers of a rate grid point: (horizon s, arrival times, service
+    draws of the uniform draws), the same for every configuration, so drawn once per grid point
+    (cached)."""
     key = (seed, grid_index, rate, n_requests)
     hit = _WORKLOADS.get(key)
     if hit is not None:
@@ -154,11 +158,11 @@ def steady_workload(seed: int, grid_index: int, rate: float, n_requests: int) ->
     rng = grid_rng(seed, grid_index)
     horizon = n_requests / rate
     arr = poisson_arrivals(rate, horizon, rng)
-    u = rng.random(arr.shape[0])
-    _WORKLOADS[key] = (horizon, arr, u)
+    draws = service_draws(rng.random(arr.shape[0]))
+    _WORKLOADS[key] = (horizon, arr, draws)
     if len(_WORKLOADS) > _WORKLOADS_MAX:
         _WORKLOADS.popitem(last=False)
-    return horizon, arr, u
+    return horizon, arr, draws
 
 
 def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int, seed: int,
@@ -170,7 +174,9 @@ def _steady_at(servers: Servers, rate: float, timeout_s: float, n_requests: int,
     if hit is not None:
         _STEADY_CACHE.move_to_end(key)
         return hit
-    family = digest((rate, timeout_s, n_requests, seed))
+    family = _FAMILIES.get((rate, timeout_s, n_requests, seed))
+    if family is None:
+        family = _FAMILIES[(rate, timeout_s, n_requests, seed)] = digest((rate, timeout_s, n_requests, seed))
     stored = STORE.get(family, grid_index, servers.shape_digest) if servers.shape_id >= 0 else None
     st = _from_row(stored, servers, rate, timeout_s) if stored is not None else None
     if st is None:
@@ -206,8 +212,8 @@ def _from_row(row: tuple, servers: Servers, rate: float, timeout_s: float) -> St
 
 def _simulate_steady(servers: Servers, rate: float, timeout_s: float, n_requests: int, seed: int,
                      grid_index: int) -> SteadyState:
-    horizon, arr, u = steady_workload(seed, grid_index, rate, n_requests)
-    res = simulate_arrays(servers, arr, u, horizon, timeout_s=timeout_s)
+    horizon, arr, draws = steady_workload(seed, grid_index, rate, n_requests)
+    res = simulate_arrays(servers, arr, draws, horizon, timeout_s=timeout_s)
     skip = int(arr.shape[0] * STEADY_WARMUP)
     lat = res.sorted_latency_s(skip)
     m = res.metrics(skip=skip, sorted_latency_s=lat)
@@ -263,11 +269,20 @@ def steady_state_servers(
         raise ConfigError(f"n_requests for the steady state must be >= 1000, got {n_requests}")
     if not 0 < grid_rel <= 1:
         raise ConfigError(f"grid_rel must be in (0, 1], got {grid_rel!r}")
-    key = (servers.key_id, rate, timeout_s, n_requests, seed, grid_rel)
-    hit = _MIXED.get(key) if servers.key_id >= 0 else None
+    return _own(steady_of_shape(servers, rate, timeout_s, int(n_requests), seed, grid_rel), servers)
+
+
+def steady_of_shape(servers: Servers, rate: float, timeout_s: float, n_requests: int = STEADY_REQUESTS,
+                    seed: int = STEADY_SEED, grid_rel: float = STEADY_GRID_REL) -> SteadyState:
+    """:func:`steady_state_servers` without the argument checks and with its utilisation in
+    ``servers``' dispatch order but possibly keyed by the slice ids of other servers of the same
+    shape (callers that read it by position: :mod:`clover_rl.serving.disturbed`). Cached by
+    shape: a configuration reached from another placement shares the entry."""
+    key = (servers.shape_id, rate, timeout_s, n_requests, seed, grid_rel)
+    hit = _MIXED.get(key) if servers.shape_id >= 0 else None
     if hit is None:
-        hit = _interpolated(servers, rate, timeout_s, int(n_requests), seed, grid_rel)
-        if servers.key_id >= 0:
+        hit = _interpolated(servers, rate, timeout_s, n_requests, seed, grid_rel)
+        if servers.shape_id >= 0:
             if len(_MIXED) >= _STEADY_CACHE_MAX:
                 _MIXED.clear()
             _MIXED[key] = hit

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: shape digests are digests of per-row digests (cheaper to compute)
 _FLUSH_EVERY = 256  # entries
 _FLUSH_AFTER_S = 5.0
 _log = logging.getLogger(__name__)

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from clover_rl.serving import kernel
-from clover_rl.serving.simulator import LEVELS
+from clover_rl.serving.simulator import LEVELS, service_draws
 
 
 def _run(fn, arr, u, q, avail, timeout):  # type: ignore[no-untyped-def]
     n, s = arr.shape[0], q.shape[0]
     lat, srv = np.empty(n), np.empty(n, dtype=np.int64)
     busy, count = np.zeros(s), np.zeros(s, dtype=np.int64)
-    last = fn(arr, u, LEVELS, q, avail, timeout, lat, srv, busy, count)
+    last = fn(arr, *service_draws(u), q, avail, timeout, lat, srv, busy, count)
     return last, lat, srv, busy, count
 
 
