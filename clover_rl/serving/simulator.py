@@ -36,6 +36,7 @@ The cached steady state (microseconds per interval under constant load) lives in
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -46,7 +47,7 @@ from clover_rl.errors import ConfigError, positive_number
 from clover_rl.mig.config import Configuration
 from clover_rl.mig.partition import Slice
 from clover_rl.services import ServiceSpec
-from clover_rl.serving.kernel import simulate_kernel
+from clover_rl.serving.kernel import served_latencies, simulate_kernel
 from clover_rl.serving.metrics import IntervalMetrics
 from clover_rl.serving.profile import QUANTILE_LEVELS, Profile
 from clover_rl.serving.slots import slice_id, slot_assignment
@@ -226,11 +227,15 @@ class SimResult:
     duration_s: float
     timeout_s: float
 
-    def sorted_latency_s(self, skip: int = 0) -> np.ndarray:
+    def sorted_latency_s(self, skip: int = 0, out: np.ndarray | None = None) -> np.ndarray:
         """Latencies (s, front-end overhead included) of the served requests after the first
-        ``skip``, ascending."""
-        lat = self.latency_s[skip:]
-        return np.sort(lat[self.server[skip:] >= 0]) + self.servers.frontend_s
+        ``skip``, ascending; in a view of ``out`` (length >= n - skip) when given."""
+        if out is None:
+            out = np.empty(max(self.latency_s.shape[0] - skip, 0))
+        x = out[:served_latencies(self.latency_s, self.server, skip, out)]
+        x.sort()
+        x += self.servers.frontend_s
+        return x
 
     def metrics(self, skip: int = 0, sorted_latency_s: np.ndarray | None = None) -> IntervalMetrics:
         """Summarise (``skip`` drops the first requests from latency stats: warm-up;
@@ -289,6 +294,18 @@ def service_draws(u: np.ndarray) -> Draws:
     return k, (u - lo) / (LEVELS[k + 1] - lo)
 
 
+_SCRATCH = threading.local()
+
+
+def scratch_buffer(name: str, n: int, dtype: type) -> np.ndarray:
+    """A length-``n`` view of this thread's reusable buffer ``name`` (grown as needed)."""
+    bufs = _SCRATCH.__dict__
+    b = bufs.get(name)
+    if b is None or b.shape[0] < n:
+        b = bufs[name] = np.empty(max(n, 2 * (b.shape[0] if b is not None else 0)), dtype=dtype)
+    return b[:n]
+
+
 def simulate_arrays(
     servers: Servers,
     arrivals: np.ndarray,
@@ -297,17 +314,20 @@ def simulate_arrays(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     available_at: np.ndarray | None = None,
+    scratch: bool = False,
 ) -> SimResult:
     """Run the kernel on given arrival times and uniform draws (one draw per request), or
-    their :func:`service_draws` (what cached workloads keep: shared by every configuration)."""
+    their :func:`service_draws` (what cached workloads keep: shared by every configuration).
+    ``scratch``: per-request results in this thread's reused buffers (no fresh pages for a
+    50,000-request steady state), valid until its next scratch call."""
     arrivals = np.ascontiguousarray(arrivals, dtype=np.float64)
     seg, frac = u if isinstance(u, tuple) else service_draws(u)
     if seg.shape != arrivals.shape or frac.shape != arrivals.shape:
         raise ConfigError(f"need one uniform draw per arrival ({frac.shape} vs {arrivals.shape})")
     n = arrivals.shape[0]
     avail = np.zeros(len(servers)) if available_at is None else np.ascontiguousarray(available_at, dtype=np.float64)
-    latency = np.empty(n)
-    server = np.empty(n, dtype=np.int64)
+    latency = scratch_buffer("latency", n, np.float64) if scratch else np.empty(n)
+    server = scratch_buffer("server", n, np.int64) if scratch else np.empty(n, dtype=np.int64)
     busy = np.zeros(len(servers))
     count = np.zeros(len(servers), dtype=np.int64)
     last = simulate_kernel(arrivals, seg, frac, servers.quantiles_s, avail, float(timeout_s),

@@ -23,6 +23,7 @@ from clover_rl.serving.simulator import (
     Draws,
     Servers,
     build_servers,
+    scratch_buffer,
     service_draws,
     simulate_arrays,
     sorted_quantiles,
@@ -213,9 +214,9 @@ def _from_row(row: tuple, servers: Servers, rate: float, timeout_s: float) -> St
 def _simulate_steady(servers: Servers, rate: float, timeout_s: float, n_requests: int, seed: int,
                      grid_index: int) -> SteadyState:
     horizon, arr, draws = steady_workload(seed, grid_index, rate, n_requests)
-    res = simulate_arrays(servers, arr, draws, horizon, timeout_s=timeout_s)
+    res = simulate_arrays(servers, arr, draws, horizon, timeout_s=timeout_s, scratch=True)
     skip = int(arr.shape[0] * STEADY_WARMUP)
-    lat = res.sorted_latency_s(skip)
+    lat = res.sorted_latency_s(skip, out=scratch_buffer("steady_latency", arr.shape[0], np.float64))
     m = res.metrics(skip=skip, sorted_latency_s=lat)
     lat_q = (sorted_quantiles(lat, LATENCY_LEVELS) * 1e3).astype(np.float32) if lat.size else np.zeros(0, np.float32)
     # Rates over the arrival horizon (not the drained span): the long-run shares.

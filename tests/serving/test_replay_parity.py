@@ -84,3 +84,32 @@ def test_service_draws_are_the_kernel_inverse_cdf_positions() -> None:
         while j < len(sim.LEVELS) - 2 and x >= sim.LEVELS[j + 1]:
             j += 1
         assert (k, f) == (j, (x - sim.LEVELS[j]) / (sim.LEVELS[j + 1] - sim.LEVELS[j]))
+
+
+def test_sorted_served_latencies_in_scratch_buffers_equal_the_numpy_formula(mk_cfg, profile, service) -> None:
+    sv = sim.build_servers(mk_cfg(("4g", "big"), ("2g", "small"), ("1g", "small")), profile, service, 1)
+    rng = np.random.default_rng(5)
+    for rho, timeout in [(0.4, 30.0), (1.5, 0.05)]:  # light load; overload with drops
+        arr = np.cumsum(rng.exponential(1.0 / (rho * sv.capacity_rps), 3000))
+        u = rng.random(arr.shape[0])
+        fresh = sim.simulate_arrays(sv, arr, u, float(arr[-1]) + 1.0, timeout_s=timeout)
+        reused = sim.simulate_arrays(sv, arr, sim.service_draws(u), float(arr[-1]) + 1.0, timeout_s=timeout,
+                                     scratch=True)
+        np.testing.assert_array_equal(fresh.latency_s, reused.latency_s)
+        for skip in (0, 150):
+            ref = np.sort(fresh.latency_s[skip:][fresh.server[skip:] >= 0]) + sv.frontend_s  # the former formula
+            out = sim.scratch_buffer("test", arr.shape[0], np.float64)
+            np.testing.assert_array_equal(reused.sorted_latency_s(skip, out=out), ref)
+            np.testing.assert_array_equal(fresh.sorted_latency_s(skip), ref)
+        assert (fresh.server < 0).any() == (timeout < 1.0)
+
+
+def test_a_steady_state_keeps_its_figures_when_the_scratch_buffers_are_reused(mk_cfg, profile, service) -> None:
+    a = sim.build_servers(mk_cfg(("7g", "big")), profile, service, 1)
+    b = sim.build_servers(mk_cfg(("4g", "small"), ("3g", "small")), profile, service, 1)
+    steady.clear_steady_cache()
+    first = steady._simulate_steady(a, 20.0, 30.0, 4000, steady.STEADY_SEED, 0)
+    q = first.latency_q_ms.copy()
+    steady._simulate_steady(b, 20.0, 30.0, 4000, steady.STEADY_SEED, 0)
+    np.testing.assert_array_equal(first.latency_q_ms, q)
+    assert first == steady._simulate_steady(a, 20.0, 30.0, 4000, steady.STEADY_SEED, 0)
