@@ -24,6 +24,7 @@ from pydantic import (
 
 from clover_rl.config_io import load_yaml_mapping, parse_model
 from clover_rl.errors import ConfigError
+from clover_rl.training.pretrain_config import PretrainConfig
 
 Algo = Literal["maskable_ppo", "ppo", "dqn"]
 ALGOS: tuple[str, ...] = get_args(Algo)
@@ -99,6 +100,11 @@ class TrainConfig(BaseModel):
     progress_bar: StrictBool = Field(True, description="Show a tqdm/rich progress bar.")
     verbose: StrictInt = Field(0, ge=0, description="SB3 verbosity (0 quiet, 1 info).")
     out_dir: str = Field("runs", description="Where run folders are created.")
+    pretrain: PretrainConfig | None = Field(None, description=(
+        "Imitation warm start before PPO (PPO family): {expert: mpc, rounds, episodes, epochs, "
+        "batch_size, learning_rate, value_coef, beta, expert_kwargs}, behaviour cloning with DAgger "
+        "rounds of the forecast-driven mpc on the training envs (clover_rl.training.pretrain); "
+        "absent or null: PPO from scratch."))
 
     # ------------------------------------------------------------------ validation
     @field_validator(*_MAPPINGS, mode="before")
@@ -116,6 +122,8 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _cross_checks(self) -> TrainConfig:
         """Checks that need several fields or SB3's signatures; each names its field."""
+        if self.pretrain is not None and self.algo == "dqn":
+            raise ConfigError("pretrain is for maskable_ppo and ppo, not dqn")
         if self.policy != "MlpPolicy" and self.algo == "dqn":
             raise ConfigError(f"policy {self.policy} is for maskable_ppo and ppo, not dqn")
         if "__" in self.exp_name or "/" in self.exp_name or not self.exp_name:

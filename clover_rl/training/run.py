@@ -38,6 +38,7 @@ from clover_rl.training.policies import (
     resolve_policy,
     strip_features,
 )
+from clover_rl.training.pretrain import pretrain
 from clover_rl.training.profile_policy import strip_profile
 
 CONFIG_FILE = "config.yml"
@@ -271,6 +272,14 @@ def train(
                 best_value=float(prior_best.get(best_key, float("-inf"))), verbose=cfg.verbose,
             )
             callbacks.append(eval_cb)
+
+        pre = cfg.pretrain if resume is None else None
+        if pre is not None:  # imitation warm start; the cloned policy competes for model.zip too
+            meta["pretrain"] = pretrain(model, cfg, pre, progress=cfg.progress_bar)
+            _write_json(run_dir / METADATA_FILE, meta)
+            if eval_cb is not None:
+                eval_cb.init_callback(model)
+                eval_cb.evaluate()
 
         before = int(model.num_timesteps)
         t_learn = time.perf_counter()
