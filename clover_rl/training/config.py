@@ -139,6 +139,10 @@ class TrainConfig(BaseModel):
                 if key in getattr(self, kw):
                     raise ConfigError(f"{kw}.{key} is not allowed here (use the top-level scenario; "
                                       "training runs on trace replay)")
+        if self.env_kwargs.get("randomization"):  # checked with the file, not when the envs start
+            from clover_rl.envs.randomization import Randomization
+
+            Randomization.from_dict(self.env_kwargs["randomization"], "env_kwargs.randomization")
         return self
 
     # ------------------------------------------------------------------ (de)serialisation

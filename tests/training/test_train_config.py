@@ -31,6 +31,8 @@ def test_help_lists_every_field_description(capsys: pytest.CaptureFixture[str], 
     ("eval_oracle: maybe", "field eval_oracle: Input should be a valid boolean (got 'maybe')"),
     ("n_timesteps: 1.5", "field n_timesteps: Input should be a valid integer (got 1.5)"),
     ("n_envz: 2", "field n_envz: unknown field"),
+    ("env_kwargs: {randomization: {synthetic_prob: 2}}",
+     "env_kwargs.randomization: field synthetic_prob: Input should be less than or equal to 1 (got 2)"),
 ])
 def test_cli_bad_value_names_file_field_value(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                               line: str, needle: str) -> None:
