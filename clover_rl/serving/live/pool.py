@@ -187,6 +187,12 @@ class WorkerPool:
         """The same from a coroutine (no thread hop when it runs on :attr:`loop`)."""
         return await self._d.submit_async(inputs, timeout_s)
 
+    def submit_cb(self, inputs: dict[str, np.ndarray], timeout_s: float | None,
+                  fn: Callable[[InferResult | None, BaseException | None], None]) -> Callable[[], None]:
+        """On :attr:`loop` only: enqueue; ``fn(result, error)`` is called once on the loop (see
+        ``Dispatcher.submit_cb``). Returns a cancel callable."""
+        return self._d.submit_cb(inputs, timeout_s, fn)
+
     def infer(self, inputs: dict[str, np.ndarray], timeout_s: float | None = None) -> InferResult:
         return self.submit(inputs).result(timeout_s)
 

@@ -6,8 +6,10 @@ Endpoints (model name = service name, one version "1"):
 ``POST /v2/models/{name}/infer`` (JSON or Triton's binary tensor extension, so
 ``tritonclient.http`` works unchanged), and ``GET /metrics``.
 
-The infer handler (a plain ASGI route served in front of FastAPI, see :class:`_InferRoute`)
-decodes and checks the request and awaits the pool's answer on the pool's own event loop. The
+The infer route is served on the pool's own event loop by parser callbacks (:mod:`.fastpath`:
+no task or future per request; the worker's answer is written to the socket from the
+dispatcher's callback), else by a plain ASGI route in front of FastAPI (:class:`_InferRoute`);
+both decode and check the request the same way. The
 client's deadline is the header ``X-Request-Timeout-Ms`` or Triton's request parameter
 ``timeout`` (microseconds); parameters this server does not act on are refused, never ignored.
 Every error, FastAPI's own included, is a v2 body ``{"error": "..."}``: 400 (bad request or
@@ -28,8 +30,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from fastapi import FastAPI
@@ -45,11 +46,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 
 from clover_rl.serving.live.codec import HEADER, CodecError, decode_request, encode_response
 from clover_rl.serving.live.energy import EnergyMeter
+from clover_rl.serving.live.fastpath import protocol_for
 from clover_rl.serving.live.models import check_inputs, io_spec
-from clover_rl.serving.live.pool import RequestError, WorkerPool
+from clover_rl.serving.live.pool import InferResult, RequestError, WorkerPool
 
 log = logging.getLogger("clover_rl.serving.live")
 
+NAN = float("nan")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -110,8 +113,7 @@ class PoolCollector:
             yield e
 
 
-@dataclass(frozen=True)
-class ServerRecord:
+class ServerRecord(NamedTuple):
     """One infer request as the front end saw it (times from ``time.perf_counter()``)."""
 
     status: int
@@ -307,54 +309,88 @@ def create_app(
             return unknown(model)
         return JSONResponse({"name": name, "ready": ready()}, status_code=200 if ready() else 503)
 
-    async def infer(model: str, mv: str, body: bytes, headers: dict[bytes, bytes]) -> tuple[int, bytes, list, float]:
-        """One inference: (status, body, extra headers, pool latency s or NaN). Errors are v2
-        ``{"error": ...}`` bodies."""
-        nan = float("nan")
-        t0 = time.perf_counter()
+    def begin(model: str, mv: str, body: bytes, headers: dict[bytes, bytes]) -> tuple[Any, float | None]:
+        """Decode and check a request: (InferRequest, client deadline s), or (error reply, None)."""
         if model != name or mv != "1":
             requests_total.labels(model, "404").inc()
-            return 404, _error_body(f"unknown model {model!r} (this server serves {name!r})"), [], nan
+            return (404, _error_body(f"unknown model {model!r} (this server serves {name!r})"), [], NAN), None
         try:
-            enc = headers.get(b"content-encoding", b"identity").decode("latin-1")
-            if enc == "gzip":
+            enc = headers.get(b"content-encoding", b"identity")
+            if enc == b"gzip":
                 body = gzip.decompress(body)
-            elif enc == "deflate":
+            elif enc == b"deflate":
                 body = zlib.decompress(body)
-            elif enc != "identity":
-                raise CodecError(f"unsupported Content-Encoding {enc!r}")
+            elif enc != b"identity":
+                raise CodecError(f"unsupported Content-Encoding {enc.decode('latin-1')!r}")
             hl = headers.get(_HEADER_KEY)
             req = decode_request(body, hl.decode("latin-1") if hl is not None else None)
             check_inputs(service, req.inputs)
             timeout_s = deadline_header(headers.get(_DEADLINE_KEY))
-            if timeout_s is None:
-                timeout_s = req.timeout_s
         except (CodecError, OSError, zlib.error) as e:
             requests_total.labels(model, "400").inc()
-            return 400, _error_body(str(e)), [], nan
-        try:
-            res = await pool.submit_async(req.inputs, timeout_s)
-        except RequestError as e:
-            requests_total.labels(model, str(e.status)).inc()
-            extra = [(b"content-type", b"application/json")]
-            if e.retry_after_s is not None:
-                extra.append((b"retry-after", str(max(1, math.ceil(e.retry_after_s))).encode()))
-            return e.status, _error_body(str(e)), extra, nan
+            return (400, _error_body(str(e)), [], NAN), None
+        return req, timeout_s if timeout_s is not None else req.timeout_s
+
+    def refused(e: RequestError) -> tuple[int, bytes, list, float]:
+        requests_total.labels(name, str(e.status)).inc()
+        extra = [(b"content-type", b"application/json")]
+        if e.retry_after_s is not None:
+            extra.append((b"retry-after", str(max(1, math.ceil(e.retry_after_s))).encode()))
+        return e.status, _error_body(str(e)), extra, NAN
+
+    def answer(req: Any, res: InferResult, t0: float) -> tuple[int, bytes, list, float]:
+        """The 200 reply (or 400 for an unknown requested output); counts and times it."""
         try:
             payload, hlen = encode_response(name, res.outputs, req,
                                             {"variant": res.variant, "slice": res.slot_id,
                                              "service_ms": round(res.service_s * 1000, 3)})
         except CodecError as e:
-            requests_total.labels(model, "400").inc()
-            return 400, _error_body(str(e)), [], nan
+            requests_total.labels(name, "400").inc()
+            return 400, _error_body(str(e)), [], NAN
         dt = time.perf_counter() - t0
         ok_total.inc()
         ok_latency.observe(dt)
-        app.state.overhead_s.append(max(0.0, dt - res.service_s))
+        overhead.append(dt - res.service_s if dt > res.service_s else 0.0)
         if hlen is None:
             return 200, payload, [(b"content-type", b"application/json")], res.latency_s
         return (200, payload, [(b"content-type", b"application/octet-stream"), (_HEADER_KEY, str(hlen).encode())],
                 res.latency_s)
+
+    async def infer(model: str, mv: str, body: bytes, headers: dict[bytes, bytes]) -> tuple[int, bytes, list, float]:
+        """One inference through the ASGI route: (status, body, extra headers, pool s or NaN)."""
+        t0 = time.perf_counter()
+        req, timeout_s = begin(model, mv, body, headers)
+        if isinstance(req, tuple):
+            return req
+        try:
+            res = await pool.submit_async(req.inputs, timeout_s)
+        except RequestError as e:
+            return refused(e)
+        return answer(req, res, t0)
+
+    def infer_now(model: str, mv: str, body: bytes, headers: dict[bytes, bytes], reply: Any) -> Any:
+        """The same on the pool's loop by callbacks (:mod:`.fastpath`): ``reply(status, body,
+        extra headers, pool s)`` is called once; returns a cancel callable, or None."""
+        t0 = time.perf_counter()
+        req, timeout_s = begin(model, mv, body, headers)
+        if isinstance(req, tuple):
+            reply(*req)
+            return None
+
+        def done(res: InferResult | None, exc: BaseException | None) -> None:
+            reply(*(answer(req, res, t0) if res is not None else
+                    refused(exc if isinstance(exc, RequestError) else RequestError(500, f"internal error: {exc!r}"))))
+
+        return pool.submit_cb(req.inputs, timeout_s, done)
+
+    def record(status: int, t_accept: float, pool_s: float) -> None:
+        done = time.perf_counter()
+        records_append(ServerRecord(status, done, done - t_accept, pool_s))
+
+    overhead = app.state.overhead_s
+    records_append = app.state.server_records.append
+    # The callback path FrontEnd serves when it runs on the pool's loop (see fastpath).
+    app.state.fast_protocol = protocol_for(infer_now, record)
 
     # Served outermost (FrontEnd), so an inference skips FastAPI's middleware stack entirely.
     app.state.asgi = _InferRoute(app, infer, record=app.state.server_records.append)
@@ -400,8 +436,10 @@ class FrontEnd:
             raise BackendError(f"cannot listen on {self.host}:{self.port}: {e.strerror}") from None
         self.port = sock.getsockname()[1]
         asgi = getattr(self.app.state, "asgi", self.app)
+        # On the pool's loop the infer route is served by callbacks (fastpath); elsewhere by ASGI.
+        fast = getattr(self.app.state, "fast_protocol", None) if self.loop is not None else None
         config = uvicorn.Config(asgi, log_level="warning", access_log=False, lifespan="off", loop="auto",
-                                http="auto", timeout_keep_alive=30, backlog=2048, proxy_headers=False,
+                                http=fast or "httptools", timeout_keep_alive=30, backlog=2048, proxy_headers=False,
                                 server_header=False, date_header=False)
         self._server = uvicorn.Server(config)
         if self.loop is not None:

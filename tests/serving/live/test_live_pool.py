@@ -14,7 +14,7 @@ import pytest
 from clover_rl.mig.config import parse_configuration
 from clover_rl.serving.live.placement import MigPlacement
 from clover_rl.serving.live.pool import RequestError, WorkerPool
-from clover_rl.serving.live.worker import throttle_sleep_s
+from clover_rl.serving.live.worker import MIN_SLEEP_S, Throttle, throttle_sleep_s
 from tests.support import fake_nvml
 from tests.support.live import GPU, noop_service, sum_service
 
@@ -31,6 +31,31 @@ def test_throttle_rule() -> None:
     assert throttle_sleep_s(0.01, 7) == 0.0
     assert throttle_sleep_s(0.01, 1) == pytest.approx(0.06)  # 1g: 7x the host's time
     assert throttle_sleep_s(0.01, 3) == pytest.approx(0.01 * (7 / 3 - 1))
+
+
+def test_throttle_carries_short_sleeps_and_keeps_the_duty_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import clover_rl.serving.live.worker as worker
+
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(s: float) -> None:  # a sleep that overshoots by 60 us, like the kernel's timer slack
+        sleeps.append(s)
+        now[0] += s + 60e-6
+
+    monkeypatch.setattr(worker.time, "sleep", sleep)
+    monkeypatch.setattr(worker.time, "perf_counter", lambda: now[0])
+    t = Throttle(3)
+    for _ in range(1000):  # 20 us of compute per request: owed 26.7 us of sleep each time
+        t.after(20e-6)
+        now[0] += 20e-6
+    owed = 1000 * throttle_sleep_s(20e-6, 3)
+    assert len(sleeps) < 1000 / 10 and min(sleeps) >= MIN_SLEEP_S  # no micro-sleeps
+    slept = sum(sleeps) + 60e-6 * len(sleeps)
+    assert abs(slept - owed) <= MIN_SLEEP_S  # the overshoot is paid back: c/C speed over time
+    t7 = Throttle(7)
+    t7.after(1.0)
+    assert len(sleeps) < 100 and t7.debt_s == 0.0  # a whole GPU never sleeps
 
 
 def test_fifo_dispatch_and_throttled_service_time() -> None:
