@@ -30,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 log = logging.getLogger("clover_rl.serving.live")
 
 INFER_PATH = re.compile(rb"^/v2/models/([^/?#]+)(?:/versions/([^/?#]+))?/infer(?:\?.*)?$")
-_JSON = [(b"content-type", b"application/json")]
+_JSON = b"content-type: application/json\r\n"
 
 # handler(model, version, body, headers, reply) -> cancel callable or None; reply(status,
 # payload, extra headers, pool seconds) is called exactly once, possibly before it returns.
@@ -73,16 +73,10 @@ class FastRequest:
         transport = proto.transport
         if transport.is_closing():  # the client left meanwhile
             return
-        parts = [STATUS_LINE[status]]
-        for name, value in proto.server_state.default_headers:
-            parts += [name, b": ", value, b"\r\n"]
-        for name, value in extra or _JSON:
-            parts += [name, b": ", value, b"\r\n"]
-        parts += [b"content-length: ", str(len(payload)).encode(), b"\r\n"]
-        if not self.keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts += [b"\r\n", payload]
-        transport.write(b"".join(parts))
+        transport.write(b"%s%s%scontent-length: %d\r\n%s\r\n%s" % (
+            STATUS_LINE[status], proto.default_headers,
+            b"".join([b"%s: %s\r\n" % h for h in extra]) if extra else _JSON,
+            len(payload), b"" if self.keep_alive else b"connection: close\r\n", payload))
         if not self.keep_alive:
             transport.close()
         proto.on_response_complete()
@@ -98,13 +92,24 @@ class InferProtocol(HttpToolsProtocol):
     handler: Handler
     record: Callable[[int, float, float], None] | None = None  # (status, t_accept, pool s)
 
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.default_headers = b"".join([b"%s: %s\r\n" % h for h in self.server_state.default_headers])
+
     def on_message_begin(self) -> None:
+        # uvicorn's per-request state, less the ASGI scope (built only for requests that need it)
         self.fast: FastRequest | None = None
-        super().on_message_begin()
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
 
     def on_headers_complete(self) -> None:
         m = INFER_PATH.match(self.url) if self.parser.get_method() == b"POST" else None
         if m is None or self.pipeline or not (self.cycle is None or self.cycle.response_complete):
+            url, headers, expect = self.url, self.headers, self.expect_100_continue
+            super().on_message_begin()  # the scope, then what the parser has given since
+            self.url, self.headers, self.expect_100_continue = url, headers, expect
+            self.scope["headers"] = headers
             super().on_headers_complete()
             return
         version = self.parser.get_http_version()
@@ -143,7 +148,42 @@ class InferProtocol(HttpToolsProtocol):
             cycle.disconnected = True
             if cycle.cancel is not None:
                 cycle.cancel()
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         super().connection_lost(exc)
+
+    # Keep-alive: uvicorn cancels its idle timer on every read and arms a new one after every
+    # response (a timer per request). Here one timer per connection, when it fires, checks how
+    # long the connection has really been idle; same timeout, same close.
+    _idle_since: float | None = None
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next pipelined request (queued behind this one) starts now
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+
+    def _keep_alive_due(self) -> None:
+        self.timeout_keep_alive_task = None
+        idle = self._idle_since
+        if idle is None:  # a request is in progress: its response arms the timer again
+            return
+        left = idle + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_due)
+        else:
+            self.timeout_keep_alive_handler()
 
 
 def protocol_for(handler: Handler, record: Callable[[int, float, float], None] | None = None) -> type[InferProtocol]:

@@ -19,8 +19,9 @@ host's cores for clean figures.
 Pipe protocol (tuples): parent -> worker ``("infer", id, inputs, shared)`` / ``("stop",)``, where
 ``shared`` (or None) locates large numeric inputs in a shared mapping instead of the pipe;
 worker -> parent ``("ready", info)`` / ``("error", message)`` at start-up, then
-``("done", id, outputs, service_s, compute_s)`` or ``("fail", id, message, service_s)`` when the
-model rejects a request (answered 400, the worker stays up).
+``("done", id, outputs, service_s, compute_s)`` (numeric outputs packed, :func:`pack_outputs`)
+or ``("fail", id, message, service_s)`` when the model rejects a request (answered 400, the
+worker stays up).
 """
 from __future__ import annotations
 
@@ -137,8 +138,10 @@ class _SharedWriter:
         assert self.map is not None
         layout, off = {}, 0
         for k, a in big.items():
-            view = np.ndarray(a.shape, a.dtype, buffer=self.map, offset=off)
-            view[...] = a
+            if a.flags.c_contiguous:  # one memcpy from the tensor's buffer
+                self.map[off:off + a.nbytes] = a.data.cast("B")
+            else:
+                np.ndarray(a.shape, a.dtype, buffer=self.map, offset=off)[...] = a
             layout[k] = (off, a.shape, a.dtype.str)
             off += a.nbytes
         return {k: a for k, a in inputs.items() if k not in big}, {"path": self.path, "arrays": layout}
@@ -190,6 +193,18 @@ class _SharedReader:
             self.path = shared["path"]
         return {k: np.ndarray(shape, np.dtype(dt), buffer=self.map, offset=off)
                 for k, (off, shape, dt) in shared["arrays"].items()}
+
+
+def pack_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Numeric arrays as ``(dtype, shape, bytes)`` for the pipe: pickling that costs ~1 us, an
+    ndarray ~10 us (and ~7 us to unpickle), per reply. Other values pass as they are."""
+    return {k: (a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray) and a.dtype != np.object_ else a
+            for k, a in outputs.items()}
+
+
+def unpack_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`pack_outputs` (read-only arrays over the received bytes)."""
+    return {k: np.frombuffer(v[2], v[0]).reshape(v[1]) if type(v) is tuple else v for k, v in outputs.items()}
 
 
 def one_line(e: BaseException) -> str:
@@ -288,7 +303,10 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
             except Exception as e:
                 conn.send(("fail", rid, one_line(e), 0.0))
                 continue
-        conn.send(serve_request(servable, spec, rid, inputs, throttle))
+        reply = serve_request(servable, spec, rid, inputs, throttle)
+        if reply[0] == "done":
+            reply = ("done", rid, pack_outputs(reply[2]), reply[3], reply[4])
+        conn.send(reply)
 
 
 class WorkerCrashed(Exception):
@@ -381,6 +399,8 @@ class WorkerProcess:
         if self._pending_shared:
             self._shared.mapped()
             self._pending_shared = False
+        if reply[0] == "done":
+            return ("done", reply[1], unpack_outputs(reply[2]), reply[3], reply[4])
         return reply
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -61,3 +61,28 @@ def test_malformed_requests(body: bytes, hl: int | None, msg: str) -> None:
     with pytest.raises(CodecError, match=msg) as e:
         decode_request(body, hl)
     assert "\n" not in str(e.value)
+
+
+def test_a_repeated_binary_header_is_decoded_from_its_plan() -> None:
+    import clover_rl.serving.live.codec as codec
+
+    rng = np.random.default_rng(1)
+    a, b = (rng.integers(0, 256, (2, 5, 5, 3), dtype=np.uint8) for _ in range(2))
+    scale = np.array([0.5, 2.0], np.float32)
+    body_a, hl = encode_request({"INPUT__0": a, "scale": scale})
+    body_b, hl_b = encode_request({"INPUT__0": b, "scale": scale * 3})
+    assert hl == hl_b and body_a[:hl] == body_b[:hl]  # same shapes: the same JSON header
+    codec._PLANS.clear()
+    first = decode_request(body_a, hl)
+    assert len(codec._PLANS) == 1
+    second = decode_request(body_b, hl)  # from the plan: this body's tensors, not the first one's
+    np.testing.assert_array_equal(second.inputs["INPUT__0"], b)
+    np.testing.assert_array_equal(second.inputs["scale"], scale * 3)
+    assert second.binary_default and second.outputs is None and first.inputs["INPUT__0"].shape == (2, 5, 5, 3)
+    with pytest.raises(CodecError, match="runs past the body"):  # a short body is still refused
+        decode_request(body_b[:-3], hl)
+    with_id, hl_id = encode_request({"INPUT__0": a}, request_id="r7")
+    assert decode_request(with_id, hl_id).id == "r7" and len(codec._PLANS) == 1  # never cached
+    text = np.array([b"hi"], dtype=object)
+    body_t, hl_t = encode_request({"question": text})
+    assert list(decode_request(body_t, hl_t).inputs["question"]) == [b"hi"] and len(codec._PLANS) == 1

@@ -153,3 +153,16 @@ def test_a_handler_crash_is_a_500_not_a_hang(backend: LiveBackend, monkeypatch: 
         s.sendall(_request("x"))
         status, _, body = _read_response(s, bytearray())
         assert status == 500 and "RuntimeError" in json.loads(body)["error"]
+
+
+def test_keep_alive_closes_only_idle_connections(backend: LiveBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend.frontend._server.config, "timeout_keep_alive", 0.5)
+    with _connect(backend) as s:
+        buf = bytearray()
+        for i in range(4):  # busy for ~1.2 s, never idle for 0.5 s: stays open
+            s.sendall(_request(f"k{i}"))
+            assert _read_response(s, buf)[0] == 200
+            time.sleep(0.15)
+        time.sleep(1.0)  # idle past the timeout: the server closes it
+        s.settimeout(2.0)
+        assert s.recv(1024) == b""
