@@ -132,10 +132,6 @@ class _Plan(NamedTuple):
     request: InferRequest  # inputs empty; the rest shared by every request decoded from the plan
 
 
-_PLANS: dict[bytes, _Plan] = {}
-_MAX_PLANS = 256
-
-
 def _from_plan(plan: _Plan, body: bytes, hl: int) -> InferRequest:
     inputs = {}
     for name, dt, shape, off, size in plan.tensors:  # read-only views: the workers get copies
@@ -144,23 +140,53 @@ def _from_plan(plan: _Plan, body: bytes, hl: int) -> InferRequest:
     return InferRequest(r.id, inputs, r.outputs, r.binary_default, r.parameters, r.timeout_s)
 
 
+class RequestDecoder:
+    """Decodes v2 infer request bodies, checking each with ``check(inputs)`` (which raises
+    CodecError), and remembers plans: a JSON header seen before whose inputs were all binary
+    numeric and that had no request id is neither parsed nor checked again (at most
+    ``max_plans`` headers). Requests decoded from a plan share ``outputs`` and ``parameters``:
+    read them, never change them. Binary numeric inputs are read-only views of ``body``."""
+
+    def __init__(self, check: Any = None, max_plans: int = 256) -> None:
+        self.check = check
+        self.max_plans = max_plans
+        self.plans: dict[bytes, _Plan] = {}
+
+    def decode(self, body: bytes, header_length: int | str | None = None) -> InferRequest:
+        try:
+            hl = int(header_length) if header_length is not None else len(body)
+        except ValueError:
+            raise CodecError(f"bad {HEADER} header: {header_length!r}") from None
+        if hl < 0 or hl > len(body):
+            raise CodecError(f"{HEADER}={hl} is outside the body of {len(body)} bytes")
+        raw = body[:hl] if hl < len(body) else body
+        if not isinstance(raw, bytes):
+            raw = bytes(raw)
+        plan = self.plans.get(raw) if hl < len(body) else None
+        if plan is not None and len(body) - hl >= plan.end:
+            return _from_plan(plan, body, hl)
+        req, layout, end = _decode(body, hl, raw)
+        if self.check is not None:
+            self.check(req.inputs)
+        if (layout is not None and req.id is None and hl < len(body) and len(self.plans) < self.max_plans
+                and len(req.inputs) == len(layout)):  # a header with a request id is never seen again
+            self.plans[raw] = _Plan(tuple(layout), end, InferRequest(None, {}, req.outputs, req.binary_default,
+                                                                   req.parameters, req.timeout_s))
+        return req
+
+
+_DECODER = RequestDecoder()
+
+
 def decode_request(body: bytes, header_length: int | str | None = None) -> InferRequest:
-    """Parse a v2 infer request body (JSON, or JSON header + binary tensors). A header seen
-    before with only binary numeric inputs and no request id is not parsed again (a cached plan,
-    at most :data:`_MAX_PLANS` headers); the request's ``outputs`` and ``parameters`` are then
-    shared: read them, never change them. Binary numeric inputs are read-only views of ``body``."""
-    try:
-        hl = int(header_length) if header_length is not None else len(body)
-    except ValueError:
-        raise CodecError(f"bad {HEADER} header: {header_length!r}") from None
-    if hl < 0 or hl > len(body):
-        raise CodecError(f"{HEADER}={hl} is outside the body of {len(body)} bytes")
-    raw = body[:hl] if hl < len(body) else body
-    if not isinstance(raw, bytes):
-        raw = bytes(raw)
-    plan = _PLANS.get(raw) if hl < len(body) else None
-    if plan is not None and len(body) - hl >= plan.end:
-        return _from_plan(plan, body, hl)
+    """Parse a v2 infer request body (JSON, or JSON header + binary tensors); see
+    :class:`RequestDecoder` (this one checks nothing beyond the protocol)."""
+    return _DECODER.decode(body, header_length)
+
+
+def _decode(body: bytes, hl: int, raw: bytes) -> tuple[InferRequest, list | None, int]:
+    """The request, the plan's tensor layout (None if an input is not binary numeric) and the
+    binary bytes it spans."""
     try:
         head = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -238,11 +264,7 @@ def decode_request(body: bytes, header_length: int | str | None = None) -> Infer
         parameters=params,
         timeout_s=timeout_s,
     )
-    if (layout is not None and rid is None and hl < len(body) and len(_PLANS) < _MAX_PLANS
-            and len(inputs) == len(layout)):  # a header with a request id is never seen again
-        _PLANS[raw] = _Plan(tuple(layout), offset, InferRequest(req.id, {}, outputs, req.binary_default,
-                                                                         params, timeout_s))
-    return req
+    return req, layout, offset
 
 
 def _json_data(a: np.ndarray) -> list:
@@ -289,6 +311,60 @@ def encode_response(
     if not blobs:
         return js, None
     return js + b"".join(blobs), len(js)
+
+
+_MARK = "@@service_ms@@"
+
+
+class ResponseEncoder:
+    """:func:`encode_response` for one model with the front end's parameters (variant, slice,
+    service_ms), from templates: when every requested output is binary numeric and the request
+    has no id, the JSON header is the same for every answer of a given (outputs, shapes,
+    variant, slice) but for ``service_ms``, so it is rendered once and reused (at most
+    ``max_templates``). Anything else goes through :func:`encode_response`; the bytes are
+    identical either way."""
+
+    def __init__(self, model_name: str, model_version: str = "1", max_templates: int = 256) -> None:
+        self.model_name = model_name
+        self.model_version = model_version
+        self.max_templates = max_templates
+        self.templates: dict[tuple, tuple[bytes, bytes, tuple[str, ...]] | None] = {}
+
+    def encode(self, outputs: dict[str, np.ndarray], request: InferRequest, variant: str, slot: str,
+               service_ms: float) -> tuple[bytes, int | None]:
+        """Body and header length (None = plain JSON), as :func:`encode_response`."""
+        ro = request.outputs
+        t = None
+        if request.id is None and math.isfinite(service_ms):
+            key = (request.binary_default, tuple(ro.items()) if ro is not None else None, variant, slot,
+                   tuple([(k, a.dtype.str, a.shape) for k, a in outputs.items()]))
+            t = self.templates.get(key, False)
+            if t is False:
+                t = self._template(outputs, request, variant, slot)
+                if len(self.templates) < self.max_templates:
+                    self.templates[key] = t
+        if t is None:
+            return encode_response(self.model_name, outputs, request,
+                                   {"variant": variant, "slice": slot, "service_ms": service_ms}, self.model_version)
+        prefix, suffix, names = t
+        js = b"%s%r%s" % (prefix, service_ms, suffix)
+        return js + b"".join([outputs[n].tobytes() for n in names]), len(js)
+
+    def _template(self, outputs: dict[str, np.ndarray], request: InferRequest, variant: str,
+                  slot: str) -> tuple[bytes, bytes, tuple[str, ...]] | None:
+        names = tuple(outputs) if request.outputs is None else tuple(request.outputs)
+        items = []
+        for n in names:
+            a = outputs.get(n)
+            binary = request.binary_default if request.outputs is None else request.outputs[n]
+            if a is None or not binary or a.dtype not in _NAMES:
+                return None
+            items.append({"name": n, "datatype": _NAMES[a.dtype], "shape": list(a.shape),
+                          "parameters": {"binary_data_size": a.nbytes}})
+        head = {"model_name": self.model_name, "model_version": self.model_version,
+                "parameters": {"variant": variant, "slice": slot, "service_ms": _MARK}, "outputs": items}
+        parts = json.dumps(head, separators=(",", ":")).encode().split(json.dumps(_MARK).encode())
+        return (parts[0], parts[1], names) if len(parts) == 2 and items else None
 
 
 def encode_request(

@@ -44,7 +44,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
-from clover_rl.serving.live.codec import HEADER, CodecError, decode_request, encode_response
+from clover_rl.serving.live.codec import HEADER, CodecError, RequestDecoder, ResponseEncoder
 from clover_rl.serving.live.energy import EnergyMeter
 from clover_rl.serving.live.fastpath import protocol_for
 from clover_rl.serving.live.models import check_inputs, io_spec
@@ -309,6 +309,9 @@ def create_app(
             return unknown(model)
         return JSONResponse({"name": name, "ready": ready()}, status_code=200 if ready() else 503)
 
+    decoder = RequestDecoder(lambda inputs: check_inputs(service, inputs))
+    encoder = ResponseEncoder(name)
+
     def begin(model: str, mv: str, body: bytes, headers: dict[bytes, bytes]) -> tuple[Any, float | None]:
         """Decode and check a request: (InferRequest, client deadline s), or (error reply, None)."""
         if model != name or mv != "1":
@@ -323,8 +326,7 @@ def create_app(
             elif enc != b"identity":
                 raise CodecError(f"unsupported Content-Encoding {enc.decode('latin-1')!r}")
             hl = headers.get(_HEADER_KEY)
-            req = decode_request(body, hl.decode("latin-1") if hl is not None else None)
-            check_inputs(service, req.inputs)
+            req = decoder.decode(body, hl.decode("latin-1") if hl is not None else None)
             timeout_s = deadline_header(headers.get(_DEADLINE_KEY))
         except (CodecError, OSError, zlib.error) as e:
             requests_total.labels(model, "400").inc()
@@ -341,9 +343,7 @@ def create_app(
     def answer(req: Any, res: InferResult, t0: float) -> tuple[int, bytes, list, float]:
         """The 200 reply (or 400 for an unknown requested output); counts and times it."""
         try:
-            payload, hlen = encode_response(name, res.outputs, req,
-                                            {"variant": res.variant, "slice": res.slot_id,
-                                             "service_ms": round(res.service_s * 1000, 3)})
+            payload, hlen = encoder.encode(res.outputs, req, res.variant, res.slot_id, round(res.service_s * 1000, 3))
         except CodecError as e:
             requests_total.labels(name, "400").inc()
             return 400, _error_body(str(e)), [], NAN
