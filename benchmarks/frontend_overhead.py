@@ -195,11 +195,12 @@ def main() -> None:
             assert b.apply(parse_configuration("4g:b1,3g:b3", gpu, svc.variant_names)).ok
             load.run(b.url, svc, 1.0, 50.0, image_size=32)  # warm connections and code paths
             me = os.getpid()
+            others_pids = {o.proc.pid for o in others}  # children of this process, not part of clover
             for size in sizes:
                 b.frontend.app.state.overhead_s.clear()
                 w0 = sum(tree_cpu_s(p) for p in b.pool.worker_pids())
                 results["clover", size] = measure(load, b.url, svc, size, args,
-                                                  lambda ld=load: tree_cpu_s(me, exclude={ld.proc.pid}))
+                                                  lambda ld=load: tree_cpu_s(me, exclude={ld.proc.pid, *others_pids}))
                 workers_ms[size] = ((sum(tree_cpu_s(p) for p in b.pool.worker_pids()) - w0)
                                     / max(1, results["clover", size][0].answered) * 1000.0)
                 fe[size] = np.asarray(b.frontend.app.state.overhead_s) * 1000
