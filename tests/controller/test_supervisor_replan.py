@@ -52,7 +52,8 @@ def test_replan_restarts_with_new_overrides() -> None:
     assert sup.ready.wait(60)
     first = sup.proc.pid
     sup.replan("the fleet now serves on 2 of 4 GPU(s)", {"gpus": 2})
-    while len(sup.spawned) < 2 and time.time() < deadline:
+    # _spawn records the overrides before it starts the process: wait for the new process too
+    while (len(sup.spawned) < 2 or sup.proc.pid == first) and time.time() < deadline:
         time.sleep(0.05)
     assert sup.spawned == [{"gpus": 4}, {"gpus": 2}]
     assert sup.proc.pid != first and sup.restarts == 0  # a replan is not counted as a crash
