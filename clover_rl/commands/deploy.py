@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from clover_rl.commands.options import CpuScale, CpuThreads, Device
+
 
 def deploy(
     scenario: str = typer.Option(..., "--scenario", help="shipped scenario name or YAML path"),
@@ -15,7 +17,7 @@ def deploy(
                                                      "greedy-carbon, oracle, random"),
     carbon: str = typer.Option(..., "--carbon", help="carbon source: electricitymaps:ZONE, watttime:REGION, "
                                                      "ukgrid[:REGION], file:PATH[,speed=N]"),
-    device: str = typer.Option("cpu", "--device", help="cpu (emulated slices) or cuda (MIG slices)"),
+    device: Device = "cpu",
     interval: str = typer.Option("1h", "--interval", help="control interval, e.g. 1h, 10m, 30s"),
     duration: str | None = typer.Option(None, "--duration", help="stop after this long (default: until Ctrl-C)"),
     port: int = typer.Option(8000, "--port", help="KServe v2 front end port (0 = any free port)"),
@@ -34,8 +36,8 @@ def deploy(
     load: str | None = typer.Option(None, "--load", metavar="RPS|scenario",
                                     help="also offer load: Poisson at RPS req/s, or the scenario's workload"),
     mig: bool = typer.Option(True, "--mig/--no-mig", help="cuda: MIG slices, or whole GPUs only (MIG mode untouched)"),
-    cpu_scale: float = typer.Option(1.0, "--cpu-scale", help="CPU device: scale model inputs by this"),
-    cpu_threads: int = typer.Option(1, "--cpu-threads", help="CPU device: torch threads per worker"),
+    cpu_scale: CpuScale = 1.0,
+    cpu_threads: CpuThreads = 1,
     deadline: str = typer.Option("2x", "--deadline", help="default request deadline: a multiple of the SLA (2x) "
                                  "or a duration (800ms); overloaded requests are refused with 503 at once"),
     drain_grace: str = typer.Option("30s", "--drain-grace", help="on SIGTERM: time accepted requests get to finish"),

@@ -28,6 +28,7 @@ from clover_rl.controller.supervisor import (
     make_carbon_source,
 )
 from clover_rl.errors import CloverError, ConfigError
+from clover_rl.serving.live.placement import check_device
 
 log = logging.getLogger("clover_rl.controller")
 
@@ -104,8 +105,7 @@ class Deployment:
     def __init__(self, settings: DeploySettings, *, echo: Callable[[str], None] | None = print,
                  placement_wrapper: Callable[[Any], Any] | None = None) -> None:
         s = settings
-        if s.device not in ("cpu", "cuda"):
-            raise ConfigError(f"--device must be cpu or cuda, got {s.device!r}")
+        check_device(s.device)
         if s.models not in MODELS:
             raise ConfigError(f"--models must be one of {', '.join(MODELS)}, got {s.models!r}")
         if not 0 <= s.port <= 65535:

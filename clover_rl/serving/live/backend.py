@@ -26,7 +26,7 @@ from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.latency import CLIENT, SERVER, percentiles_ms
 from clover_rl.serving.live.energy import EnergyMeter
 from clover_rl.serving.live.loadgen import LoadProcess, LoadResult, run_load
-from clover_rl.serving.live.placement import PlacementProvider, default_placement
+from clover_rl.serving.live.placement import PlacementProvider, check_device, default_placement
 from clover_rl.serving.live.pool import RequestRecord, WorkerPool
 from clover_rl.serving.live.realtime import (
     RealTimeBackend,
@@ -68,8 +68,7 @@ class LiveBackend(RealTimeBackend):
         pool_class: Callable[..., WorkerPool] = WorkerPool,
         **pool_options: Any,
     ):
-        if device not in ("cpu", "cuda"):
-            raise ConfigError(f"unknown device {device!r} (expected cpu or cuda)")
+        check_device(device)
         if loadgen not in ("process", "thread"):
             raise ConfigError(f"unknown loadgen mode {loadgen!r} (expected process or thread)")
         if not (isinstance(cpu_scale, (int, float)) and 0 < cpu_scale <= 1):

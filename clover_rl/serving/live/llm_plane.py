@@ -20,7 +20,7 @@ from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.live.energy import EnergyMeter
 from clover_rl.serving.live.llm_dispatch import LLMWorkerPool
 from clover_rl.serving.live.llm_server import create_llm_app
-from clover_rl.serving.live.placement import PlacementProvider, default_placement
+from clover_rl.serving.live.placement import PlacementProvider, check_device, default_placement
 from clover_rl.serving.live.realtime import apply_or_restore, start_front_end, stop_front_end
 
 VLLM_MISSING = "vLLM is not installed: pip install 'clover-rl[vllm]' (needs NVIDIA GPUs)"
@@ -56,8 +56,7 @@ class LLMPlane:
                  max_batch: int = 8, engine: str | None = None, model_path: str | None = None,
                  placement: PlacementProvider | None = None, meter: EnergyMeter | None = None,
                  **pool_options: Any):
-        if device not in ("cpu", "cuda"):
-            raise ConfigError(f"unknown device {device!r} (expected cpu or cuda)")
+        check_device(device)
         if not (isinstance(cpu_scale, (int, float)) and cpu_scale > 0):
             raise ConfigError(f"--cpu-scale must be > 0, got {cpu_scale!r}")
         engine = engine or default_engine(device)

@@ -105,9 +105,19 @@ class WholeGpuPlacement:
         pass
 
 
+DEVICES = ("cpu", "cuda")
+
+
+def check_device(device: str) -> None:
+    """ConfigError unless ``device`` (the ``--device`` option) is one this plane serves on:
+    ``cpu`` (emulated slices) or ``cuda`` (MIG slices / whole GPUs). The one check every entry
+    point (serve, profile, deploy, the live and Ray planes) calls before starting anything."""
+    if device not in DEVICES:
+        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+
+
 def default_placement(device: str, gpu: GpuModel, mig: bool = True) -> PlacementProvider:
+    check_device(device)
     if device == "cpu":
         return CpuPlacement()
-    if device == "cuda":
-        return MigPlacement(gpu) if mig else WholeGpuPlacement(gpu)
-    raise ConfigError(f"unknown device {device!r} (expected cpu or cuda)")
+    return MigPlacement(gpu) if mig else WholeGpuPlacement(gpu)

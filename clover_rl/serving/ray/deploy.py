@@ -13,6 +13,7 @@ from typing import Any
 
 from clover_rl.controller.deployment import Deployment, DeploySettings
 from clover_rl.errors import ConfigError
+from clover_rl.serving.live.placement import check_device
 from clover_rl.serving.ray import require_ray
 
 
@@ -32,8 +33,7 @@ class RayDeployment(Deployment):
                  echo: Callable[[str], None] | None = print) -> None:
         if not 0 < ray_settings.max_down_fraction <= 1:
             raise ConfigError(f"--max-down must be in (0, 1], got {ray_settings.max_down_fraction}")
-        if settings.device not in ("cpu", "cuda"):
-            raise ConfigError(f"--device must be cpu or cuda, got {settings.device!r}")
+        check_device(settings.device)
         if ray_settings.mig_backend not in ("nvml", "gpu-operator"):
             raise ConfigError(f"--mig-backend must be nvml or gpu-operator, got {ray_settings.mig_backend!r}")
         if ray_settings.mig_backend == "gpu-operator" and not (settings.device == "cuda" and settings.mig):

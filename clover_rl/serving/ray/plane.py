@@ -26,7 +26,8 @@ from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
 from clover_rl.services import ServiceSpec
 from clover_rl.serving.backend import ReconfigReport
-from clover_rl.serving.live.server import FrontEnd, create_app
+from clover_rl.serving.live.realtime import start_front_end, stop_front_end
+from clover_rl.serving.live.server import create_app
 from clover_rl.serving.ray.pool import FleetTarget, RayPool
 
 log = logging.getLogger("clover_rl.serving.ray")
@@ -64,13 +65,9 @@ class RayBackend:
                                     input_scale=cpu_scale if device == "cpu" else 1.0, cpu_threads=cpu_threads,
                                     fleet_view=fleet_view, **pool_options)
         self.n_gpus = len(self.pool.fleet)
-        self.meter = ProfileOnlyMeter()
-        try:
-            self.frontend = FrontEnd(create_app(self.pool, None, device=f"ray-{device}"), host, port,
-                                     loop=self.pool.loop).start()
-        except BaseException:
-            self.pool.close()
-            raise
+        self.meter, self.frontend = start_front_end(
+            self.pool, lambda _meter: create_app(self.pool, None, device=f"ray-{device}"),  # type: ignore[arg-type]
+            ProfileOnlyMeter(), device, self.n_gpus, host, port)  # type: ignore[arg-type]
         self._closed = False
 
     @property
@@ -101,10 +98,7 @@ class RayBackend:
         if self._closed:
             return
         self._closed = True
-        try:
-            self.frontend.stop()
-        finally:
-            self.pool.close()
+        stop_front_end(self.frontend, self.pool, self.meter)  # type: ignore[arg-type]
 
 
 class RayPlane(LivePlane):
