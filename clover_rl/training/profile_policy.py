@@ -180,8 +180,10 @@ def profile_kwargs(env: Any, cache_dir: str | Path | None = None) -> dict[str, A
     u = getattr(env, "unwrapped", env)
     names = list(u.model.layout.names)
     graph_cols = [i for i, n in enumerate(names) if n.startswith("graph[")]
+    prof = getattr(u.model, "profile", None)  # None for the LLM model (its physics are the catalog)
+    prof_path = getattr(prof, "path", None)
     key = hashlib.sha1(json.dumps([u.scenario.model_dump(mode="json"), u.catalog.signature, FEATURES,
-                                   load_levels(u.model.mean_rate).tolist(), u.model.profile.path and str(u.model.profile.path)],
+                                   load_levels(u.model.mean_rate).tolist(), prof_path and str(prof_path)],
                                   sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"profile_{key}.npz" if cache_dir is not None else None
     if path is not None and path.is_file():

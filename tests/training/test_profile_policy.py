@@ -205,3 +205,26 @@ def test_snapped_training_loads_sit_on_the_feature_levels() -> None:
                 env.step(env.catalog.base_index)
     finally:
         env.close()
+
+
+def test_profile_kwargs_on_an_llm_scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The LLM model has no measured profile file (its physics are the catalog): the feature cache
+    key must not need one, and the features come from its steady-state table like the vision ones."""
+    import clover_rl.envs.randomization as randomization
+    import clover_rl.training.profile_features as pf
+
+    for mod in (randomization, pf):  # one load level keeps the test short
+        monkeypatch.setattr(mod, "load_levels", lambda rate: np.array([rate]))
+    env = CloverServingEnv("llm", episode_hours=2)
+    try:
+        assert getattr(env.unwrapped.model, "profile", None) is None
+        kw = profile_kwargs(env, tmp_path)
+        n = len(env.catalog)
+        assert kw["table"].shape == (1, n, len(FEATURES)) and np.isfinite(kw["table"]).all()
+        meets = kw["table"][0, :, FEATURES.index("meets")]
+        assert meets.sum() > 0 and (meets[~env.catalog.feasible] == 0).all()
+        assert len(list(tmp_path.glob("profile_*.npz"))) == 1
+        again = profile_kwargs(env, tmp_path)  # read back from the cache
+        np.testing.assert_array_equal(again["table"], kw["table"])
+    finally:
+        env.close()
