@@ -58,6 +58,8 @@ SIZES: tuple[tuple[str, str], ...] = (
     (r"--port \d+", "--port 0"),
     (r"^(clover-rl deploy (?!.*--port).*)$", r"\g<1> --port 0"),
     (r"^(tensorboard (?!.*--port).*)$", r"\g<1> --port 0"),
+    (r"^(clover-rl train --config configs/train/(?:llm|llm-h100|albert|efficientnet[\w-]*)\.yaml(?!.*--timesteps).*)$",
+     r"\g<1> --pretrain-episodes 1"),
     (r"^(clover-rl train (?!.*--timesteps).*)$", r"\g<1> --timesteps 256 --no-progress"),
     (r"^make demo\b", "make demo INSTALL= BIN={bin} HOURS=2"),
 )

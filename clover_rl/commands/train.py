@@ -26,6 +26,9 @@ def train(
         "--exp-name", help="overrides exp_name -- " + field_help("exp_name"))] = None,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="overrides progress_bar -- " + field_help("progress_bar"))] = None,
+    pretrain_episodes: Annotated[int | None, typer.Option(
+        "--pretrain-episodes", min=1, help="overrides pretrain.episodes (a config with a pretrain: block) -- "
+        "episodes per imitation round; 1 gives a quick smoke run of the warm start")] = None,
     carbon_trace: Annotated[str | None, typer.Option(
         "--carbon-trace", metavar="NAME|FILE[,column=C][,time_column=T][,unit=U]",
         help="train and evaluate on this trace instead of the config's (as in evaluate)")] = None,
@@ -39,16 +42,16 @@ def train(
     argv = ["clover-rl", "train"]
     for flag, value in (("--config", config), ("--resume", resume), ("--timesteps", timesteps), ("--seed", seed),
                         ("--n-envs", n_envs), ("--out", out), ("--exp-name", exp_name),
-                        ("--carbon-trace", carbon_trace)):
+                        ("--pretrain-episodes", pretrain_episodes), ("--carbon-trace", carbon_trace)):
         if value is not None:
             argv += [flag, str(value)]
     if progress is not None:
         argv.append("--progress" if progress else "--no-progress")
     if resume is not None:
         if config is not None or seed is not None or out is not None or exp_name is not None \
-                or carbon_trace is not None:
+                or carbon_trace is not None or pretrain_episodes is not None:
             raise ConfigError("--resume continues a run with its own config.yml; "
-                              "drop --config/--seed/--out/--exp-name/--carbon-trace")
+                              "drop --config/--seed/--out/--exp-name/--carbon-trace/--pretrain-episodes")
         res = run_training(resume=resume, timesteps=timesteps, n_envs=n_envs, command=argv,
                            progress=progress)
     else:
@@ -63,6 +66,10 @@ def train(
             cfg = cfg.with_carbon_trace(carbon_trace)
         cfg = cfg.replace(seed=seed, out_dir=str(out) if out is not None else None, exp_name=exp_name,
                           progress_bar=progress)
+        if pretrain_episodes is not None:
+            if cfg.pretrain is None:
+                raise ConfigError(f"--pretrain-episodes: {config} has no pretrain: block")
+            cfg = cfg.replace(pretrain={**cfg.pretrain.to_dict(), "episodes": pretrain_episodes})
         res = run_training(cfg, timesteps=timesteps, n_envs=n_envs, command=argv)
     best = res.best or {}
     figs = ", ".join(f"{k} {best[k]:.4g}" for k in ("objective", "oracle_gap_pct", "sla_violation_pct",

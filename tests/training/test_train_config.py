@@ -59,3 +59,14 @@ def test_replace_and_round_trip() -> None:
         cfg.replace(n_envs=0, where="--n-envs")
     with pytest.raises(Exception):  # noqa: B017 -- frozen: settings change only through replace()
         cfg.seed = 3  # type: ignore[misc]
+
+
+def test_pretrain_episodes_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--pretrain-episodes needs a pretrain: block (smoke has none) and otherwise changes only it."""
+    assert main(["train", "--config", str(SMOKE), "--pretrain-episodes", "1", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --pretrain-episodes: {SMOKE} has no pretrain: block"
+    cfg = load_train_config(configs_dir() / "train" / "llm.yaml")
+    assert cfg.pretrain is not None and cfg.pretrain.episodes > 1
+    small = cfg.replace(pretrain={**cfg.pretrain.to_dict(), "episodes": 1})
+    assert small.pretrain is not None and small.pretrain.episodes == 1
+    assert small.pretrain.rounds == cfg.pretrain.rounds and small.n_timesteps == cfg.n_timesteps
