@@ -107,6 +107,10 @@ def test_tables_fit_80_columns_and_files_are_written(tmp_path):
     assert paths["png"].stat().st_size > 1000
     assert json.loads(paths["json"].read_text())["summary"][0]["worst_gap_pct"] == 4.0
     assert len(paths["csv"].read_text().splitlines()) == 1 + 2 * 4
+    md = paths["md"].read_text().splitlines()
+    assert md[0].startswith("| case | oracle gap %: shipped / clover |")
+    assert md[2].startswith("| case-with-a-long-name-0 | 1.0 / 3.0 |")  # base/oracle left out of gaps
+    assert any("shipped: median / worst oracle gap 2.5 / 4.0%" in x for x in md)
 
 
 def test_run_suite_rejects_unknown_policy_before_running():

@@ -25,7 +25,7 @@ def benchmark(
                                               "(needs the 'ray' extra)")] = None,
     seed: Annotated[int, typer.Option("--seed", metavar="S", help="seed of policies and backend")] = 0,
     out: Annotated[Path | None, typer.Option(
-        "--out", metavar="DIR", help="write benchmark.csv, benchmark.json and benchmark.png here")] = None,
+        "--out", metavar="DIR", help="write benchmark.csv, .json, .md (Markdown table) and .png here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     list_cases: Annotated[bool, typer.Option("--list", help="list the suite's cases and exit")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on a terminal")] = True,

@@ -87,7 +87,8 @@ def to_json(res: SuiteResult) -> dict[str, Any]:
 
 
 def write_outputs(res: SuiteResult, out_dir: str | Path, *, plot: bool = True) -> dict[str, Path]:
-    """``benchmark.csv`` (one row per case x policy), ``benchmark.json`` and ``benchmark.png``."""
+    """``benchmark.csv`` (one row per case x policy), ``benchmark.json``, ``benchmark.md`` (the
+    README's table, :func:`to_markdown`) and ``benchmark.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "benchmark.csv", "json": out / "benchmark.json"}
@@ -101,9 +102,56 @@ def write_outputs(res: SuiteResult, out_dir: str | Path, *, plot: bool = True) -
                 w.writerow([res.version, c.case.name, c.case.scenario, c.case.grid, c.case.start,
                             c.case.load, p, *(row.get(k, "") for k in fields)])
     paths["json"].write_text(json.dumps(to_json(res), indent=2) + "\n")
+    paths["md"] = out / "benchmark.md"
+    paths["md"].write_text(to_markdown(res))
     if plot:
         paths["png"] = plot_gaps(res, out / "benchmark.png")
     return paths
+
+
+def _md(v: Any, fmt: str) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
+
+
+def to_markdown(res: SuiteResult) -> str:
+    """One Markdown row per case, each metric's cells ``a / b / ...`` in the order of the policies
+    (oracle gap and counts leave out ``base`` and ``oracle``: 100/0 by definition), then the
+    per-policy summary as a sentence list -- the README's suite table, generated rather than
+    copied by hand."""
+    pols = [p for p in res.policies if p not in ("base", "oracle")]
+    obj_pols = [p for p in res.policies if p != "base"]
+    names = short_names(res.policies)
+
+    def head(what: str, ps: list[str]) -> str:
+        return f"{what}: {' / '.join(names[p] for p in ps)}"
+
+    def cells(c: CaseResult, key: str, fmt: str, ps: list[str]) -> str:
+        return " / ".join(_md(c.rows[p].get(key), fmt) for p in ps)
+
+    lines = [f"| case | {head('oracle gap %', pols)} | {head('objective', obj_pols)} | "
+             f"{head('SLA-violating intervals', pols)} | {head('reconfigurations', pols)} |",
+             "|---|---|---|---|---|"]
+    for c in res.cases:
+        lines.append(f"| {c.case.name} | {cells(c, 'oracle_gap_pct', '{:.1f}', pols)} | "
+                     f"{cells(c, 'objective', '{:+.4f}', obj_pols)} | {cells(c, 'sla_intervals', '{:.0f}', pols)} | "
+                     f"{cells(c, 'reconfigurations', '{:.0f}', pols)} |")
+    lines.append("")
+    n = len(res.cases)
+    for s in res.summary():
+        if s["policy"] not in pols:
+            continue
+        g = [x for x in res.gaps(s["policy"]) if x > 15.0]
+        text = (f"- {names[s['policy']]}: median / worst oracle gap {_md(s['median_gap_pct'], '{:.1f}')} / "
+                f"{_md(s['worst_gap_pct'], '{:.1f}')}% over {s['gap_cases']} cases with a gap "
+                f"({len(g)} over 15%)")
+        if "objective_ge_paper" in s:
+            text += (f"; objective >= clover's on {s['objective_ge_paper']}, SLA-violating intervals <= "
+                     f"clover's on {s['sla_le_paper']}, reconfigurations <= clover's on "
+                     f"{s['reconfigs_le_paper']} of {n}")
+        lines.append(text)
+    lines.append(f"\nsuite {res.version}, {n} case(s), {res.wall_s:.0f} s wall, "
+                 f"{sum(c.cpu_s for c in res.cases):.0f} s CPU")
+    return "\n".join(lines) + "\n"
 
 
 def plot_gaps(res: SuiteResult, path: Path) -> Path:
