@@ -42,6 +42,7 @@ def benchmark(
     )
     from clover_rl.evaluation.suite import SUITE_VERSION, select_cases
     from clover_rl.paths import writable_dir
+    from clover_rl.progress import ProgressBar
     from clover_rl.telemetry.table import Column, print_table
 
     if workers is not None and workers < 1:
@@ -60,9 +61,9 @@ def benchmark(
         print_table([c.to_dict() for c in cases], cols, title=f"benchmark suite {SUITE_VERSION}")
         return
     policies = list(policy or _default_policies(DEFAULT_POLICIES))
-    with _Progress(progress and not as_json, len(cases)) as bar:
+    with ProgressBar(progress and not as_json, "benchmark", total=len(cases)) as bar:
         def done(r: CaseResult) -> None:  # each case's table as soon as it is done
-            bar.advance(r.case.name)
+            bar.advance(name=r.case.name)
             if not as_json:
                 bar.print(format_case(r) + "\n")
 
@@ -83,44 +84,6 @@ def _default_policies(names: tuple[str, ...]) -> list[str]:
     from clover_rl.agents.registry import POLICY_NAMES
 
     return [p for p in names if p == "shipped" or p in POLICY_NAMES]
-
-
-class _Progress:
-    """A rich progress bar over cases on a terminal (stderr; a no-op otherwise) that lets case
-    tables print above it as they finish."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        console = Console(stderr=True)
-        self.on = enabled and console.is_terminal
-        self.bar = Progress(TextColumn("[bold]benchmark"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
-                            transient=True, disable=not self.on)
-        self.task = self.bar.add_task("", total=total)
-
-    def __enter__(self) -> _Progress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
-
-    def advance(self, name: str) -> None:
-        self.bar.update(self.task, advance=1, description=name)
-
-    def print(self, text: str) -> None:
-        if self.on:
-            self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        else:
-            print(text, flush=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ from clover_rl.agents.base import Policy
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.errors import ConfigError
 from clover_rl.llm import summary as llm_summary
+from clover_rl.progress import ProgressBar
 
 #: Per-interval fields kept from the env's step info (plus ``step``, ``action``, ``reward``).
 ROW_FIELDS: tuple[str, ...] = (
@@ -231,24 +232,6 @@ def _row(step: int, action: int, reward: float, info: Mapping[str, Any]) -> dict
     return row
 
 
-def _make_progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("intervals"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    console=console, transient=True,
-                    disable=not (enabled and console.is_terminal))
-
-
 def evaluate_policies(
     scenario: Any,
     policies: Sequence[str],
@@ -305,11 +288,11 @@ def evaluate_policies(
             done = dict(run_all(ray_address, run_policy, items, workers))
             runs = {spec: done[spec] for spec in all_specs}
         else:
-            with _make_progress(progress) as bar:
+            with ProgressBar(progress, unit="intervals", eta=True) as bar:
                 for spec in all_specs:
                     task = bar.add_task(spec, total=steps)
                     runs[spec] = _run_one(spec, envs[spec], pols[spec], steps, seed, start,
-                                          lambda t=task: bar.advance(t))
+                                          lambda t=task: bar.advance(task=t))
     finally:
         for env in envs.values():
             env.close()

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from clover_rl.progress import ProgressBar
 from clover_rl.training.pretrain_config import EXPERTS, PretrainConfig
 
 __all__ = ["EXPERTS", "Dataset", "PretrainConfig", "fit", "make_expert", "pretrain", "rollout"]
@@ -159,20 +160,21 @@ def pretrain(model: Any, train_cfg: Any, cfg: PretrainConfig, *, progress: bool 
     summary: dict[str, Any] = {**cfg.to_dict(), "rounds_agreement": []}
     try:
         expert = make_expert(cfg, env, seed=train_cfg.seed)
-        with _progress(progress, cfg.rounds * (cfg.episodes + cfg.epochs)) as bar:
+        total = cfg.rounds * (cfg.episodes + cfg.epochs)
+        with ProgressBar(progress, "pretrain (episodes + epochs)", total=total) as bar:
             for k in range(cfg.rounds):
                 beta = cfg.beta ** k
                 agreement = rollout(env, expert, None if k == 0 else model.policy, data, episodes=cfg.episodes,
                                     beta=beta, gamma=gamma, rng=rng,
                                     seed=train_cfg.seed * 1_000_003 + 2**20 + k * cfg.episodes)
-                bar(cfg.episodes)
+                bar.advance(cfg.episodes)
                 if k > 0:
                     summary["rounds_agreement"].append(round(agreement, 4))
                     if logger is not None:
                         logger.record("pretrain/rollout_agreement", agreement)
                 last = fit(model.policy, data, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=optimizer,
                            value_coef=cfg.value_coef, rng=rng, logger=logger, step0=k * cfg.epochs,
-                           on_epoch=lambda: bar(1))
+                           on_epoch=bar.advance)
     finally:
         env.close()
     summary.update({"samples": len(data), **{k: round(float(v), 5) for k, v in last.items()},
@@ -184,30 +186,3 @@ def _maskable(policy: Any) -> bool:
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
     return isinstance(policy, MaskableActorCriticPolicy)
-
-
-class _progress:
-    """A rich progress bar on stderr (off when not a terminal); calling it advances it."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        console = Console(stderr=True)
-        self.bar = Progress(TextColumn("[bold]pretrain (episodes + epochs)"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console, transient=True,
-                            disable=not (enabled and console.is_terminal))
-        self.task = self.bar.add_task("pretrain", total=total)
-
-    def __enter__(self) -> Any:
-        self.bar.__enter__()
-        return lambda n: self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
