@@ -5,10 +5,17 @@ about a second); real-model tests use efficientnet-b1 at low resolution and a ti
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.services import ServiceSpec, load_service
+
+if TYPE_CHECKING:
+    from clover_rl.serving.live.backend import LiveBackend
 
 GPU = get_gpu("a100-40gb")
 TINY_ALBERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -21,6 +28,19 @@ def noop_service(delay_ms: float = 0.0, name: str = "efficientnet") -> ServiceSp
     for v in d["variants"]:
         v["source"] = {"kind": "noop", "name": "noop", "kwargs": {"delay_ms": delay_ms}}
     return ServiceSpec.model_validate(d)
+
+
+@contextmanager
+def noop_backend(config: str, delay_ms: float = 0.0, **kwargs: Any) -> Iterator[LiveBackend]:
+    """A started LiveBackend (CPU, one GPU, seed 3; ``kwargs`` override) over :func:`noop_service`
+    variants with ``config`` (e.g. ``"7g:b1"``) applied and checked; closed on exit."""
+    from clover_rl.mig.config import parse_configuration
+    from clover_rl.serving.live.backend import LiveBackend
+
+    svc = noop_service(delay_ms=delay_ms)
+    with LiveBackend(svc, GPU, **{"n_gpus": 1, "device": "cpu", "seed": 3, **kwargs}) as b:
+        assert b.apply(parse_configuration(config, GPU, svc.variant_names)).ok
+        yield b
 
 
 def tiny_albert() -> ServiceSpec:

@@ -10,10 +10,9 @@ import time
 
 import pytest
 
-from clover_rl.mig.config import parse_configuration
 from clover_rl.serving.live.backend import LiveBackend
 from clover_rl.serving.live.fastpath import InferProtocol
-from tests.support.live import GPU, noop_service
+from tests.support.live import noop_backend
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(90)]
 
@@ -22,13 +21,8 @@ PATH = "/v2/models/efficientnet/infer"
 
 @pytest.fixture(scope="module")
 def backend():
-    svc = noop_service(delay_ms=150)  # one 7g worker: a request holds it 150 ms
-    b = LiveBackend(svc, GPU, n_gpus=1, device="cpu", seed=3)
-    try:
-        assert b.apply(parse_configuration("7g:b1", GPU, svc.variant_names)).ok
+    with noop_backend("7g:b1", delay_ms=150) as b:  # one 7g worker: a request holds it 150 ms
         yield b
-    finally:
-        b.close()
 
 
 def _body(rid: str) -> bytes:

@@ -9,20 +9,15 @@ import pytest
 from clover_rl.mig.config import parse_configuration
 from clover_rl.serving.backend import Backend
 from clover_rl.serving.live.backend import LiveBackend
-from tests.support.live import GPU, noop_service, tiny_albert
+from tests.support.live import GPU, noop_backend, noop_service, tiny_albert
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(90)]
 
 
 @pytest.fixture(scope="module")
 def backend():
-    svc = noop_service(delay_ms=2)
-    b = LiveBackend(svc, GPU, n_gpus=1, device="cpu", seed=3)
-    try:
-        assert b.apply(parse_configuration("4g:b1,3g:b7", GPU, svc.variant_names)).ok
+    with noop_backend("4g:b1,3g:b7", delay_ms=2) as b:
         yield b
-    finally:
-        b.close()
 
 
 def test_health_and_metadata(backend: LiveBackend) -> None:
