@@ -5,12 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from clover_rl.errors import ConfigError
+
+# The field types the config models share, so each constraint (and pydantic's message for it,
+# e.g. "Input should be greater than or equal to 1") is written once; a Field(default,
+# description=...) on the attribute adds to them.
+#: How many of something: an int (not a bool or 2.0), at least 1.
+Count = Annotated[StrictInt, Field(ge=1)]
+#: An int >= 0 (seeds, periods where 0 disables, verbosity).
+NonNegInt = Annotated[StrictInt, Field(ge=0)]
+#: A finite number (YAML's .inf/.nan refused).
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+#: A finite number > 0.
+PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: A finite number >= 0.
+NonNegFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 def load_yaml_mapping(path: Path, *, empty_ok: bool = False) -> dict:

@@ -3,7 +3,7 @@ moving load patterns."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from clover_rl.carbon.base import CarbonTrace
+from clover_rl.config_io import PositiveFinite as _Pos
 from clover_rl.config_io import parse_model
 from clover_rl.errors import ConfigError
 from clover_rl.workload.randomize import Pattern
@@ -45,9 +46,6 @@ def load_levels(nominal_rps: float, k_range: tuple[int, int] = LEVEL_RANGE) -> n
             r = math.nextafter(r, math.inf)
         out.append(r)
     return np.array(out)
-
-
-_Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 def snap_up(rate_rps: float, levels: np.ndarray) -> float:

@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from clover_rl.config_io import NonNegFinite as _NonNeg
 from clover_rl.config_io import load_yaml_mapping, parse_model
 from clover_rl.errors import ConfigError
 from clover_rl.paths import profiles_dir
@@ -224,9 +225,6 @@ class Profile:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, width=120))
         return path
-
-
-_NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):

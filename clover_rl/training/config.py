@@ -17,12 +17,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     field_validator,
     model_validator,
 )
 
-from clover_rl.config_io import load_yaml_mapping, parse_model
+from clover_rl.config_io import Count, NonNegInt, load_yaml_mapping, parse_model
 from clover_rl.errors import ConfigError
 from clover_rl.training.pretrain_config import PretrainConfig
 
@@ -55,14 +54,14 @@ class TrainConfig(BaseModel):
         "also reads per-configuration profile features -- objective value and its slope in the "
         "intensity, carbon, accuracy, p95/SLA at the load -- so it scores any configuration at any "
         "intensity; see clover_rl.training.profile_policy)."))
-    n_envs: StrictInt = Field(1, ge=1, description=(
+    n_envs: Count = Field(1, description=(
         "Parallel training environments (SubprocVecEnv when > 1 unless vec_env: dummy)."))
     vec_env: Literal["auto", "dummy", "subproc", "ray"] = Field("auto", description=(
         "auto (subproc for n_envs > 1), dummy (in-process), subproc or ray (Ray actors: "
         "clover_rl.distributed.vec_env.RayVecEnv; needs the ray extra)."))
-    n_timesteps: StrictInt = Field(100_000, ge=1, description=(
+    n_timesteps: Count = Field(100_000, description=(
         "Total environment steps (one step = one control interval of one environment)."))
-    seed: StrictInt = Field(0, ge=0, description=(
+    seed: NonNegInt = Field(0, description=(
         "Seeds SB3 (torch, action sampling) and every environment (seed + rank)."))
     hyperparams: dict[str, Any] = Field(default_factory=dict, description=(
         "Algorithm constructor arguments (learning_rate, n_steps, batch_size, gamma, ...). "
@@ -83,10 +82,10 @@ class TrainConfig(BaseModel):
         "evaluation period, 2021), or validation: {traces, windows, synthetic, loads}: a validation "
         "set over several grids' evaluation periods (clover_rl.training.envs.validation_episodes). "
         "Scenario overrides in env_kwargs apply here too unless set again."))
-    eval_freq: StrictInt = Field(10_000, ge=0, description=(
+    eval_freq: NonNegInt = Field(10_000, description=(
         "Evaluate every this many total environment steps (0 disables; then the final model is the "
         "run's model)."))
-    n_eval_episodes: StrictInt = Field(4, ge=1, description=(
+    n_eval_episodes: Count = Field(4, description=(
         "Evaluation episodes, at fixed windows spread evenly over the evaluation trace."))
     eval_oracle: StrictBool = Field(True, description=(
         "Log eval/oracle_gap_pct: needs the replay model's steady state of every configuration at "
@@ -95,10 +94,10 @@ class TrainConfig(BaseModel):
         "Which evaluation figure picks the best model: reward (mean episode reward, penalties "
         "included) or objective (mean paper score)."))
     device: str = Field("cpu", description="Torch device for the networks (small MLPs: the CPU is fastest).")
-    torch_threads: StrictInt = Field(1, ge=1, description=(
+    torch_threads: Count = Field(1, description=(
         "torch.set_num_threads for this process (the machine is shared; 1 is fastest for small nets)."))
     progress_bar: StrictBool = Field(True, description="Show a tqdm/rich progress bar.")
-    verbose: StrictInt = Field(0, ge=0, description="SB3 verbosity (0 quiet, 1 info).")
+    verbose: NonNegInt = Field(0, description="SB3 verbosity (0 quiet, 1 info).")
     out_dir: str = Field("runs", description="Where run folders are created.")
     pretrain: PretrainConfig | None = Field(None, description=(
         "Imitation warm start before PPO (PPO family): {expert: mpc, rounds, episodes, epochs, "

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
+
+from clover_rl.config_io import Count
 
 Expert = Literal["mpc"]
 #: Experts a policy may imitate: forecast-only controllers (no hindsight, no probing).
@@ -21,13 +23,13 @@ class PretrainConfig(BaseModel):
         "Which controller to imitate: mpc, the forecast-driven planner (never hindsight)."))
     expert_kwargs: dict[str, Any] = Field(default_factory=dict, description=(
         "Arguments of the expert's constructor (mpc: horizon, switch_cost)."))
-    rounds: StrictInt = Field(3, ge=1, description=(
+    rounds: Count = Field(3, description=(
         "Data-collection rounds: round 0 the expert alone, later rounds DAgger (learner rollouts "
         "labelled by the expert)."))
-    episodes: StrictInt = Field(24, ge=1, description=(
+    episodes: Count = Field(24, description=(
         "Training episodes rolled out per round (each episode_hours of intervals)."))
-    epochs: StrictInt = Field(30, ge=1, description="Passes over the aggregated data after each round.")
-    batch_size: StrictInt = Field(256, ge=1, description="Minibatch size (intervals).")
+    epochs: Count = Field(30, description="Passes over the aggregated data after each round.")
+    batch_size: Count = Field(256, description="Minibatch size (intervals).")
     learning_rate: float = Field(1e-3, gt=0, le=1, description=(
         "Adam step size for the fit (its own optimiser; PPO's is untouched)."))
     value_coef: float = Field(0.5, ge=0, le=100, description=(

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from clover_rl.config_io import Finite as _Num
 from clover_rl.config_io import parse_model
 from clover_rl.errors import ConfigError, TraceError
 from clover_rl.workload.rate_trace import RATE_VALUE_NAMES, RateTrace, load_rate_trace, rate_units
@@ -48,9 +49,6 @@ def detect_format(path: Path) -> str:
     has_rate = any(c in RATE_VALUE_NAMES or _RATE_WORD.search(c) for c in header)
     has_time = any(c in TIME_NAMES for c in header)
     return "requests" if has_time and not has_rate else "rates"
-
-
-_Num = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class WorkloadSpec(BaseModel):
