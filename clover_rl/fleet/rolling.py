@@ -43,7 +43,6 @@ from clover_rl.serving.backend import ReconfigReport
 from clover_rl.serving.live.dispatch import Worker
 from clover_rl.serving.live.placement import PlacementProvider
 from clover_rl.serving.live.pool import SlotPlan, WorkerPool
-from clover_rl.serving.slots import slice_id, slot_assignment
 
 log = logging.getLogger("clover_rl.serving.live")
 
@@ -155,22 +154,9 @@ class RollingPool(WorkerPool):
     def _gpu_plan(self, g: int, configuration: Configuration) -> tuple[list[SlotPlan], list[Worker]]:
         """(slots to start, workers to retire) for GPU ``g`` to serve ``configuration``; running
         (slice, variant) pairs stay (no needless reload)."""
-        if configuration.gpu != self.gpu.name:
-            raise ConfigError(f"configuration {configuration.label()} is for {configuration.gpu}, "
-                              f"the pool serves {self.gpu.name}")
-        for v in set(configuration.variants):
-            self.service.variant(v)
-        free = {w.key: w for w in self._gpu_workers(g)}
-        running = {(w.plan.slice.profile, w.plan.slice.start): w.plan.variant for w in free.values()}
-        new = []
-        for s, v in slot_assignment(configuration, self.gpu, running):
-            sp = SlotPlan(slice_id(g, s), g, s, v, self.gpu.profile(s.profile).compute_slices)
-            match = next((w for w in free.values() if (w.plan.slot_id, w.plan.variant) == (sp.slot_id, sp.variant)), None)
-            if match is not None:
-                free.pop(match.key)
-            else:
-                new.append(sp)
-        return new, list(free.values())
+        self._check(configuration)
+        running = self._gpu_workers(g)
+        return self._match(self._gpu_slots(g, configuration, running), running)
 
     def reconfigure(self, configuration: FleetTarget) -> ReconfigReport:  # type: ignore[override]
         """Serve ``configuration`` (one for every GPU, per GPU, or a fleet); rolling, see the
@@ -237,10 +223,7 @@ class RollingPool(WorkerPool):
                 if not mbb:
                     self._restore(g, before, old)
                 return False, {}, 0, f"GPU {g}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-            started = [self._spawn(sp, devices.get(sp.slice, "cpu")) for sp in new]
-            for w in started:
-                w.ready.wait(self.start_timeout_s + 30)
-            failed = [w for w in started if w.state != "ready"]
+            started, failed = self._start([(sp, devices.get(sp.slice, "cpu")) for sp in new])
             if failed:
                 self._retire(started, wait=False)
                 if not mbb:
@@ -260,8 +243,7 @@ class RollingPool(WorkerPool):
             return
         try:
             devices = self.placement.realize(g, before.partition(self.gpu))
-            for w in [self._spawn(w.plan, devices.get(w.plan.slice, "cpu")) for w in old]:
-                w.ready.wait(self.start_timeout_s + 30)
+            self._start([(w.plan, devices.get(w.plan.slice, "cpu")) for w in old])
         except Exception as e:
             log.error("GPU %d: could not restore %s: %s", g, before.label(), str(e).splitlines()[0] if str(e) else e)
 

@@ -219,17 +219,49 @@ class WorkerPool:
     # ------------------------------------------------------------------ configuration
     def plan(self, configuration: Configuration) -> list[SlotPlan]:
         """Slots of ``configuration`` on every GPU, reusing current (slice, variant) pairs."""
+        self._check(configuration)
+        out: list[SlotPlan] = []
+        for g in range(self.n_gpus):
+            running = [w for w in self._workers() if not w.retiring and w.plan.gpu_index == g]
+            out += self._gpu_slots(g, configuration, running)
+        return sorted(out, key=lambda sp: sp.slot_id)
+
+    def _check(self, configuration: Configuration) -> None:
+        """ConfigError unless ``configuration`` is for this pool's GPU model and service."""
         if configuration.gpu != self.gpu.name:
             raise ConfigError(f"configuration {configuration.label()} is for {configuration.gpu}, the pool serves {self.gpu.name}")
         for v in set(configuration.variants):
             self.service.variant(v)
-        out: list[SlotPlan] = []
-        for g in range(self.n_gpus):  # running (slice, variant) pairs stay: no needless reload
-            previous = {(w.plan.slice.profile, w.plan.slice.start): w.plan.variant
-                        for w in self._workers() if not w.retiring and w.plan.gpu_index == g}
-            for s, v in slot_assignment(configuration, self.gpu, previous):
-                out.append(SlotPlan(slice_id(g, s), g, s, v, self.gpu.profile(s.profile).compute_slices))
-        return sorted(out, key=lambda sp: sp.slot_id)
+
+    def _gpu_slots(self, g: int, configuration: Configuration, running: list[Worker]) -> list[SlotPlan]:
+        """GPU ``g``'s slots of ``configuration``; the (slice, variant) pairs of its ``running``
+        workers stay where they are (no needless reload)."""
+        previous = {(w.plan.slice.profile, w.plan.slice.start): w.plan.variant for w in running}
+        return [SlotPlan(slice_id(g, s), g, s, v, self.gpu.profile(s.profile).compute_slices)
+                for s, v in slot_assignment(configuration, self.gpu, previous)]
+
+    @staticmethod
+    def _match(plans: list[SlotPlan], workers: list[Worker]) -> tuple[list[SlotPlan], list[Worker]]:
+        """(plans no worker serves yet, workers no plan keeps): a worker whose slot and variant
+        are unchanged keeps serving."""
+        free = {w.key: w for w in workers}
+        new: list[SlotPlan] = []
+        for sp in plans:
+            match = next((w for w in free.values()
+                          if w.plan.slot_id == sp.slot_id and w.plan.variant == sp.variant), None)
+            if match is not None:
+                free.pop(match.key)
+            else:
+                new.append(sp)
+        return new, list(free.values())
+
+    def _start(self, placed: list[tuple[SlotPlan, str]]) -> tuple[list[Worker], list[Worker]]:
+        """Spawn a worker per (slot, device) and wait until each is ready or has given up (its
+        start timeout + 30 s); returns (started, failed)."""
+        started = [self._spawn(sp, dev) for sp, dev in placed]
+        for w in started:
+            w.ready.wait(self.start_timeout_s + 30)
+        return started, [w for w in started if w.state != "ready"]
 
     def _workers(self) -> list[Worker]:
         return list(self._d.workers.values())
@@ -268,18 +300,7 @@ class WorkerPool:
             t0 = time.perf_counter()
             previous = self._configuration
             plans = self.plan(configuration)
-            active = [w for w in self._workers() if not w.retiring and w.state != "failed"]
-            pool_free = {w.key: w for w in active}
-            keep: list[Worker] = []
-            new: list[SlotPlan] = []
-            for sp in plans:
-                match = next((w for w in pool_free.values()
-                              if w.plan.slot_id == sp.slot_id and w.plan.variant == sp.variant), None)
-                if match is not None:
-                    keep.append(pool_free.pop(match.key))
-                else:
-                    new.append(sp)
-            old = list(pool_free.values())
+            new, old = self._match(plans, [w for w in self._workers() if not w.retiring and w.state != "failed"])
             if not new and not old:
                 self._configuration = configuration
                 return ReconfigReport(previous != configuration, previous, configuration, {}, 0, True, "unchanged")
@@ -305,10 +326,7 @@ class WorkerPool:
             log.error("reconfiguration to %s failed: %s", configuration.label(), msg)
             return ReconfigReport(True, previous, previous or configuration, {}, 0, False, f"placement failed: {msg}")
         self.last_placement_s = time.perf_counter() - tp
-        started = [self._spawn(sp, devices.get(sp.slot_id, "cpu")) for sp in new]
-        for w in started:
-            w.ready.wait(self.start_timeout_s + 30)
-        failed = [w for w in started if w.state != "ready"]
+        started, failed = self._start([(sp, devices.get(sp.slot_id, "cpu")) for sp in new])
         if failed and mbb:
             self._retire(started, wait=False)
             msg = failed[0].error or "worker failed to start"
