@@ -30,14 +30,20 @@ NonNegFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 def load_yaml_mapping(path: Path, *, empty_ok: bool = False) -> dict:
     """The top-level mapping of a YAML file (``{}`` for an empty file when ``empty_ok``), or a
     ConfigError naming the file."""
+    return parse_yaml_mapping(path.read_text(), str(path), empty_ok=empty_ok)
+
+
+def parse_yaml_mapping(text: str, where: str, *, empty_ok: bool = False) -> dict:
+    """The same for YAML ``text`` that is not a file of its own (e.g. a Kubernetes config map's
+    key); ``where`` names it in the ConfigError."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
     if data is None and empty_ok:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{where}: expected a mapping at the top level")
     return data
 
 

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field
 
+from clover_rl.config_io import parse_model, parse_yaml_mapping
 from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import GpuModel
 from clover_rl.mig.config import Configuration
@@ -124,6 +126,18 @@ def node_config(layouts: Mapping[int, Configuration], gpu: GpuModel) -> tuple[st
     return f"clover-{digest}", entries
 
 
+class MigPartedDoc(BaseModel):
+    """The mig-parted document under the config map's ``config.yaml`` (NVIDIA mig-parted's
+    ``version`` + ``mig-configs: {name: [entry, ...]}``): checked before the adapter adds its
+    config, so a malformed map is a one-line ConfigError naming the map and field, never
+    silently replaced."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str = "v1"
+    mig_configs: dict[str, list[dict[str, Any]]] | None = Field(None, alias="mig-configs")
+
+
 class GpuOperatorMig:
     """Apply one node's MIG layout through the GPU operator (see the module docstring)."""
 
@@ -146,11 +160,9 @@ class GpuOperatorMig:
     def _publish(self, name: str, entries: list[dict[str, Any]]) -> None:
         cm = self.api.config_map(self.namespace, self.config_map_name)
         text = ((cm or {}).get("data") or {}).get("config.yaml") or ""
-        try:
-            doc = yaml.safe_load(text) or {}
-        except yaml.YAMLError:
-            raise BackendError(f"config map {self.namespace}/{self.config_map_name}: config.yaml is not YAML") from None
-        configs = dict(doc.get("mig-configs") or {}) if isinstance(doc, dict) else {}
+        where = f"config map {self.namespace}/{self.config_map_name} config.yaml"
+        doc = parse_model(MigPartedDoc, parse_yaml_mapping(text, where, empty_ok=True), where)
+        configs = dict(doc.mig_configs or {})
         if configs.get(name) == entries:
             return
         configs[name] = entries

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from clover_rl.errors import BackendError
+from clover_rl.errors import BackendError, ConfigError
 from clover_rl.mig.catalog import get_gpu
 from clover_rl.mig.config import parse_configuration
 from clover_rl.mig.gpu_operator import (
@@ -249,6 +249,35 @@ def test_api_errors_are_one_line(kube: KubeStandIn) -> None:
     down = GpuOperatorMig(KubeApi("http://127.0.0.1:9", timeout_s=1.0), "gpu-node-1", GPU)
     with pytest.raises(BackendError, match="Kubernetes API GET /api/v1/nodes/gpu-node-1: ConnectError"):
         down.apply({0: cfg("7g:b7")})
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("mig-configs: [unclosed", r"config.yaml: not valid YAML \(while parsing a flow sequence\)"),
+    ("- a list", r"config.yaml: expected a mapping at the top level"),
+    ("version: v1\nmig-configs:\n  all-1g: 7\n",
+     r"config.yaml: field mig-configs.all-1g: Input should be a valid list \(got 7\)"),
+])
+def test_malformed_config_map_is_one_line_error_and_left_alone(kube: KubeStandIn, text: str, error: str) -> None:
+    kube.config_maps["clover-mig-parted-config"] = {
+        "apiVersion": "v1", "kind": "ConfigMap", "data": {"config.yaml": text, "other": "kept"},
+        "metadata": {"name": "clover-mig-parted-config", "namespace": "gpu-operator", "resourceVersion": "1"}}
+    mig, _ = adapter(kube)
+    with pytest.raises(ConfigError, match=r"^config map gpu-operator/clover-mig-parted-config " + error + "$"):
+        mig.apply({0: cfg("7g:b7")})
+    assert kube.config_maps["clover-mig-parted-config"]["data"] == {"config.yaml": text, "other": "kept"}
+    assert [m for m, _, _ in kube.log if m != "GET"] == []  # neither the map nor the node label was written
+
+
+def test_config_map_keeps_other_configs(kube: KubeStandIn) -> None:
+    theirs = {"all-disabled": [{"devices": "all", "mig-enabled": False}]}
+    kube.config_maps["clover-mig-parted-config"] = {
+        "apiVersion": "v1", "kind": "ConfigMap", "data": {"config.yaml": yaml.safe_dump(
+            {"version": "v1", "mig-configs": theirs})},
+        "metadata": {"name": "clover-mig-parted-config", "namespace": "gpu-operator", "resourceVersion": "1"}}
+    mig, _ = adapter(kube)
+    name = mig.apply({0: cfg("7g:b7")})
+    configs = yaml.safe_load(kube.config_maps["clover-mig-parted-config"]["data"]["config.yaml"])["mig-configs"]
+    assert configs["all-disabled"] == theirs["all-disabled"] and set(configs) == {"all-disabled", name}
 
 
 def test_node_agent_with_the_operator_backend(kube: KubeStandIn) -> None:
