@@ -1,12 +1,16 @@
-"""The MPC baseline: registered, plans on the forecast (never the future), respects a budget."""
+"""The MPC baseline: registered, plans on the forecast (never the future), respects a budget,
+hedges it against the forecast's past errors, forecasts the load it has seen, and knows what a
+switch's own interval loses."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from clover_rl.agents.mpc import MPCPolicy, seasonal_persistence
+from clover_rl.agents.mpc import MPCPolicy, forecast_errors, model_ahead
 from clover_rl.agents.registry import POLICY_NAMES, make_policy
+from clover_rl.agents.switching import SwitchModel
 from clover_rl.carbon.base import CarbonTrace
+from clover_rl.carbon.forecast import model_forecast
 from clover_rl.envs.serving_env import CloverServingEnv
 from clover_rl.service_model import ServiceModel
 
@@ -29,14 +33,26 @@ def _run(env, policy, steps):
     return acts
 
 
-def test_seasonal_persistence_reads_only_the_past():
-    past = np.arange(30.0)
-    f = seasonal_persistence(past, 29.0, 4)
-    assert f[0] == 29.0 and f.shape == (4,)
-    day_ago = past[len(past) - 1 - 24 + 1]  # the value 24 h before now + 1 h
-    w = 2.0 ** (-1 / 3)
-    assert f[1] == pytest.approx(w * 29.0 + (1 - w) * day_ago)
-    assert np.all(seasonal_persistence(past[:10], 9.0, 3) == 9.0)  # under a day: persistence
+def test_model_ahead_is_the_documented_model_on_the_past():
+    rng = np.random.default_rng(1)
+    past = rng.uniform(50, 400, 24 * 9)
+    f = model_ahead(past, 6, 24)
+    assert f[0] == past[-1] and f.shape == (6,)
+    assert f[1:] == pytest.approx(model_forecast(past, 5, 24, 7, 24.0)[-1])
+    assert np.all(model_ahead(past[:1], 3, 24) == past[0])  # one value: persistence
+
+
+def test_forecast_errors_are_the_models_past_errors():
+    day = np.r_[np.full(12, 100.0), np.full(12, 300.0)]
+    periodic = np.tile(day, 16)
+    err = forecast_errors(periodic, 6, 24, days=2)
+    assert err.shape == (48, 5) and np.allclose(err, 0.0)  # a repeating day is forecast exactly
+    noisy = periodic + np.random.default_rng(0).normal(0, 20, periodic.size)
+    err = forecast_errors(noisy, 4, 24, days=1)
+    t = len(noisy) - 3 - 1  # the last issue time whose 3 offsets are known
+    expected = noisy[t + 1: t + 4] - model_forecast(noisy[: t + 1], 3, 24, 7, 24.0)[-1]
+    assert err[-1] == pytest.approx(expected)
+    assert forecast_errors(noisy[:20], 4, 24).shape == (0, 3)  # under a day of history: none
 
 
 def test_mpc_is_registered():
@@ -47,7 +63,7 @@ def test_mpc_decisions_do_not_depend_on_the_future():
     rng = np.random.default_rng(0)
     vals = rng.uniform(50, 500, 24 * 4)
     future = vals.copy()
-    future[30 + 3:] = rng.uniform(50, 500, len(vals) - 33)  # a different future after step 3
+    future[30 + 4:] = rng.uniform(50, 500, len(vals) - 34)  # a different future from step 4 on
     acts = []
     model = ServiceModel.from_scenario(  # one model (and one config table) for both futures
         "efficientnet-budget", episode_hours=4, workload=CONST,
@@ -71,3 +87,71 @@ def test_mpc_saves_when_dirty_and_spends_when_clean():
         obs, _, _, _, info = env.step(pol.act(obs, info))
         acc[ci].append(info["accuracy"])
     assert np.mean(acc[60.0]) > np.mean(acc[600.0])
+
+
+def test_mpc_forecasts_a_diurnal_load_from_the_rates_it_has_seen():
+    env = CloverServingEnv("efficientnet", episode_hours=40,
+                           workload={"kind": "diurnal", "mean_rps": 2.5, "amplitude": 0.3, "peak_hour": 14})
+    pol = MPCPolicy(env, switch_model=False)
+    env.reset(seed=0, options={"start": 30})
+    pol.reset()
+    for _ in range(30):  # what act() records, without planning (no tables at every load)
+        pol._observe_rate()
+        env.step(env.catalog.base_index)
+    pol._observe_rate()
+    truth = np.array([env.rate(o) for o in range(8)])
+    err_model = np.abs(pol.rates(8) - truth).max()
+    err_persistence = np.abs(truth[0] - truth).max()
+    assert err_model < 0.25 * err_persistence
+
+
+def test_a_switch_to_base_breaks_the_sla_in_its_interval():
+    # BASE's steady p95 is the SLA: the backlog of the switch's downtime pushes that interval over
+    env = CloverServingEnv("efficientnet", episode_hours=4, workload=CONST)
+    env.reset(seed=0)
+    sw = SwitchModel.of(env)
+    cat = env.catalog
+    cheap = int(np.flatnonzero(cat.feasible)[0])
+    m = sw.interval(cheap, cat.base_index, 2.5)
+    assert m.p95_ms > env.sla_ms
+    steady = float(env.objective_table(rate_rps=2.5, intensity=250.0).value[cat.base_index])
+    loss = sw.loss(cheap, cat.base_index, 2.5, 250.0, 0.0, steady)
+    sla = SwitchModel.of(env, charge_sla=True).loss(cheap, cat.base_index, 2.5, 250.0, 0.0, steady)
+    assert sla >= loss + env.scenario.penalties.sla
+
+
+def test_mpc_with_the_sla_penalty_does_not_switch_into_a_violation_for_a_small_gain():
+    # a clean grid makes BASE worth a little more per hour than a cheap configuration, not
+    # enough to pay a violating switch interval: mpc(sla_penalty) stays, plain mpc switches
+    env = CloverServingEnv("efficientnet", carbon_trace=_trace(np.full(24 * 4, 30.0)), episode_hours=8,
+                           workload=CONST)
+    cat = env.catalog
+    tv = env.objective_table(rate_rps=2.5, intensity=30.0)
+    ok = tv.allowed() & cat.feasible
+    gap = tv.value[cat.base_index] - np.where(ok, tv.value, -np.inf)
+    runner_up = int(np.argmin(np.where(ok & (gap > 0), gap, np.inf)))  # closest below BASE
+    picks = {}
+    for charge in (False, True):
+        pol = MPCPolicy(env, horizon=6, switch_cost=0.0, sla_penalty=charge)
+        obs, info = env.reset(seed=0, options={"start": 30})
+        env.step(runner_up)  # now serving the runner-up
+        pol.reset()
+        picks[charge] = pol.act(obs, info)
+    assert picks[False] == cat.base_index
+    assert picks[True] != cat.base_index
+
+
+def test_mpc_budget_hedges_against_its_forecasts_past_errors():
+    # a volatile history (the model's errors are large) under a budget the point forecast just
+    # fits: the hedged price is higher than the point forecast's
+    rng = np.random.default_rng(3)
+    vals = np.clip(200 + 150 * rng.standard_normal(24 * 20), 20, None)
+    env = CloverServingEnv("efficientnet-budget", carbon_trace=_trace(vals), episode_hours=24, workload=CONST)
+    prices = {}
+    for hedge in (False, True):
+        pol = MPCPolicy(env, hedge=hedge, switch_model=False)
+        obs, info = env.reset(seed=0, options={"start": 24 * 15})
+        pol.reset()
+        pol.act(obs, info)
+        prices[hedge] = pol.last_decision["carbon_price"]
+    assert prices[True] > prices[False]
