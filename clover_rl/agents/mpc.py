@@ -193,16 +193,26 @@ class MPCPolicy(BindablePolicy):
         unit = np.empty_like(values)  # a budget: grams per g/kWh (its value is accuracy only)
         for h in range(n_plan):
             tv = env.objective_table(rate_rps=float(rates[h]), intensity=1.0 if budget else float(ci[h]))
-            allowed = tv.allowed() & mask
+            allowed = tv.meets_sla & mask
+            if not allowed.any():  # nothing allowed meets the SLA: anything allowed that serves
+                allowed = tv.ok & mask
+            if not allowed.any() and h > 0:  # nothing serves the forecast load: plan as the hour before
+                values[h], unit[h] = values[h - 1], unit[h - 1]
+                continue
             values[h] = np.where(allowed, tv.value, -np.inf)
             unit[h] = np.where(allowed, tv.carbon_g, np.inf)
+        current = int(env.catalog.lookup(env.configuration))
+        if not np.isfinite(values[0]).any():  # nothing serves the load now: keep what is served
+            self.last_decision = {"policy": self.name, "reoptimized": False, "probes": 0, "hindsight": False,
+                                  "config": env.configuration.label(),
+                                  "reason": "no configuration serves the load: kept the current one"}
+            return current
         price, risk = 0.0, {}
         if budget:
             scen = self._scenarios(ci) if self.hedge else ci[None, :]
             price, risk = robust_carbon_price(values, unit, scen, obj.left_g(step),
                                               obj.overspend_penalty / obj.allowance_g)
             values = values - price * np.where(np.isfinite(unit), unit, 0.0) * ci[:, None]
-        current = int(env.catalog.lookup(env.configuration))
         changes = getattr(env.catalog, "changes", None)  # a fleet: cost per reconfigured GPU
         entry: dict[int, float] = {}
         if changes is not None:

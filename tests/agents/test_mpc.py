@@ -12,6 +12,7 @@ from clover_rl.agents.switching import SwitchModel
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.carbon.forecast import model_forecast
 from clover_rl.envs.serving_env import CloverServingEnv
+from clover_rl.objectives import TableValues
 from clover_rl.service_model import ServiceModel
 
 CONST = {"kind": "constant", "rate_rps": 2.5}
@@ -155,3 +156,24 @@ def test_mpc_budget_hedges_against_its_forecasts_past_errors():
         pol.act(obs, info)
         prices[hedge] = pol.last_decision["carbon_price"]
     assert prices[True] > prices[False]
+
+
+@pytest.mark.parametrize("scenario", ["efficientnet", "efficientnet-budget"])
+def test_mpc_plans_through_hours_whose_forecast_load_nothing_serves(scenario):
+    env = CloverServingEnv(scenario, episode_hours=24, workload=CONST)
+    pol = MPCPolicy(env, switch_model=False)
+    obs, info = env.reset(seed=0, options={"start": 24 * 15})
+    pol.reset()
+    table = env.objective_table
+
+    def overloaded(offset=0, *, rate_rps=None, intensity=None):  # nothing serves a forecast burst
+        tv = table(offset, rate_rps=2.5, intensity=intensity)
+        if rate_rps <= 2.5:
+            return tv
+        none = np.zeros_like(tv.ok)
+        return TableValues(np.full_like(tv.value, -np.inf), np.full_like(tv.carbon_g, np.inf), none, none)
+
+    env.objective_table = overloaded
+    pol.rates = lambda n: np.r_[2.5, np.full(n - 1, 50.0)]
+    a = pol.act(obs, info)
+    assert env.action_masks()[a] and np.isfinite(pol.last_decision["planned_value"])
