@@ -337,7 +337,7 @@ class ResponseEncoder:
         t = None
         if request.id is None and math.isfinite(service_ms):
             key = (request.binary_default, tuple(ro.items()) if ro is not None else None, variant, slot,
-                   tuple([(k, a.dtype.str, a.shape) for k, a in outputs.items()]))
+                   tuple([(k, a.dtype, a.shape) for k, a in outputs.items()]))
             t = self.templates.get(key, False)
             if t is False:
                 t = self._template(outputs, request, variant, slot)

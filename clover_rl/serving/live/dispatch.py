@@ -187,8 +187,10 @@ class Dispatcher:
         return reply.cancel
 
     def _finish(self, p: Pending, status: int, w: Worker | None, result: InferResult | None = None,
-                message: str = "", service_s: float = 0.0, retry_after_s: float | None = None) -> None:
-        now = time.perf_counter()
+                message: str = "", service_s: float = 0.0, retry_after_s: float | None = None,
+                now: float | None = None) -> None:
+        if now is None:
+            now = time.perf_counter()
         queued = (p.dispatched if p.attempts else now) - p.enqueued
         self.records.append(RequestRecord(status, w.plan.slot_id if w else None, w.plan.variant if w else None,
                                           now, queued, service_s, now - p.enqueued))
@@ -251,8 +253,9 @@ class Dispatcher:
         self.expired += 1
         self._finish(p, 503, None, message=f"deadline passed after {(now - p.enqueued) * 1000:.0f} ms in the queue")
 
-    def _dispatch(self) -> None:
-        now = time.perf_counter()
+    def _dispatch(self, now: float | None = None) -> None:
+        if now is None:
+            now = time.perf_counter()
         while self.idle and self.queue:
             p = self.queue.popleft()
             if p.future.done():  # the client went away (cancelled)
@@ -287,15 +290,16 @@ class Dispatcher:
         if reply[0] == "done":
             _, _, outputs, service_s, _compute = reply
             self._finish(p, 200, w, InferResult(outputs, w.plan.slot_id, w.plan.variant, p.dispatched - p.enqueued,
-                                                service_s, now - p.enqueued, p.attempts), service_s=service_s)
+                                                service_s, now - p.enqueued, p.attempts), service_s=service_s, now=now)
         else:
             self._finish(p, 400, w, message=f"model {w.plan.variant} rejected the request: {reply[2]}",
-                         service_s=reply[3])
+                         service_s=reply[3], now=now)
         if w.retiring or self.closed:
             self._stop(w)
         else:
             self.idle.append(w)
-            self._dispatch()
+            if self.queue:
+                self._dispatch(now)
 
     # ------------------------------------------------------------------ worker lifecycle
     def _unwatch(self, w: Worker) -> None:

@@ -35,13 +35,7 @@ from urllib.parse import unquote
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 from clover_rl.serving.live.codec import HEADER, CodecError, RequestDecoder, ResponseEncoder
@@ -49,6 +43,7 @@ from clover_rl.serving.live.energy import EnergyMeter
 from clover_rl.serving.live.fastpath import protocol_for
 from clover_rl.serving.live.models import check_inputs, io_spec
 from clover_rl.serving.live.pool import InferResult, RequestError, WorkerPool
+from clover_rl.serving.live.request_metrics import RequestMetrics
 
 log = logging.getLogger("clover_rl.serving.live")
 
@@ -246,10 +241,8 @@ def create_app(
     app = FastAPI(title="clover-rl inference", version=version, docs_url=None, redoc_url=None, openapi_url=None)
     _install_error_handlers(app)
     reg = registry or CollectorRegistry()
-    requests_total = Counter("clover_requests", "Inference requests by final status", ["model", "status"], registry=reg)
-    latency = Histogram("clover_request_latency_seconds", "Front-end latency of answered requests", ["model"],
-                        buckets=LATENCY_BUCKETS, registry=reg)
-    ok_total, ok_latency = requests_total.labels(name, "200"), latency.labels(name)  # bound once: the hot path
+    requests = RequestMetrics(name, LATENCY_BUCKETS)  # clover_requests_total, clover_request_latency_seconds
+    reg.register(requests)
     reg.register(PoolCollector(pool, meter, device))
     app.state.registry = reg
     app.state.pool = pool
@@ -315,7 +308,7 @@ def create_app(
     def begin(model: str, mv: str, body: bytes, headers: dict[bytes, bytes]) -> tuple[Any, float | None]:
         """Decode and check a request: (InferRequest, client deadline s), or (error reply, None)."""
         if model != name or mv != "1":
-            requests_total.labels(model, "404").inc()
+            requests.count(model, 404)
             return (404, _error_body(f"unknown model {model!r} (this server serves {name!r})"), [], NAN), None
         try:
             enc = headers.get(b"content-encoding", b"identity")
@@ -329,12 +322,12 @@ def create_app(
             req = decoder.decode(body, hl.decode("latin-1") if hl is not None else None)
             timeout_s = deadline_header(headers.get(_DEADLINE_KEY))
         except (CodecError, OSError, zlib.error) as e:
-            requests_total.labels(model, "400").inc()
+            requests.count(model, 400)
             return (400, _error_body(str(e)), [], NAN), None
         return req, timeout_s if timeout_s is not None else req.timeout_s
 
     def refused(e: RequestError) -> tuple[int, bytes, list, float]:
-        requests_total.labels(name, str(e.status)).inc()
+        requests.count(name, e.status)
         extra = [(b"content-type", b"application/json")]
         if e.retry_after_s is not None:
             extra.append((b"retry-after", str(max(1, math.ceil(e.retry_after_s))).encode()))
@@ -345,11 +338,10 @@ def create_app(
         try:
             payload, hlen = encoder.encode(res.outputs, req, res.variant, res.slot_id, round(res.service_s * 1000, 3))
         except CodecError as e:
-            requests_total.labels(name, "400").inc()
+            requests.count(name, 400)
             return 400, _error_body(str(e)), [], NAN
         dt = time.perf_counter() - t0
-        ok_total.inc()
-        ok_latency.observe(dt)
+        answered(dt)
         overhead.append(dt - res.service_s if dt > res.service_s else 0.0)
         if hlen is None:
             return 200, payload, [(b"content-type", b"application/json")], res.latency_s
@@ -388,6 +380,7 @@ def create_app(
         records_append(ServerRecord(status, done, done - t_accept, pool_s))
 
     overhead = app.state.overhead_s
+    answered = requests.answered
     records_append = app.state.server_records.append
     # The callback path FrontEnd serves when it runs on the pool's loop (see fastpath).
     app.state.fast_protocol = protocol_for(infer_now, record)

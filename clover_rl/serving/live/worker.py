@@ -42,6 +42,7 @@ import numpy as np
 
 from clover_rl.errors import CloverError
 from clover_rl.services import ServiceSpec
+from clover_rl.serving.live.frames import FrameReader, send_frame
 
 log = logging.getLogger("clover_rl.serving.live")
 
@@ -128,25 +129,32 @@ class _SharedWriter:
         self.linked = False
 
     def put(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict | None]:
-        big = {k: a for k, a in inputs.items()
-               if isinstance(a, np.ndarray) and a.dtype != np.object_ and a.nbytes >= SHARED_MIN_BYTES}
-        if not big or not self.enabled:
+        if not self.enabled:
             return inputs, None
-        need = sum(a.nbytes for a in big.values())
-        if self.map is None or len(self.map) < need:
-            self._grow(need)
-        assert self.map is not None
-        layout, off = {}, 0
-        for k, a in big.items():
+        inline: dict[str, np.ndarray] = {}
+        layout: dict[str, tuple] = {}
+        off = 0
+        for k, a in inputs.items():
+            n = a.nbytes if type(a) is np.ndarray and a.dtype.kind != "O" else 0
+            if n < SHARED_MIN_BYTES:
+                inline[k] = a
+                continue
+            if self.map is None or len(self.map) < off + n:
+                self._grow(off + sum(a.nbytes for a in inputs.values() if type(a) is np.ndarray), self.map, off)
+            assert self.map is not None
             if a.flags.c_contiguous:  # one memcpy from the tensor's buffer
-                self.map[off:off + a.nbytes] = a.data.cast("B")
+                self.map[off:off + n] = a.data.cast("B")
             else:
                 np.ndarray(a.shape, a.dtype, buffer=self.map, offset=off)[...] = a
             layout[k] = (off, a.shape, a.dtype.str)
-            off += a.nbytes
-        return {k: a for k, a in inputs.items() if k not in big}, {"path": self.path, "arrays": layout}
+            off += n
+        if not layout:
+            return inputs, None
+        return inline, {"path": self.path, "arrays": layout}
 
-    def _grow(self, need: int) -> None:
+    def _grow(self, need: int, old: mmap.mmap | None = None, keep: int = 0) -> None:
+        """A new buffer of at least ``need`` bytes, holding the first ``keep`` bytes of ``old``."""
+        saved = bytes(old[:keep]) if old is not None and keep else b""
         self.close()
         fd, self.path = tempfile.mkstemp(prefix="clover-worker-", dir=_SHM_DIR)
         try:
@@ -155,6 +163,7 @@ class _SharedWriter:
             self.map = mmap.mmap(fd, size)
         finally:
             os.close(fd)
+        self.map[:keep] = saved
         self.linked = True
 
     def mapped(self) -> None:
@@ -183,7 +192,8 @@ class _SharedReader:
         self.path: str | None = None
         self.map: mmap.mmap | None = None
 
-    def arrays(self, shared: dict) -> dict[str, np.ndarray]:
+    def arrays(self, shared: dict, inline: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``inline`` (the inputs that came through the pipe) plus views of the shared ones."""
         if shared["path"] != self.path:
             fd = os.open(shared["path"], os.O_RDWR)
             try:
@@ -191,8 +201,9 @@ class _SharedReader:
             finally:
                 os.close(fd)
             self.path = shared["path"]
-        return {k: np.ndarray(shape, np.dtype(dt), buffer=self.map, offset=off)
-                for k, (off, shape, dt) in shared["arrays"].items()}
+        for k, (off, shape, dt) in shared["arrays"].items():
+            inline[k] = np.ndarray(shape, dt, buffer=self.map, offset=off)
+        return inline
 
 
 def pack_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
@@ -289,9 +300,11 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     conn.send(("ready", info))
     reader = _SharedReader()
     throttle = Throttle(spec.compute_slices, spec.total_slices)
+    fd = conn.fileno()
+    frames = FrameReader(fd)
     while True:
         try:
-            msg = conn.recv()
+            msg = frames.recv()
         except (EOFError, OSError):
             return  # parent gone
         if msg[0] == "stop":
@@ -299,14 +312,19 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
         _, rid, inputs, shared = msg
         if shared is not None:
             try:
-                inputs = {**inputs, **reader.arrays(shared)}
+                inputs = reader.arrays(shared, inputs)
             except Exception as e:
-                conn.send(("fail", rid, one_line(e), 0.0))
-                continue
-        reply = serve_request(servable, spec, rid, inputs, throttle)
+                reply: tuple = ("fail", rid, one_line(e), 0.0)
+            else:
+                reply = serve_request(servable, spec, rid, inputs, throttle)
+        else:
+            reply = serve_request(servable, spec, rid, inputs, throttle)
         if reply[0] == "done":
             reply = ("done", rid, pack_outputs(reply[2]), reply[3], reply[4])
-        conn.send(reply)
+        try:
+            send_frame(fd, reply)
+        except OSError:
+            return  # parent gone
 
 
 class WorkerCrashed(Exception):
@@ -328,6 +346,7 @@ class WorkerProcess:
         self.info: dict[str, Any] = {}
         self._shared = _SharedWriter()
         self._pending_shared = False
+        self._frames: FrameReader | None = None
         self._sel: selectors.BaseSelector | None = None
 
     @property
@@ -344,6 +363,9 @@ class WorkerProcess:
         self.proc.start()
         child.close()
         self.conn = parent
+        # worker_main answers each request once, so reading ahead is safe (see FrameReader); other
+        # entries (an LLM worker's stream of steps) are read one message per readable event
+        self._frames = FrameReader(parent.fileno()) if self.spec.entry() is worker_main else None
         self._sel = selectors.DefaultSelector()  # one epoll for the worker's life, not one per call
         self._sel.register(parent, selectors.EVENT_READ, "conn")
         self._sel.register(self.proc.sentinel, selectors.EVENT_READ, "exit")
@@ -385,7 +407,7 @@ class WorkerProcess:
         inline, shared = self._shared.put(inputs)
         self._pending_shared = shared is not None
         try:
-            self.conn.send(("infer", rid, inline, shared))
+            send_frame(self.conn.fileno(), ("infer", rid, inline, shared))
         except (OSError, ValueError) as e:
             raise WorkerCrashed(f"send failed: {e}") from None
 
@@ -393,7 +415,7 @@ class WorkerProcess:
         """The worker's reply, once its pipe is readable; WorkerCrashed on EOF (it died)."""
         assert self.conn is not None
         try:
-            reply = self.conn.recv()
+            reply = self._frames.recv() if self._frames is not None else self.conn.recv()
         except (EOFError, OSError):
             raise WorkerCrashed("process exited") from None
         if self._pending_shared:
