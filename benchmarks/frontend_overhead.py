@@ -9,7 +9,11 @@ sends) and the same payloads to each server in turn, in this one run:
 - kserve:   the KServe Python model server (``kserve`` on PyPI) with a noop ``kserve.Model``
             (``benchmarks/kserve_noop_server.py``), in-process model, latency logging off;
 - pytriton: Triton Inference Server through ``nvidia-pytriton`` with a noop Python model
-            (``benchmarks/pytriton_noop_server.py``), where that package installs.
+            (``benchmarks/pytriton_noop_server.py``), where that package installs;
+- floor:    the least a Python front end with the model in a worker process can do
+            (``benchmarks/floor_noop_server.py``: uvloop + httptools, one message to an echo
+            process and back, a ready-made answer; no decoding, admission or metrics), so the
+            figures show how much of clover's cost is the design's floor on this host.
 
 kserve and pytriton pin their own web stacks, so they run from the interpreters given with
 ``--kserve-python`` / ``--pytriton-python`` (separate virtual environments); missing ones are
@@ -165,6 +169,7 @@ def main() -> None:
                     help="image sizes (8 x S x S x 3 UINT8 payloads; the issue-14 targets are for 32)")
     ap.add_argument("--kserve-python", default=None, help="interpreter of an environment with kserve")
     ap.add_argument("--pytriton-python", default=None, help="interpreter of an environment with nvidia-pytriton")
+    ap.add_argument("--no-floor", action="store_true", help="skip the floor server")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     svc = noop_service()
@@ -172,7 +177,9 @@ def main() -> None:
     print(f"host: {os.cpu_count()} CPUs; noop model; {args.rate:g} req/s Poisson for {args.duration:g} s per figure; "
           f"targets: frontend p99 < {TARGET_P99_MS} ms, server CPU < {TARGET_CPU_MS} ms/request")
     others: list[External] = []
-    for name, python, script, flag in (("kserve", args.kserve_python, "kserve_noop_server.py", "--http_port"),
+    for name, python, script, flag in (("floor", None if args.no_floor else sys.executable, "floor_noop_server.py",
+                                        "--port"),
+                                       ("kserve", args.kserve_python, "kserve_noop_server.py", "--http_port"),
                                        ("pytriton", args.pytriton_python, "pytriton_noop_server.py", "--port")):
         if python is None:
             print(f"{name}: skipped (give --{name}-python: an interpreter whose environment has it)")
@@ -231,6 +238,8 @@ def main() -> None:
             o_res, o_cpu = results[n, size]
             print(f"  ratio clover/{n}: client p50 {c_res.p50_ms / o_res.p50_ms:.2f}x, p99 "
                   f"{c_res.p99_ms / o_res.p99_ms:.2f}x, CPU per request {c_cpu / o_cpu:.2f}x")
+        if ("floor", size) in results:
+            print(f"  clover server CPU above the floor: {c_cpu - results['floor', size][1]:.3f} ms/request")
     with open("/proc/loadavg") as f:
         print(f"\nhost load average during the run: {f.read().split()[0]} (shared machine: figures scale with it)")
 

@@ -132,14 +132,6 @@ class _Plan(NamedTuple):
     request: InferRequest  # inputs empty; the rest shared by every request decoded from the plan
 
 
-def _from_plan(plan: _Plan, body: bytes, hl: int) -> InferRequest:
-    inputs = {}
-    for name, dt, shape, off, size in plan.tensors:  # read-only views: the workers get copies
-        inputs[name] = np.frombuffer(body, dt, size // dt.itemsize, hl + off).reshape(shape)
-    r = plan.request
-    return InferRequest(r.id, inputs, r.outputs, r.binary_default, r.parameters, r.timeout_s)
-
-
 class RequestDecoder:
     """Decodes v2 infer request bodies, checking each with ``check(inputs)`` (which raises
     CodecError), and remembers plans: a JSON header seen before whose inputs were all binary
@@ -152,7 +144,30 @@ class RequestDecoder:
         self.max_plans = max_plans
         self.plans: dict[bytes, _Plan] = {}
 
+    def planned(self, body: bytes, header_length: int | str | bytes | None) -> tuple[dict[str, np.ndarray], InferRequest] | None:
+        """A body whose JSON header has a plan: (inputs, the plan's request -- shared, inputs
+        empty); None for any other (:meth:`decode` then parses and checks it)."""
+        if header_length is None or not self.plans:
+            return None
+        try:
+            hl = int(header_length)
+        except ValueError:
+            return None
+        if not 0 <= hl < len(body):
+            return None
+        plan = self.plans.get(body[:hl] if type(body) is bytes else bytes(body[:hl]))
+        if plan is None or len(body) - hl < plan.end:
+            return None
+        inputs = {}
+        for name, dt, shape, off, size in plan.tensors:  # read-only views: the workers get copies
+            inputs[name] = np.frombuffer(body, dt, size // dt.itemsize, hl + off).reshape(shape)
+        return inputs, plan.request
+
     def decode(self, body: bytes, header_length: int | str | None = None) -> InferRequest:
+        hit = self.planned(body, header_length)
+        if hit is not None:
+            r = hit[1]
+            return InferRequest(r.id, hit[0], r.outputs, r.binary_default, r.parameters, r.timeout_s)
         try:
             hl = int(header_length) if header_length is not None else len(body)
         except ValueError:
@@ -162,9 +177,6 @@ class RequestDecoder:
         raw = body[:hl] if hl < len(body) else body
         if not isinstance(raw, bytes):
             raw = bytes(raw)
-        plan = self.plans.get(raw) if hl < len(body) else None
-        if plan is not None and len(body) - hl >= plan.end:
-            return _from_plan(plan, body, hl)
         req, layout, end = _decode(body, hl, raw)
         if self.check is not None:
             self.check(req.inputs)
@@ -336,8 +348,11 @@ class ResponseEncoder:
         ro = request.outputs
         t = None
         if request.id is None and math.isfinite(service_ms):
+            shapes = []
+            for k, a in outputs.items():  # a loop, not a comprehension: this runs per request
+                shapes.append((k, a.dtype, a.shape))
             key = (request.binary_default, tuple(ro.items()) if ro is not None else None, variant, slot,
-                   tuple([(k, a.dtype, a.shape) for k, a in outputs.items()]))
+                   tuple(shapes))
             t = self.templates.get(key, False)
             if t is False:
                 t = self._template(outputs, request, variant, slot)
@@ -348,7 +363,12 @@ class ResponseEncoder:
                                    {"variant": variant, "slice": slot, "service_ms": service_ms}, self.model_version)
         prefix, suffix, names = t
         js = b"%s%r%s" % (prefix, service_ms, suffix)
-        return js + b"".join([outputs[n].tobytes() for n in names]), len(js)
+        if len(names) == 1:
+            return js + outputs[names[0]].tobytes(), len(js)
+        blobs = [js]
+        for n in names:
+            blobs.append(outputs[n].tobytes())
+        return b"".join(blobs), len(js)
 
     def _template(self, outputs: dict[str, np.ndarray], request: InferRequest, variant: str,
                   slot: str) -> tuple[bytes, bytes, tuple[str, ...]] | None:

@@ -183,8 +183,15 @@ class Dispatcher:
         """(Loop) Enqueue; ``fn(result, None)`` or ``fn(None, RequestError)`` is called once on the
         loop, possibly before this returns (a refusal). Returns a cancel callable (the client left)."""
         reply = Reply(fn)
-        self._admit(self._pending(inputs, reply, timeout_s))
+        self.submit_to(inputs, timeout_s, reply)
         return reply.cancel
+
+    def submit_to(self, inputs: dict[str, np.ndarray], timeout_s: float | None, future: Any) -> None:
+        """(Loop) Enqueue a request whose end goes to ``future``: any object with ``done()``,
+        ``set_result(InferResult)`` and ``set_exception(RequestError)`` (called on the loop, possibly
+        before this returns); once ``done()`` is true the request is skipped (the client left).
+        The front end's infer route passes its request object itself (no callback object per request)."""
+        self._admit(self._pending(inputs, future, timeout_s))
 
     def _finish(self, p: Pending, status: int, w: Worker | None, result: InferResult | None = None,
                 message: str = "", service_s: float = 0.0, retry_after_s: float | None = None,
@@ -192,21 +199,39 @@ class Dispatcher:
         if now is None:
             now = time.perf_counter()
         queued = (p.dispatched if p.attempts else now) - p.enqueued
-        self.records.append(RequestRecord(status, w.plan.slot_id if w else None, w.plan.variant if w else None,
-                                          now, queued, service_s, now - p.enqueued))
-        if result is not None:
-            settle(p.future, result)
-        else:
-            settle(p.future, exc=RequestError(status, message, retry_after_s))
+        # tuple.__new__: a NamedTuple's own __new__ is a Python function (a frame per request)
+        self.records.append(tuple.__new__(RequestRecord, (status, w.plan.slot_id if w else None,
+                                                          w.plan.variant if w else None, now, queued, service_s,
+                                                          now - p.enqueued)))
+        fut = p.future
+        if fut.done():
+            return
+        try:
+            if result is not None:
+                fut.set_result(result)
+            else:
+                fut.set_exception(RequestError(status, message, retry_after_s))
+        except (concurrent.futures.InvalidStateError, asyncio.InvalidStateError):  # cancelled meanwhile
+            pass
 
     def service_rate(self) -> tuple[float, float] | None:
         """(requests/s the ready workers complete: sum of seats / EWMA service s, mean service s)."""
-        ready = [w for w in self.workers.values() if w.state == "ready" and not w.retiring]
-        known = [w.ewma_s for w in ready if w.ewma_s]
-        if not known:
+        ready = []
+        known = 0.0
+        n = 0
+        for w in self.workers.values():  # loops, not comprehensions: this runs per request
+            if w.state == "ready" and not w.retiring:
+                ready.append(w)
+                if w.ewma_s:
+                    known += w.ewma_s
+                    n += 1
+        if not n:
             return None
-        mean = sum(known) / len(known)
-        return sum(w.seats / (w.ewma_s or mean) for w in ready), mean
+        mean = known / n
+        rate = 0.0
+        for w in ready:
+            rate += w.seats / (w.ewma_s or mean)
+        return rate, mean
 
     def expected_done_s(self) -> float | None:
         """Expected time from now until a request arriving now is answered; None = unknown."""
@@ -288,9 +313,11 @@ class Dispatcher:
         w.served += 1
         w.ewma_s = dt if w.ewma_s is None else w.ewma_s + EWMA * (dt - w.ewma_s)
         if reply[0] == "done":
-            _, _, outputs, service_s, _compute = reply
-            self._finish(p, 200, w, InferResult(outputs, w.plan.slot_id, w.plan.variant, p.dispatched - p.enqueued,
-                                                service_s, now - p.enqueued, p.attempts), service_s=service_s, now=now)
+            service_s = reply[3]
+            self._finish(p, 200, w, tuple.__new__(InferResult, (reply[2], w.plan.slot_id, w.plan.variant,
+                                                                p.dispatched - p.enqueued, service_s,
+                                                                now - p.enqueued, p.attempts)),
+                         service_s=service_s, now=now)
         else:
             self._finish(p, 400, w, message=f"model {w.plan.variant} rejected the request: {reply[2]}",
                          service_s=reply[3], now=now)

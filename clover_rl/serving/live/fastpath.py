@@ -5,9 +5,11 @@ Why: with uvicorn's ASGI path every inference paid for a Task, a coroutine chain
 of the request together (measured: a bare uvicorn + httptools ASGI app costs ~2x the CPU per
 request of the same parser driven by callbacks). Here ``POST /v2/models/{name}[/versions/{v}]
 /infer`` is handled without any of that: the body is collected by the parser's callbacks, the
-request is decoded and handed to the dispatcher with a callback (:class:`Reply`), and the
-worker's answer -- read by the same loop from the worker's pipe -- is encoded and written to the
-socket from that callback. No task, no future, no thread hop.
+request is decoded and handed to the dispatcher with the :class:`FastRequest` itself as its
+future, and the worker's answer -- read by the same loop from the worker's pipe -- is encoded and
+written to the socket from its ``set_result``. No task, no future, no thread hop. Header lines
+reach a dict's ``__setitem__`` straight from the parser (no Python call per line), so a
+header repeated in one request keeps its last value (uvicorn's list kept each).
 
 Everything else (other routes, a request pipelined behind an unanswered one on the same
 connection, WebSocket upgrades) goes through uvicorn's own protocol and the ASGI app unchanged:
@@ -25,16 +27,20 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 log = logging.getLogger("clover_rl.serving.live")
 
 INFER_PATH = re.compile(rb"^/v2/models/([^/?#]+)(?:/versions/([^/?#]+))?/infer(?:\?.*)?$")
 _JSON = b"content-type: application/json\r\n"
+_ROUTES_MAX = 256
 
-# handler(model, version, body, headers, reply) -> cancel callable or None; reply(status,
-# payload, extra headers, pool seconds) is called exactly once, possibly before it returns.
-Handler = Callable[[str, str, bytes, dict[bytes, bytes], Callable[..., None]], Any]
+# handler(model, version, body, headers, request) -> None (or a cancel callable): ends the request
+# with request.reply(...) or passes it to the pool as the future of the inference, whose
+# set_result/set_exception call the protocol's ``done(request, result, exc)``.
+Handler = Callable[[str, str, bytes, dict[bytes, bytes], "FastRequest"], Any]
+Done = Callable[["FastRequest", Any, BaseException | None], None]
 
 
 class _NoEvent:
@@ -47,10 +53,12 @@ class _NoEvent:
 class FastRequest:
     """One inference on a connection: looks enough like uvicorn's cycle (``response_complete``,
     ``keep_alive``, ``disconnected``, ``message_event``) for the protocol's own bookkeeping --
-    pipelining, shutdown, disconnects -- to treat it as the request in progress."""
+    pipelining, shutdown, disconnects -- to treat it as the request in progress, and like a
+    future (``done``, ``set_result``, ``set_exception``) to the worker pool, which ends it once.
+    ``req`` and ``t0`` are the handler's (the decoded request and when it began)."""
 
-    __slots__ = ("body", "cancel", "disconnected", "keep_alive", "model", "proto", "response_complete", "t_accept",
-                 "version")
+    __slots__ = ("body", "disconnected", "ended", "headers", "keep_alive", "model", "on_cancel", "proto", "req",
+                 "response_complete", "t0", "t_accept", "version")
     message_event = _NoEvent()
 
     def __init__(self, proto: InferProtocol, model: str, version: str, keep_alive: bool) -> None:
@@ -59,13 +67,38 @@ class FastRequest:
         self.version = version
         self.keep_alive = keep_alive
         self.body: list[bytes] = []
+        self.headers: dict[bytes, bytes] = {}
         self.response_complete = False
         self.disconnected = False
-        self.cancel: Any = None  # from the handler: drops the request from the queue
-        self.t_accept = time.perf_counter()  # headers complete
+        self.ended = False  # the pool has ended it, or the client left (the pool then skips it)
+        self.on_cancel: Any = None  # a handler's cancel callable, if it returned one
+        self.req: Any = None
+        self.t0 = self.t_accept = time.perf_counter()  # headers complete
 
-    def reply(self, status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None, pool_s: float) -> None:
-        """Write the response (called once, by the handler or the dispatcher's callback)."""
+    # the future the pool ends
+    def done(self) -> bool:
+        return self.ended
+
+    def set_result(self, result: Any) -> None:
+        self._end(result, None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._end(None, exc)
+
+    def _end(self, result: Any, exc: BaseException | None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            self.proto.done(self, result, exc)
+        except Exception as e:  # a bug in the answer must neither stop the pool nor hang the client
+            log.exception("infer answer failed")
+            self.reply(500, b'{"error": "internal error: %s"}' % type(e).__name__.encode(), None, float("nan"))
+
+    def reply(self, status: int, payload: bytes, extra: bytes | list[tuple[bytes, bytes]] | None,
+              pool_s: float) -> None:
+        """Write the response (once). ``extra``: header lines (bytes, each ending in CRLF, or
+        (name, value) pairs); None = JSON content type."""
         if self.response_complete:
             return
         self.response_complete = True
@@ -73,10 +106,13 @@ class FastRequest:
         transport = proto.transport
         if transport.is_closing():  # the client left meanwhile
             return
+        if extra is None:
+            extra = _JSON
+        elif type(extra) is not bytes:
+            extra = b"".join([b"%s: %s\r\n" % h for h in extra])
         transport.write(b"%s%s%scontent-length: %d\r\n%s\r\n%s" % (
-            STATUS_LINE[status], proto.default_headers,
-            b"".join([b"%s: %s\r\n" % h for h in extra]) if extra else _JSON,
-            len(payload), b"" if self.keep_alive else b"connection: close\r\n", payload))
+            STATUS_LINE[status], proto.default_headers, extra, len(payload),
+            b"" if self.keep_alive else b"connection: close\r\n", payload))
         if not self.keep_alive:
             transport.close()
         proto.on_response_complete()
@@ -87,37 +123,72 @@ class FastRequest:
 class InferProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the infer route served by callbacks (module docstring).
 
-    Built per app by :func:`protocol_for`, which sets ``handler`` and ``record``."""
+    Built per app by :func:`protocol_for`, which sets ``handler``, ``done`` and ``record``."""
 
     handler: Handler
+    done: Done
     record: Callable[[int, float, float], None] | None = None  # (status, t_accept, pool s)
+    routes: dict[bytes, tuple[str, str] | None]  # url -> (model, version), None: not the infer route
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.raw_headers: dict[bytes, bytes] = {}
+        # before the parser is made (in uvicorn's __init__): httptools takes on_header from here
+        self.on_header = self.raw_headers.__setitem__  # type: ignore[method-assign]
+        super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.default_headers = b"".join([b"%s: %s\r\n" % h for h in self.server_state.default_headers])
 
+    def data_received(self, data: bytes) -> None:
+        self._idle_since = None  # uvicorn's, less a call per read
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+
     def on_message_begin(self) -> None:
         # uvicorn's per-request state, less the ASGI scope (built only for requests that need it)
         self.fast: FastRequest | None = None
         self.url = b""
-        self.expect_100_continue = False
-        self.headers = []
+        self.raw_headers.clear()
+
+    def _route(self) -> tuple[str, str] | None:
+        m = INFER_PATH.match(self.url)
+        if m is None:
+            route = None
+        else:
+            model = m.group(1).decode("latin-1")
+            mv = m.group(2).decode("latin-1") if m.group(2) is not None else "1"
+            route = (unquote(model) if "%" in model else model, unquote(mv) if "%" in mv else mv)
+        if len(self.routes) < _ROUTES_MAX and b"?" not in self.url:
+            self.routes[self.url] = route
+        return route
 
     def on_headers_complete(self) -> None:
-        m = INFER_PATH.match(self.url) if self.parser.get_method() == b"POST" else None
-        if m is None or self.pipeline or not (self.cycle is None or self.cycle.response_complete):
-            url, headers, expect = self.url, self.headers, self.expect_100_continue
+        headers: dict[bytes, bytes] = {}
+        for k, v in self.raw_headers.items():  # names lower-cased, as uvicorn gives them
+            headers[k.lower()] = v
+        expect = headers.get(b"expect")
+        self.expect_100_continue = expect is not None and expect.lower() == b"100-continue"
+        route = self.routes[self.url] if self.url in self.routes else self._route()
+        if (route is None or self.parser.get_method() != b"POST" or self.pipeline
+                or not (self.cycle is None or self.cycle.response_complete)):
+            url, expect_100 = self.url, self.expect_100_continue
             super().on_message_begin()  # the scope, then what the parser has given since
-            self.url, self.headers, self.expect_100_continue = url, headers, expect
-            self.scope["headers"] = headers
+            self.url, self.expect_100_continue = url, expect_100
+            self.headers = self.scope["headers"] = list(headers.items())
             super().on_headers_complete()
             return
-        version = self.parser.get_http_version()
-        keep_alive = version != "1.0" and self.parser.should_keep_alive()
-        model = m.group(1).decode("latin-1")
-        mv = m.group(2).decode("latin-1") if m.group(2) is not None else "1"
-        self.fast = FastRequest(self, unquote(model) if "%" in model else model,
-                                unquote(mv) if "%" in mv else mv, keep_alive)
+        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
+        self.fast = FastRequest(self, route[0], route[1], keep_alive)
+        self.fast.headers = headers
         self.cycle = self.fast  # type: ignore[assignment]  # the request in progress
         if self.expect_100_continue:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -137,17 +208,19 @@ class InferProtocol(HttpToolsProtocol):
         body = fast.body[0] if len(fast.body) == 1 else b"".join(fast.body)
         fast.body = []
         try:
-            fast.cancel = self.handler(fast.model, fast.version, body, dict(self.headers), fast.reply)
+            fast.on_cancel = self.handler(fast.model, fast.version, body, fast.headers, fast)
         except Exception as e:  # a bug, not a bad request: answer 500, keep serving
             log.exception("infer handler failed")
+            fast.ended = True
             fast.reply(500, b'{"error": "internal error: %s"}' % type(e).__name__.encode(), None, float("nan"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         cycle = self.cycle
         if isinstance(cycle, FastRequest) and not cycle.response_complete:
             cycle.disconnected = True
-            if cycle.cancel is not None:
-                cycle.cancel()
+            cycle.ended = True  # the pool skips it
+            if cycle.on_cancel is not None:
+                cycle.on_cancel()
         if self.timeout_keep_alive_task is not None:
             self.timeout_keep_alive_task.cancel()
             self.timeout_keep_alive_task = None
@@ -186,11 +259,13 @@ class InferProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_handler()
 
 
-def protocol_for(handler: Handler, record: Callable[[int, float, float], None] | None = None) -> type[InferProtocol]:
+def protocol_for(handler: Handler, done: Done, record: Callable[[int, float, float], None] | None = None
+                 ) -> type[InferProtocol]:
     """An :class:`InferProtocol` class serving ``handler`` (for uvicorn's ``Config(http=...)``);
-    ``record(status, t_accept, pool_s)`` is called after each response is written
-    (``t_accept``: ``time.perf_counter()`` when the request's headers were complete)."""
-    ns: dict[str, Any] = {"handler": staticmethod(handler),
+    ``done(request, result, exc)`` answers a request the pool has ended; ``record(status,
+    t_accept, pool_s)`` is called after each response is written (``t_accept``:
+    ``time.perf_counter()`` when the request's headers were complete)."""
+    ns: dict[str, Any] = {"handler": staticmethod(handler), "done": staticmethod(done), "routes": {},
                           "record": staticmethod(record) if record is not None else None}
     return type("BoundInferProtocol", (InferProtocol,), ns)
 

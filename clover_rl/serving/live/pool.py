@@ -193,6 +193,17 @@ class WorkerPool:
         ``Dispatcher.submit_cb``). Returns a cancel callable."""
         return self._d.submit_cb(inputs, timeout_s, fn)
 
+    def submit_to(self, inputs: dict[str, np.ndarray], timeout_s: float | None, future: Any) -> None:
+        """On :attr:`loop` only: enqueue a request whose end goes to ``future`` (``done()``,
+        ``set_result``, ``set_exception``; see ``Dispatcher.submit_to``). The front end calls the
+        dispatcher's own method (:attr:`submit_fast`), one call less per request."""
+        self._d.submit_to(inputs, timeout_s, future)
+
+    @property
+    def submit_fast(self) -> Callable[[dict[str, np.ndarray], float | None, Any], None]:
+        """``submit_to`` of the dispatcher itself (bound once by the front end)."""
+        return self._d.submit_to
+
     def infer(self, inputs: dict[str, np.ndarray], timeout_s: float | None = None) -> InferResult:
         return self.submit(inputs).result(timeout_s)
 

@@ -29,6 +29,7 @@ import socket
 import threading
 import time
 import zlib
+from bisect import bisect_left
 from collections import deque
 from typing import Any, NamedTuple
 from urllib.parse import unquote
@@ -36,76 +37,18 @@ from urllib.parse import unquote
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 from clover_rl.serving.live.codec import HEADER, CodecError, RequestDecoder, ResponseEncoder
+from clover_rl.serving.live.collectors import PoolCollector, RequestMetrics
 from clover_rl.serving.live.energy import EnergyMeter
-from clover_rl.serving.live.fastpath import protocol_for
+from clover_rl.serving.live.fastpath import FastRequest, protocol_for
 from clover_rl.serving.live.models import check_inputs, io_spec
 from clover_rl.serving.live.pool import InferResult, RequestError, WorkerPool
-from clover_rl.serving.live.request_metrics import RequestMetrics
 
 log = logging.getLogger("clover_rl.serving.live")
 
 NAN = float("nan")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-class PoolCollector:
-    """Scrape-time view of the pool: queue, per-slice utilisation, configuration, energy."""
-
-    def __init__(self, pool: WorkerPool, meter: EnergyMeter | None, device: str):
-        self.pool = pool
-        self.meter = meter
-        self.device = device
-        self._prev: dict[str, tuple[float, float]] = {}  # slot -> (time, busy_s) at last scrape
-
-    def collect(self) -> Any:
-        snap = self.pool.snapshot()
-        yield GaugeMetricFamily("clover_queue_length", "Requests waiting in the central queue", value=snap.queue_length)
-        yield GaugeMetricFamily("clover_in_flight_requests", "Requests being served by workers", value=snap.in_flight)
-        adm = CounterMetricFamily("clover_admission", "Requests admitted to the queue, refused on arrival "
-                                  "(overload, draining), or expired in the queue (deadline passed)", labels=["outcome"])
-        for outcome, n in self.pool.admission().items():
-            adm.add_metric([outcome], n)
-        yield adm
-        states = GaugeMetricFamily("clover_workers", "Worker processes by state", labels=["state"])
-        for st in ("starting", "ready", "restarting", "retiring", "failed"):
-            states.add_metric([st], sum(s.state == st for s in snap.slots))
-        yield states
-        util = GaugeMetricFamily("clover_slice_utilization",
-                                 "Busy share of each slice since the previous scrape", labels=["slice", "variant"])
-        busy = CounterMetricFamily("clover_slice_busy_seconds", "Time each slice's worker spent serving",
-                                   labels=["slice", "variant"])
-        served = CounterMetricFamily("clover_slice_requests", "Requests served per slice", labels=["slice", "variant"])
-        restarts = CounterMetricFamily("clover_slice_restarts", "Worker restarts after a crash", labels=["slice", "variant"])
-        prev = self._prev
-        self._prev = {}
-        for s in snap.slots:
-            key = f"{s.slot_id}|{s.variant}"
-            t0, b0 = prev.get(key, (snap.time - s.age_s, 0.0))
-            dt = max(1e-6, snap.time - t0)
-            util.add_metric([s.slot_id, s.variant], min(1.0, max(0.0, (s.busy_s - b0) / dt)))
-            self._prev[key] = (snap.time, s.busy_s)
-            busy.add_metric([s.slot_id, s.variant], s.busy_s)
-            served.add_metric([s.slot_id, s.variant], s.served)
-            restarts.add_metric([s.slot_id, s.variant], s.restarts)
-        yield util
-        yield busy
-        yield served
-        yield restarts
-        cfg = snap.configuration
-        info = InfoMetricFamily("clover_configuration", "The configuration being served")
-        info.add_metric([], {
-            "service": self.pool.service.name, "gpu": self.pool.gpu.name, "n_gpus": str(self.pool.n_gpus),
-            "device": self.device, "configuration": cfg.label() if cfg else "",
-        })
-        yield info
-        if self.meter is not None:
-            e = CounterMetricFamily("clover_energy_joules", "Energy of all GPUs (or the CPU host) since start",
-                                    labels=["source", "estimated"])
-            e.add_metric([self.meter.source, str(self.meter.estimated).lower()], self.meter.read_joules())
-            yield e
 
 
 class ServerRecord(NamedTuple):
@@ -159,6 +102,8 @@ def _error_body(msg: str) -> bytes:
 
 
 _HEADER_KEY = HEADER.lower().encode()
+_JSON_CT = b"content-type: application/json\r\n"
+_BINARY_CT = b"content-type: application/octet-stream\r\n" + _HEADER_KEY + b": %d\r\n"
 DEADLINE_HEADER = "X-Request-Timeout-Ms"
 _DEADLINE_KEY = DEADLINE_HEADER.lower().encode()
 
@@ -360,30 +305,56 @@ def create_app(
             return refused(e)
         return answer(req, res, t0)
 
-    def infer_now(model: str, mv: str, body: bytes, headers: dict[bytes, bytes], reply: Any) -> Any:
-        """The same on the pool's loop by callbacks (:mod:`.fastpath`): ``reply(status, body,
-        extra headers, pool s)`` is called once; returns a cancel callable, or None."""
+    def infer_now(model: str, mv: str, body: bytes, headers: dict[bytes, bytes], fast: FastRequest) -> None:
+        """The same on the pool's loop by callbacks (:mod:`.fastpath`): ``fast`` goes to the pool
+        as the inference's future (``done`` answers it), or is answered at once (bad request).
+        A body whose header the decoder has a plan for skips ``begin`` (nothing there to check)."""
         t0 = time.perf_counter()
-        req, timeout_s = begin(model, mv, body, headers)
-        if isinstance(req, tuple):
-            reply(*req)
-            return None
+        hit = None
+        if model == name and mv == "1" and b"content-encoding" not in headers and _DEADLINE_KEY not in headers:
+            hit = decoder.planned(body, headers.get(_HEADER_KEY))
+        if hit is not None:
+            inputs, req = hit
+            timeout_s = req.timeout_s
+        else:
+            req, timeout_s = begin(model, mv, body, headers)
+            if isinstance(req, tuple):
+                fast.reply(*req)
+                return
+            inputs = req.inputs
+        fast.req = req
+        fast.t0 = t0
+        submit_to(inputs, timeout_s, fast)
 
-        def done(res: InferResult | None, exc: BaseException | None) -> None:
-            reply(*(answer(req, res, t0) if res is not None else
-                    refused(exc if isinstance(exc, RequestError) else RequestError(500, f"internal error: {exc!r}"))))
-
-        return pool.submit_cb(req.inputs, timeout_s, done)
+    def done(fast: FastRequest, res: InferResult | None, exc: BaseException | None) -> None:
+        """``answer`` for the callback path, writing the response (one call per answer)."""
+        if res is None:
+            fast.reply(*refused(exc if isinstance(exc, RequestError) else RequestError(500, f"internal error: {exc!r}")))
+            return
+        try:
+            payload, hlen = encoder.encode(res.outputs, fast.req, res.variant, res.slot_id,
+                                           round(res.service_s * 1000, 3))
+        except CodecError as e:
+            requests.count(name, 400)
+            fast.reply(400, _error_body(str(e)), None, NAN)
+            return
+        dt = time.perf_counter() - fast.t0
+        hist[bisect_left(bounds, dt)] += 1  # requests.answered(dt), inline
+        requests.sum_s += dt
+        overhead.append(dt - res.service_s if dt > res.service_s else 0.0)
+        fast.reply(200, payload, _JSON_CT if hlen is None else _BINARY_CT % hlen, res.latency_s)
 
     def record(status: int, t_accept: float, pool_s: float) -> None:
         done = time.perf_counter()
-        records_append(ServerRecord(status, done, done - t_accept, pool_s))
+        records_append(tuple.__new__(ServerRecord, (status, done, done - t_accept, pool_s)))
 
     overhead = app.state.overhead_s
     answered = requests.answered
+    hist, bounds = requests.hist, requests.bounds
     records_append = app.state.server_records.append
+    submit_to = pool.submit_fast
     # The callback path FrontEnd serves when it runs on the pool's loop (see fastpath).
-    app.state.fast_protocol = protocol_for(infer_now, record)
+    app.state.fast_protocol = protocol_for(infer_now, done, record)
 
     # Served outermost (FrontEnd), so an inference skips FastAPI's middleware stack entirely.
     app.state.asgi = _InferRoute(app, infer, record=app.state.server_records.append)

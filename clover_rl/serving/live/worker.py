@@ -209,13 +209,18 @@ class _SharedReader:
 def pack_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     """Numeric arrays as ``(dtype, shape, bytes)`` for the pipe: pickling that costs ~1 us, an
     ndarray ~10 us (and ~7 us to unpickle), per reply. Other values pass as they are."""
-    return {k: (a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray) and a.dtype != np.object_ else a
-            for k, a in outputs.items()}
+    packed = {}
+    for k, a in outputs.items():  # a loop, not a comprehension: this runs per request
+        packed[k] = (a.dtype.str, a.shape, a.tobytes()) if type(a) is np.ndarray and a.dtype.kind != "O" else a
+    return packed
 
 
 def unpack_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`pack_outputs` (read-only arrays over the received bytes)."""
-    return {k: np.frombuffer(v[2], v[0]).reshape(v[1]) if type(v) is tuple else v for k, v in outputs.items()}
+    """The inverse of :func:`pack_outputs`, in place (read-only arrays over the received bytes)."""
+    for k, v in outputs.items():
+        if type(v) is tuple:
+            outputs[k] = np.frombuffer(v[2], v[0]).reshape(v[1])
+    return outputs
 
 
 def one_line(e: BaseException) -> str:
@@ -347,6 +352,7 @@ class WorkerProcess:
         self._shared = _SharedWriter()
         self._pending_shared = False
         self._frames: FrameReader | None = None
+        self._fd = -1
         self._sel: selectors.BaseSelector | None = None
 
     @property
@@ -365,7 +371,8 @@ class WorkerProcess:
         self.conn = parent
         # worker_main answers each request once, so reading ahead is safe (see FrameReader); other
         # entries (an LLM worker's stream of steps) are read one message per readable event
-        self._frames = FrameReader(parent.fileno()) if self.spec.entry() is worker_main else None
+        self._fd = parent.fileno()
+        self._frames = FrameReader(self._fd) if self.spec.entry() is worker_main else None
         self._sel = selectors.DefaultSelector()  # one epoll for the worker's life, not one per call
         self._sel.register(parent, selectors.EVENT_READ, "conn")
         self._sel.register(self.proc.sentinel, selectors.EVENT_READ, "exit")
@@ -407,7 +414,7 @@ class WorkerProcess:
         inline, shared = self._shared.put(inputs)
         self._pending_shared = shared is not None
         try:
-            send_frame(self.conn.fileno(), ("infer", rid, inline, shared))
+            send_frame(self._fd, ("infer", rid, inline, shared))
         except (OSError, ValueError) as e:
             raise WorkerCrashed(f"send failed: {e}") from None
 
@@ -419,10 +426,11 @@ class WorkerProcess:
         except (EOFError, OSError):
             raise WorkerCrashed("process exited") from None
         if self._pending_shared:
-            self._shared.mapped()
+            if self._shared.linked:
+                self._shared.mapped()
             self._pending_shared = False
         if reply[0] == "done":
-            return ("done", reply[1], unpack_outputs(reply[2]), reply[3], reply[4])
+            unpack_outputs(reply[2])
         return reply
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -449,6 +457,7 @@ class WorkerProcess:
                 self.conn.close()
             except OSError:
                 pass
+        self._fd = -1  # a later send fails (EBADF -> WorkerCrashed), never writes to a reused descriptor
         self._shared.close()
         if self._sel is not None:
             self._sel.close()

@@ -55,6 +55,19 @@ def _read_response(s: socket.socket, buf: bytearray) -> tuple[int, dict[str, str
     return status, headers, rest[:n]
 
 
+def _after_continue(s: socket.socket, buf: bytearray, body: bytes, head: str) -> tuple[int, dict[str, str], bytes]:
+    """Send the request line and ``head`` (``{length}`` -> a content-length line, ``{n}`` -> the
+    body's length), expect ``100 Continue``, then send ``body``; the response."""
+    s.sendall((f"POST {PATH} HTTP/1.1\r\n" + head.format(length=f"content-length: {len(body)}\r\n", n=len(body))
+               + "\r\n").encode())
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(1024)
+    assert bytes(buf).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    del buf[:len(b"HTTP/1.1 100 Continue\r\n\r\n")]
+    s.sendall(body)
+    return _read_response(s, buf)
+
+
 def _connect(backend: LiveBackend) -> socket.socket:
     host, port = backend.url.removeprefix("http://").split(":")
     s = socket.create_connection((host, int(port)), timeout=10)
@@ -82,19 +95,20 @@ def test_pipelined_requests_are_answered_in_order(backend: LiveBackend) -> None:
 
 def test_expect_100_continue_and_keep_alive(backend: LiveBackend) -> None:
     with _connect(backend) as s:
-        body = _body("e")
-        s.sendall((f"POST {PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}\r\n"
-                   "expect: 100-continue\r\n\r\n").encode())
         buf = bytearray()
-        while b"\r\n\r\n" not in buf:
-            buf += s.recv(1024)
-        assert bytes(buf).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
-        del buf[:len(b"HTTP/1.1 100 Continue\r\n\r\n")]
-        s.sendall(body)
-        status, headers, out = _read_response(s, buf)
+        status, headers, out = _after_continue(s, buf, _body("e"), "host: x\r\n{length}expect: 100-continue\r\n")
         assert status == 200 and json.loads(out)["id"] == "e" and "connection" not in headers
         s.sendall(_request("again"))  # the connection stays open for the next request
         assert _read_response(s, buf)[0] == 200
+
+
+def test_header_names_are_matched_in_any_case(backend: LiveBackend) -> None:
+    """Header lines reach the fast path through a dict (fastpath.InferProtocol): names are
+    still matched without regard to case, as uvicorn's lower-cased list was."""
+    with _connect(backend) as s:
+        status, _, out = _after_continue(s, bytearray(), _body("c"), "Host: x\r\nContent-Length: {n}\r\n"
+                                         "EXPECT: 100-Continue\r\nX-Request-Timeout-Ms: soon\r\n")
+        assert status == 400 and "X-Request-Timeout-Ms" in json.loads(out)["error"]
 
 
 @pytest.mark.parametrize("version, extra", [("1.1", "connection: close\r\n"), ("1.0", "")])

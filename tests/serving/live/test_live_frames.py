@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from clover_rl.serving.live.collectors import RequestMetrics
 from clover_rl.serving.live.frames import FrameReader, send_frame
-from clover_rl.serving.live.request_metrics import RequestMetrics
 from clover_rl.serving.live.worker import SHARED_MIN_BYTES, _SharedReader, _SharedWriter
 
 
