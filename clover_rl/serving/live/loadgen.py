@@ -40,6 +40,7 @@ class LoadResult:
     offered_s: float  # the arrival window
     variants: dict[str, int] = field(default_factory=dict)  # answered, by serving variant
     service_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))  # worker-reported
+    sent_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # answered: scheduled send, s from start
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
@@ -132,6 +133,7 @@ async def run_load_async(
     endpoint = f"{url.rstrip('/')}/v2/models/{model or service.name}/infer"
     statuses: list[int] = []
     lat: list[float] = []
+    lat_at: list[float] = []
     svc_ms: list[float] = []
     variants: Counter[str] = Counter()
     last_done = [0.0]
@@ -152,6 +154,7 @@ async def run_load_async(
             statuses.append(status)
             if status == 200:
                 lat.append((now - t_sched) * 1000.0)
+                lat_at.append(t_sched - t0)
                 p = _response_params(r)
                 if "variant" in p:
                     variants[str(p["variant"])] += 1
@@ -183,7 +186,7 @@ async def run_load_async(
     return LoadResult(
         sent=len(arrivals), answered=answered, errors=len(arrivals) - answered, status_counts=dict(counts),
         latencies_ms=np.asarray(lat), duration_s=end - t0, offered_s=seconds, variants=dict(variants),
-        service_ms=np.asarray(svc_ms),
+        service_ms=np.asarray(svc_ms), sent_s=np.asarray(lat_at),
     )
 
 
