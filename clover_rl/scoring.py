@@ -69,7 +69,10 @@ def _paper_terms(cpr: Any, acc: Any, p95: Any, ref: ObjectiveReference) -> tuple
     dc = (ref.c_ref_g - cpr) / ref.c_ref_g
     da = (ref.a_base - acc) / ref.a_base
     raw = ref.lam * dc - (1.0 - ref.lam) * da
-    factor = np.where(np.greater(p95, ref.sla_ms), ref.sla_ms / np.maximum(p95, 1e-12), 1.0)
+    if isinstance(p95, float):  # one interval (the env scores one per step): the same IEEE operations
+        factor = ref.sla_ms / max(p95, 1e-12) if p95 > ref.sla_ms else 1.0
+    else:
+        factor = np.where(np.greater(p95, ref.sla_ms), ref.sla_ms / np.maximum(p95, 1e-12), 1.0)
     return dc, da, raw, factor, raw * factor
 
 

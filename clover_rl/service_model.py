@@ -22,7 +22,7 @@ import numpy as np
 
 from clover_rl.envs.actions import ActionCatalog
 from clover_rl.envs.config_table import ConfigTable, build_config_table
-from clover_rl.envs.observation import ObservationLayout, build_observation
+from clover_rl.envs.observation import ObservationLayout, build_observation, graph_features
 from clover_rl.errors import ConfigError
 from clover_rl.mig.config import Configuration
 from clover_rl.objectives import Objective, make_objective
@@ -111,6 +111,7 @@ class ServiceModel:
         self.ci_ref = o.reference_intensity * o.reference_pue  # g/kWh x PUE the observation divides by
         self.layout = ObservationLayout(sc.carbon.forecast_hours, self.catalog.variants, self.catalog.profiles)
         self._tables: dict[float, ConfigTable] = {}
+        self._graph_obs: np.ndarray | None = None  # graph_features of every action, built on first use
 
     def _llm_slas(self, base_cfg: Configuration) -> float:
         """Fix an LLM scenario's TTFT and TPOT SLAs (unset: BASE's p95s at the nominal load) on
@@ -159,6 +160,8 @@ class ServiceModel:
         applies PUE and the reference), the rate in req/s, ``last`` from the previous interval,
         the extra features of ``envs.observation.EXTRA_FEATURES``."""
         scale = self.pue / self.ci_ref
+        if self._graph_obs is None:
+            self._graph_obs = graph_features(self.catalog.graphs)
         return build_observation(
             self.layout,
             ci_now=ci_now * scale,
@@ -167,7 +170,7 @@ class ServiceModel:
             p95_over_sla=last.p95_over_sla,
             accuracy_over_base=last.accuracy_over_base,
             energy_over_base=last.energy_over_base,
-            graph=self.catalog.graphs[config_index],
+            graph_obs=self._graph_obs[config_index],
             hour_of_day=hour_of_day,
             rate_trend=rate_trend,
             budget_left=budget_left,

@@ -48,3 +48,17 @@ def test_sla_penalty_has_a_fixed_and_a_proportional_part():
     assert sla_penalty(101.0, 100.0, 0.05) == pytest.approx(0.05 * 1.01)
     assert sla_penalty(300.0, 100.0, 0.05) == pytest.approx(0.05 * 3.0)
     assert sla_penalty(5000.0, 100.0, 0.05) == pytest.approx(0.05 * 11.0)
+
+
+def test_scalar_score_equals_the_vectorised_formula_bit_for_bit():
+    import numpy as np
+
+    from clover_rl.scoring import scores
+
+    rng = np.random.default_rng(0)
+    ref = ObjectiveReference(c_ref_g=0.01, a_base=0.84, sla_ms=120.0, lam=0.1)
+    cpr, acc = rng.random(400) * 0.02, 0.6 + rng.random(400) * 0.3
+    p95 = np.concatenate([rng.random(200) * 240.0, [120.0, 0.0, 1e-15, 1e9], rng.random(196) * 130.0])
+    vec = scores(cpr, acc, p95, ref)
+    one = [score(float(c), float(a), float(p), ref).value for c, a, p in zip(cpr, acc, p95)]
+    assert np.array_equal(vec, np.array(one))

@@ -143,6 +143,8 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         self._forecasts: dict[int, tuple[CarbonTrace, Forecast]] = {}  # by trace object
         self._levels: np.ndarray | None = None  # randomization.snap_rate's load levels (req/s)
         self._hours: tuple[CarbonTrace, np.ndarray] | None = None  # (trace, hour of day per interval)
+        self._rates: dict[int, float] = {}  # rate() by episode interval (the episode's workload and scale)
+        self._steps = self.scenario.steps_per_episode
 
     # ------------------------------------------------------------------ helpers
     def _make_backend(self, backend: str | Backend, kwargs: dict) -> Backend:
@@ -163,7 +165,7 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
 
     @property
     def steps_per_episode(self) -> int:
-        return self.scenario.steps_per_episode
+        return self._steps
 
     @property
     def configuration(self) -> Configuration:
@@ -198,8 +200,15 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
 
     def rate(self, offset: int = 0) -> float:
         """Mean request rate (req/s) of the current interval + ``offset`` (the episode's workload)."""
+        i = self._t - self._t0 + offset
+        hit = self._rates.get(i)  # the env asks ~4 times per step; forgotten at reset
+        if hit is None:
+            hit = self._rates[i] = self._rate_at(i)
+        return hit
+
+    def _rate_at(self, i: int) -> float:
         step = self.scenario.control_interval_s
-        t0 = (self._t - self._t0 + offset) * step
+        t0 = i * step
         rate = max(self._episode_workload.mean_rate(t0, t0 + step) * self._rate_scale, 1e-6)
         if self.randomization and self.randomization.snap_rate:
             if self._levels is None:
@@ -298,6 +307,7 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         else:
             self._rate_scale = 1.0
         self._episode_workload = self._draw_workload(options)
+        self._rates = {}
         self.objective.reset()
         self.backend.reseed(int(self.np_random.integers(2**31)))
         start_cfg = options.get("config", self.catalog.base_index)

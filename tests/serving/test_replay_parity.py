@@ -32,6 +32,7 @@ def _serve(profile, service, configs, plan, clear: bool) -> list:  # type: ignor
             be._transitions.clear()
             be._servers_cache.clear()
             be._rows.clear()
+            be._steady_runs.clear()
         rate = rho * be.capacity_rps(configs[0])
         out.append(be.apply(configs[i]))
         out.append(be.run(900.0, rate))
