@@ -1,6 +1,7 @@
 """Environment step speed on one core, by kind of step, against the 5,000 steps/s target.
 
     python benchmarks/env_speed.py [--scenario efficientnet ...] [--steps 3000] [--mode steady]
+                                   [--baseline DIR]
 
 Each scenario runs in a fresh process pinned to one CPU core (numba/BLAS threads = 1), on the
 replay backend in its default steady mode. Kinds of step, each timed over ``--steps`` steps
@@ -23,14 +24,21 @@ after a warm-up of the same kind:
   once; the line below the table gives that cost per simulation.
 
 Each scenario uses its own temporary store, so the figures do not depend on the user's.
+The timed loops run inside :func:`clover_rl.heap.frozen_setup` (the objects of the imports and
+the env set-up out of full GC scans), as ``clover-rl train`` and the benchmark suite run theirs;
+``--no-freeze`` times them without.
 
-Figures are CPU seconds of the stepping process (``time.process_time``): on a shared
-machine, wall time includes waiting for the core. Prints steps/s and the ratio to the
-target (>= 1 = meets it); ``--mode exact`` shows the same kinds without the caches.
+Figures are steps per CPU second of the stepping process (``time.process_time``), and per
+wall second beside them: on a shared machine, wall time includes waiting for the core. Prints
+steps/s and the ratio to the target (>= 1 = meets it); ``--mode exact`` shows the same kinds
+without the caches. ``--baseline DIR`` times another checkout's ``clover_rl`` in the same run
+(e.g. ``git worktree add /tmp/main-wt main``), its processes interleaved with this one's, and
+prints the speed-up per kind.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -52,7 +60,17 @@ def _time_steps(env, actions) -> tuple[float, float]:  # type: ignore[no-untyped
     return time.process_time() - c0, time.perf_counter() - t0
 
 
-def _child(scenario: str, steps: int, mode: str, part: str) -> dict:
+def _frozen(freeze: bool) -> contextlib.AbstractContextManager:
+    """The set-up's objects out of full GC scans, as train and benchmark run their loops
+    (:func:`clover_rl.heap.frozen_setup`; a --baseline checkout may predate it: then nothing)."""
+    try:
+        from clover_rl.heap import frozen_setup
+    except ImportError:
+        return contextlib.nullcontext()
+    return frozen_setup() if freeze else contextlib.nullcontext()
+
+
+def _child(scenario: str, steps: int, mode: str, part: str, freeze: bool) -> dict:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import numpy as np
@@ -68,7 +86,8 @@ def _child(scenario: str, steps: int, mode: str, part: str) -> dict:
         cold.reset(seed=0)
         setup = time.process_time() - t0
         feas = np.flatnonzero(cold.catalog.feasible)
-        cpu, wall = _time_steps(cold, rng.choice(feas, steps))
+        with _frozen(freeze):
+            cpu, wall = _time_steps(cold, rng.choice(feas, steps))
         from clover_rl.serving.steady import _STEADY_CACHE
 
         return {part: {"cpu_s": cpu, "wall_s": wall, "steps": steps, "setup_s": setup, "steady": len(_STEADY_CACHE)}}
@@ -85,23 +104,52 @@ def _child(scenario: str, steps: int, mode: str, part: str) -> dict:
         "switch+load": (diurnal, np.array([a, b] * (steps // 2))),
         "switch-new": (env, rng.choice(feas, steps)),
     }
-    for kind, (e, acts) in plans.items():
-        e.reset(seed=1)
-        if kind == "switch-new":  # warm the steady states of every slot assignment first
-            _time_steps(e, rng.choice(feas, 4 * len(feas)))
-        else:
-            _time_steps(e, acts[: min(steps, 500)])
-        cpu, wall = _time_steps(e, acts)
-        out[kind] = {"cpu_s": cpu, "wall_s": wall, "steps": len(acts)}
+    with _frozen(freeze):
+        for kind, (e, acts) in plans.items():
+            e.reset(seed=1)
+            if kind == "switch-new":  # warm the steady states of every slot assignment first
+                _time_steps(e, rng.choice(feas, 4 * len(feas)))
+            else:
+                _time_steps(e, acts[: min(steps, 500)])
+            cpu, wall = _time_steps(e, acts)
+            out[kind] = {"cpu_s": cpu, "wall_s": wall, "steps": len(acts)}
     return out
 
 
-def _run_child(scenario: str, steps: int, mode: str, part: str, env: dict) -> dict | str:
-    cmd = [sys.executable, __file__, "--child", scenario, "--steps", str(steps), "--mode", mode, "--part", part]
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **_ONE_THREAD, **env}, check=False)
+def _run_child(scenario: str, steps: int, mode: str, part: str, env: dict, code: str | None,
+               freeze: bool) -> dict | str:
+    """One fresh process timing ``part``; ``code``: the checkout whose clover_rl it imports (None: this one)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", scenario, "--steps", str(steps), "--mode", mode,
+           "--part", part] + ([] if freeze else ["--no-freeze"])
+    extra = {**_ONE_THREAD, **env}
+    if code is not None:
+        extra["PYTHONPATH"] = code
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **extra}, check=False,
+                       cwd=code or None)
     if p.returncode != 0:
         return p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _measure(scenario: str, steps: int, mode: str, tmp: str, codes: dict[str, str | None],
+             freeze: bool) -> dict[str, dict] | str:
+    """Every kind for each checkout in ``codes`` (label -> path), processes interleaved; each
+    checkout gets its own stores."""
+    out: dict[str, dict] = {label: {} for label in codes}
+    for part in ("warm", "cold", "build"):
+        for label, code in codes.items():
+            store = f"{tmp}/{label}/{scenario}" + ("-empty" if part == "build" else "")
+            got = _run_child(scenario, steps, mode, part, {"CLOVER_RL_CACHE_DIR": store}, code, freeze)
+            if isinstance(got, str):
+                return f"{label} {part}: {got}"
+            out[label].update(got)
+    for r in out.values():
+        r["empty-store"] = r.pop("build")
+    return out
+
+
+def _row(name: str, values: list[float], fmt: str) -> str:
+    return f"{name:30s} " + " ".join(format(v, fmt) for v in values)
 
 
 def main() -> int:
@@ -109,42 +157,51 @@ def main() -> int:
     ap.add_argument("--scenario", action="append", help="default: efficientnet and albert")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--mode", choices=["steady", "exact"], default="steady")
+    ap.add_argument("--baseline", metavar="DIR", help="another checkout to time in the same run (old vs new)")
+    ap.add_argument("--no-freeze", action="store_true",
+                    help="time without clover_rl.heap.frozen_setup (train and benchmark use it)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--part", default="warm", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(_child(a.child, a.steps, a.mode, a.part)))
+        print(json.dumps(_child(a.child, a.steps, a.mode, a.part, not a.no_freeze)))
         return 0
     scenarios = a.scenario or ["efficientnet", "albert"]
+    codes: dict[str, str | None] = {"this": None}
+    if a.baseline:
+        if not os.path.isdir(os.path.join(a.baseline, "clover_rl")):
+            print(f"error: --baseline {a.baseline}: no clover_rl package there", file=sys.stderr)
+            return 2
+        codes["baseline"] = os.path.abspath(a.baseline)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"env steps/s on one core (CPU time), replay {a.mode} mode; target {TARGET:,.0f} steps/s; "
-          f"load average {load:.1f} on {os.cpu_count()} cores (a shared core slows CPU time too)")
-    print(f"{'scenario':13s} " + " ".join(f"{k:>12s}" for k in KINDS))
+    print(f"env steps/s on one core, replay {a.mode} mode; target {TARGET:,.0f} steps per CPU second; "
+          f"load average {load:.1f} on {os.cpu_count()} cores (a shared core slows CPU time too); set-up "
+          + ("objects out of GC scans as in train/benchmark (clover_rl.heap)" if not a.no_freeze else "not frozen"))
+    print(f"{'scenario / steps per':30s} " + " ".join(f"{k:>12s}" for k in KINDS))
     worst = {k: float("inf") for k in KINDS}
     costs = []
     with tempfile.TemporaryDirectory(prefix="clover-rl-bench-") as tmp:
         for sc in scenarios:
-            r: dict = {}
-            store, empty = {"CLOVER_RL_CACHE_DIR": f"{tmp}/{sc}"}, {"CLOVER_RL_CACHE_DIR": f"{tmp}/{sc}-empty"}
-            for part, extra in (("warm", store), ("cold", store), ("build", empty)):
-                got = _run_child(sc, a.steps, a.mode, part, extra)
-                if isinstance(got, str):
-                    print(f"{sc:13s} failed ({part}): {got}")
-                    break
-                r.update(got)
-            else:
-                r["empty-store"] = r.pop("build")
-                rates = {k: r[k]["steps"] / r[k]["cpu_s"] for k in KINDS}
-                for k in KINDS:
-                    worst[k] = min(worst[k], rates[k])
-                e, c = r["empty-store"], r["cold"]
-                n_sim = e["steady"]  # every steady state met was simulated (the cold run read as many)
-                costs.append(f"{sc}: {a.steps} steps simulated {n_sim} steady states in {e['cpu_s']:.2f} s of CPU "
-                             f"against {c['cpu_s']:.2f} s reading them from the store"
-                             + (f" (~{(e['cpu_s'] - c['cpu_s']) / n_sim * 1e3:.2f} ms per simulation)" if n_sim else ""))
-                print(f"{sc:13s} " + " ".join(f"{rates[k]:12,.0f}" for k in KINDS))
-                print(f"{'  / target':13s} " + " ".join(f"{rates[k] / TARGET:12.2f}" for k in KINDS))
-    print("worst / target: " + ", ".join(f"{k} {v / TARGET:.2f}" for k, v in worst.items()))
+            res = _measure(sc, a.steps, a.mode, tmp, codes, not a.no_freeze)
+            if isinstance(res, str):
+                print(f"{sc:30s} failed ({res})")
+                continue
+            cpu = {label: [r[k]["steps"] / r[k]["cpu_s"] for k in KINDS] for label, r in res.items()}
+            for label, r in res.items():
+                tag = "" if len(codes) == 1 else f" {label}"
+                print(_row(f"{sc}{tag} CPU s", cpu[label], "12,.0f"))
+                print(_row(f"{sc}{tag} wall s", [r[k]["steps"] / r[k]["wall_s"] for k in KINDS], "12,.0f"))
+            print(_row("  CPU / target", [v / TARGET for v in cpu["this"]], "12.2f"))
+            if "baseline" in cpu:
+                print(_row("  CPU this / baseline", [x / y for x, y in zip(cpu["this"], cpu["baseline"])], "12.2f"))
+            for k, v in zip(KINDS, cpu["this"]):
+                worst[k] = min(worst[k], v)
+            e, c = res["this"]["empty-store"], res["this"]["cold"]
+            n_sim = e["steady"]  # every steady state met was simulated (the cold run read as many)
+            costs.append(f"{sc}: {a.steps} steps simulated {n_sim} steady states in {e['cpu_s']:.2f} s of CPU "
+                         f"against {c['cpu_s']:.2f} s reading them from the store"
+                         + (f" (~{(e['cpu_s'] - c['cpu_s']) / n_sim * 1e3:.2f} ms per simulation)" if n_sim else ""))
+    print("worst / target (CPU): " + ", ".join(f"{k} {v / TARGET:.2f}" for k, v in worst.items()))
     print("kept/switch/switch+load/switch-new: warm caches (a training run after its first minutes); cold: a "
           "fresh process whose steady-state store (clover_rl.serving.steady_store) already holds this load level; "
           "empty-store: a fresh process with an empty store, " + "; ".join(costs))

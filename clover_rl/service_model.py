@@ -200,6 +200,8 @@ class ServiceModel:
         """One interval from consecutive windows (an optimizer's probes + the rest), as
         :func:`~clover_rl.serving.metrics.merge_metrics`; an LLM service's SLA-judged latency is
         then re-derived from the merged TTFT and TPOT percentiles."""
+        if len(windows) == 1 and not self.is_llm and windows[0].duration_s > 0:
+            return windows[0]  # what merge_metrics makes of one window (the env's every step without probes)
         m = merge_metrics(windows)
         if self.is_llm:
             from clover_rl.llm.replay import rebind

@@ -145,6 +145,8 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         self._hours: tuple[CarbonTrace, np.ndarray] | None = None  # (trace, hour of day per interval)
         self._rates: dict[int, float] = {}  # rate() by episode interval (the episode's workload and scale)
         self._steps = self.scenario.steps_per_episode
+        self._time_labels: tuple[CarbonTrace | None, dict[int, str]] = (None, {})  # info["time"] per trace
+        self._labels: dict[int, str] = {}  # info["config"] by action
 
     # ------------------------------------------------------------------ helpers
     def _make_backend(self, backend: str | Backend, kwargs: dict) -> Backend:
@@ -235,6 +237,23 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         hours = self._hours[1]
         return float(hours[min(self._t + offset, len(hours) - 1)])
 
+    def _time_label(self) -> str:
+        """``str`` of the current interval's timestamp (kept per trace: info carries it every step)."""
+        tr = self._episode_trace
+        if self._time_labels[0] is not tr:
+            self._time_labels = (tr, {})
+        labels = self._time_labels[1]
+        text = labels.get(self._t)
+        if text is None:
+            text = labels[self._t] = str(tr.times[self._t])
+        return text
+
+    def _config_label(self) -> str:
+        text = self._labels.get(self._current)
+        if text is None:
+            text = self._labels[self._current] = self.configuration.label()
+        return text
+
     def config_table(self, rate_rps: float | None = None) -> ConfigTable:
         """The replay model's steady-state table at ``rate_rps`` (default: the current load).
 
@@ -321,11 +340,11 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
 
     def _info_reset(self) -> dict:
         return {
-            "config": self.configuration.label(),
+            "config": self._config_label(),
             "ci": self.intensity(),
             "rate_rps": self.rate(),
             "sla_ms": self.sla_ms,
-            "time": str(self._episode_trace.times[self._t]),
+            "time": self._time_label(),
             "action_mask": self.action_masks(),
         }
 
@@ -362,8 +381,10 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         probe_time = sum(p.duration_s for p in probes)
         reconfigs = self._probes.changes
         report = None
-        if self.backend.configuration != self.catalog.configs[target]:
-            report = self.backend.apply(self.catalog.configs[target])
+        want = self.catalog.configs[target]
+        served = self.backend.configuration
+        if served is not want and served != want:
+            report = self.backend.apply(want)
             if report.ok:
                 reconfigs += int(report.changed)
             else:  # the backend still serves what it served: no counted reconfiguration
@@ -378,12 +399,12 @@ class CloverServingEnv(ModelContext, gym.Env[np.ndarray, np.int64]):
         value, booked = self.objective.book(self.step_index, out.carbon_g, out.objective)
         reward = out.reward + value - out.objective  # a budget's overspend penalty (0 for other objectives)
         info = {
-            "time": str(self._episode_trace.times[self._t]),
+            "time": self._time_label(),
             "ci": ci,
             "pue": sc.carbon.pue,
             "rate_rps": self.rate(),
             "action": a,
-            "config": self.configuration.label(),
+            "config": self._config_label(),
             "refused": refused,
             "refused_reason": self.catalog.why_infeasible(a) if refused else "",
             "carbon_g": out.carbon_g,

@@ -19,6 +19,7 @@ import numpy as np
 from clover_rl.agents.base import Policy
 from clover_rl.carbon.base import CarbonTrace
 from clover_rl.errors import ConfigError
+from clover_rl.heap import frozen_setup
 from clover_rl.llm import summary as llm_summary
 from clover_rl.progress import ProgressBar
 
@@ -288,7 +289,7 @@ def evaluate_policies(
             done = dict(run_all(ray_address, run_policy, items, workers))
             runs = {spec: done[spec] for spec in all_specs}
         else:
-            with ProgressBar(progress, unit="intervals", eta=True) as bar:
+            with ProgressBar(progress, unit="intervals", eta=True) as bar, frozen_setup():
                 for spec in all_specs:
                     task = bar.add_task(spec, total=steps)
                     runs[spec] = _run_one(spec, envs[spec], pols[spec], steps, seed, start,

@@ -29,10 +29,14 @@ _PLACED_MAX = 50_000
 
 @lru_cache(maxsize=50_000)
 def _label(gpu_name: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f"{_profile_label(gpu_name, p)}:{v}" for p, v in pairs)
+
+
+@cache
+def _profile_label(gpu_name: str, profile: str) -> str:
     from clover_rl.mig.catalog import get_gpu
 
-    gpu = get_gpu(gpu_name)
-    return ",".join(f"{gpu.label(p)}:{v}" for p, v in pairs)
+    return get_gpu(gpu_name).label(profile)
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ class ReplayBackend(ReplayBookkeeping):
         self._servers_cache: dict[Assignment, Servers] = {}
         self._transitions: dict[tuple, tuple[Assignment, Servers, Transition]] = {}
         self._rows: dict[tuple[str, str], tuple] = {}  # build_servers' memo of resolved rows
+        self._costs: dict[tuple, float] = {}  # _switch_cost by (old variant, variant, first)
         self._seeds: list[int] = []  # exact mode's sub-seeds (steady mode draws none: its figures are seeded per grid point)
         self._steady_runs: dict[tuple, IntervalMetrics] = {}  # steady intervals by (servers, rate, seconds)
         self._closed = False
@@ -151,9 +152,8 @@ class ReplayBackend(ReplayBookkeeping):
         previous = {(s.profile, s.start): v for s, v in self._assignment}
         assignment = slot_assignment(configuration, self.gpu, previous)
         servers = self._servers_for(configuration, assignment)  # validates (slice, variant)
-        cost: list[float] = []
-        for slc, variant in assignment:
-            cost.append(self._switch_cost(previous.get((slc.profile, slc.start)), variant, first))
+        switch = self._switch_cost
+        cost = [switch(previous.get((slc.profile, slc.start)), variant, first) for slc, variant in assignment]
         costs = tuple(zip(self._slice_ids(assignment), cost * self.n_gpus))
         if len(self._transitions) >= _TRANSITIONS_MAX:
             self._transitions.clear()
@@ -166,11 +166,17 @@ class ReplayBackend(ReplayBookkeeping):
 
     def _switch_cost(self, old: str | None, variant: str, first: bool) -> float:
         """Downtime (s) of a slice that served ``old`` (None: a new placement) and now serves
-        ``variant`` (the rules in the module docstring)."""
-        dt = self.profile.downtime
-        return switch_cost(old, variant, first=first, enabled=self.reconfiguration, load_s=self._load_s,
-                           partition_s=self.profile.partition_change_s,
-                           make_before_break_s=dt.switch_s if dt is not None and dt.make_before_break else None)
+        ``variant`` (the rules in the module docstring; kept per (old, variant, first): the profile's
+        figures are read once)."""
+        key = (old, variant, first)
+        c = self._costs.get(key)
+        if c is None:
+            dt = self.profile.downtime
+            c = self._costs[key] = switch_cost(
+                old, variant, first=first, enabled=self.reconfiguration, load_s=self._load_s,
+                partition_s=self.profile.partition_change_s,
+                make_before_break_s=dt.switch_s if dt is not None and dt.make_before_break else None)
+        return c
 
     def _load_s(self, variant: str) -> float:
         try:

@@ -58,16 +58,19 @@ class ReplayBookkeeping:
     def _commit(self, configuration: Configuration, costs: Iterable[tuple[str, float]]) -> ReconfigReport:
         """Serve ``configuration`` from now on; ``costs``: (slice id, switching downtime s) of every
         slice. A kept slice id inherits the downtime it still owed; the report lists each slice's."""
-        pending: dict[str, float] = {}
-        downtime: dict[str, float] = {}
-        changed = 0
         owed = self._pending
-        for sid, c in costs:
-            changed += c > 0
-            d = c + owed.get(sid, 0.0)
-            downtime[sid] = d
-            if d > 0:
-                pending[sid] = d
+        if not owed:  # the usual case (downtime is paid within an interval): one pass, no sums
+            downtime = dict(costs)
+            pending = {sid: c for sid, c in downtime.items() if c > 0}
+            changed = len(pending)  # slice ids are unique
+        else:
+            pending, downtime, changed = {}, {}, 0
+            for sid, c in costs:
+                changed += c > 0
+                d = c + owed.get(sid, 0.0)
+                downtime[sid] = d
+                if d > 0:
+                    pending[sid] = d
         prev, self._config, self._pending = self._config, configuration, pending
         worst = max(downtime.values(), default=0.0)
         return ReconfigReport(changed=prev != configuration, previous=prev, current=configuration,

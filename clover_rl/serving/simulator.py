@@ -85,14 +85,16 @@ class Servers:
     # interned ``key`` without the slice ids: servers that differ only in which placement holds
     # which variant simulate identically (same rows in the same dispatch order)
     shape_id: int = field(default=-1, repr=False)
+    #: saturation throughput (req/s): sum over servers of 1 / mean service time
+    capacity_rps: float = field(init=False, repr=False)
+    _index: dict[str, int] = field(init=False, repr=False)  # slice id -> dispatch position
+
+    def __post_init__(self) -> None:  # read at every switch: computed once, not per access
+        object.__setattr__(self, "capacity_rps", float(np.add.reduce(1.0 / self.mean_s)))  # np.sum
+        object.__setattr__(self, "_index", {sid: i for i, sid in enumerate(self.ids)})
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    @cached_property
-    def capacity_rps(self) -> float:
-        """Saturation throughput: sum over servers of 1 / mean service time."""
-        return float(np.sum(1.0 / self.mean_s))
 
     @cached_property
     def shape_digest(self) -> str:
@@ -113,22 +115,19 @@ class Servers:
                 _SHAPE_DIGESTS[self.shape_id] = d
         return d
 
-    @cached_property
-    def _index(self) -> dict[str, int]:
-        return {sid: i for i, sid in enumerate(self.ids)}
-
     def available_at(self, downtime_s: Mapping[str, float] | None) -> np.ndarray:
         """Per-server start-of-service times from a per-slice-id downtime map."""
         out = np.zeros(len(self.ids))
         if downtime_s:
             index = self._index
             for sid, d in downtime_s.items():
-                if sid not in index:
+                i = index.get(sid)
+                if i is None:
                     raise ConfigError(f"downtime given for unknown slice {sid!r} (known: {', '.join(self.ids)})")
                 d = float(d)
-                if not math.isfinite(d) or d < 0:
+                if not 0.0 <= d < math.inf:  # NaN fails too
                     raise ConfigError(f"downtime of slice {sid!r} must be a non-negative number, got {d!r}")
-                out[index[sid]] = d
+                out[i] = d
         return out
 
 
@@ -165,24 +164,25 @@ def build_servers(
                 q = np.asarray(e.service_ms, dtype=np.float64) / 1e3 + dispatch_s
                 if q.shape != (len(QUANTILE_LEVELS),):
                     raise ConfigError(f"profile entries must list {len(QUANTILE_LEVELS)} service-time quantiles")
-                r = rows[(slc.profile, v)] = (e.mean_ms / 1e3 + dispatch_s, e, service.variant(v).accuracy, q)
+                acc = service.variant(v).accuracy
+                # (mean s, active W, accuracy, quantiles s, the row of the shape key)
+                r = rows[(slc.profile, v)] = (e.mean_ms / 1e3 + dispatch_s, e.active_power_w, acc, q,
+                                              (v, e.service_ms, e.active_power_w, acc))
             order.append((r[0], g, slc.start, len(order), slc, v, r))
     order.sort()  # the dispatch tie rule: mean service time, then GPU index, then placement start
-    entries = [o[6][1] for o in order]
-    q = np.array([o[6][3] for o in order])
-    ids = tuple(slice_id(o[1], o[4]) for o in order)
-    variants = tuple(o[5] for o in order)
-    shape = tuple((v, e.service_ms, e.active_power_w, o[6][2]) for v, e, o in zip(variants, entries, order))
+    rs = [o[6] for o in order]
+    ids = tuple(_slice_id(o[1], o[4]) for o in order)
+    shape = tuple(r[4] for r in rs)
     head = (profile.idle_power_w, int(n_gpus), frontend_s, dispatch_s)
     key = head + (tuple((sid,) + r for sid, r in zip(ids, shape)),)
     return Servers(
         ids=ids,
-        variants=variants,
+        variants=tuple(o[5] for o in order),
         gpu_index=np.array([o[1] for o in order], dtype=np.int64),
-        quantiles_s=q,
-        mean_s=np.array([o[0] for o in order], dtype=np.float64),
-        active_power_w=np.array([e.active_power_w for e in entries], dtype=np.float64),
-        accuracy=np.array([o[6][2] for o in order], dtype=np.float64),
+        quantiles_s=np.array([r[3] for r in rs]),
+        mean_s=np.array([r[0] for r in rs], dtype=np.float64),
+        active_power_w=np.array([r[1] for r in rs], dtype=np.float64),
+        accuracy=np.array([r[2] for r in rs], dtype=np.float64),
         idle_power_w=float(profile.idle_power_w) * int(n_gpus),
         n_gpus=int(n_gpus),
         estimated=bool(profile.estimated),
@@ -191,6 +191,18 @@ def build_servers(
         frontend_s=frontend_s,
         shape_id=_KEY_IDS.setdefault(head + (shape,), len(_KEY_IDS)),
     )
+
+
+_SLICE_IDS: dict[tuple[int, int, str], str] = {}
+
+
+def _slice_id(gpu_index: int, slc: Slice) -> str:
+    """:func:`slice_id`, kept (a new configuration's servers name every slice)."""
+    key = (gpu_index, slc.start, slc.profile)
+    sid = _SLICE_IDS.get(key)
+    if sid is None:
+        sid = _SLICE_IDS[key] = slice_id(gpu_index, slc)
+    return sid
 
 
 # --------------------------------------------------------------------------- exact path

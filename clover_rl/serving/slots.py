@@ -15,6 +15,30 @@ def slice_id(gpu_index: int, slc: Slice) -> str:
     return f"gpu{gpu_index}/{slc.profile}@{slc.start}"
 
 
+_PLANS: dict[tuple[int, Configuration], tuple] = {}  # by (id(gpu), configuration): see _plan
+_PLANS_MAX = 50_000
+
+
+def _plan(config: Configuration, gpu: GpuModel) -> tuple:
+    """(gpu, slices in start order, the assignment without a previous one, variants per profile
+    in canonical order) of ``config`` on ``gpu``: found once per configuration (the env asks
+    at every switch)."""
+    key = (id(gpu), config)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is gpu:
+        return hit
+    slices = config.partition(gpu).slices
+    groups: dict[str, list[str]] = {}
+    for p, v in config.pairs:
+        groups.setdefault(p, []).append(v)
+    remaining = {p: list(vs) for p, vs in groups.items()}
+    fresh = tuple((s, remaining[s.profile].pop(0)) for s in slices)
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    hit = _PLANS[key] = (gpu, slices, fresh, {p: tuple(vs) for p, vs in groups.items()})
+    return hit
+
+
 def slot_assignment(
     config: Configuration,
     gpu: GpuModel | None = None,
@@ -27,20 +51,22 @@ def slot_assignment(
     variant when the new configuration still needs it there (no needless model reload);
     the rest take the remaining variants in canonical order, slices in start order.
     """
-    gpu = gpu or get_gpu(config.gpu)
-    part = config.partition(gpu)
-    remaining: dict[str, list[str]] = {}
-    for p, v in config.pairs:
-        remaining.setdefault(p, []).append(v)
+    _, slices, fresh, groups = _plan(config, gpu or get_gpu(config.gpu))
+    if not previous:
+        return fresh
+    remaining = {p: list(vs) for p, vs in groups.items()}
     chosen: dict[int, str] = {}
-    if previous:
-        for s in part.slices:
-            old = previous.get((s.profile, s.start))
-            if old is not None and old in remaining[s.profile]:
-                remaining[s.profile].remove(old)
+    for s in slices:
+        old = previous.get((s.profile, s.start))
+        if old is not None:
+            left = remaining[s.profile]
+            if old in left:
+                left.remove(old)
                 chosen[s.start] = old
+    if not chosen:
+        return fresh
     out = []
-    for s in part.slices:
+    for s in slices:
         v = chosen.get(s.start)
         if v is None:
             v = remaining[s.profile].pop(0)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from clover_rl.errors import CheckpointError, ConfigError
+from clover_rl.heap import frozen_setup
 from clover_rl.training.config import (
     TrainConfig,
     algo_class,
@@ -275,7 +276,8 @@ def train(
 
         pre = cfg.pretrain if resume is None else None
         if pre is not None:  # imitation warm start; the cloned policy competes for model.zip too
-            meta["pretrain"] = pretrain(model, cfg, pre, progress=cfg.progress_bar)
+            with frozen_setup():  # the set-up's objects out of full GC scans (clover_rl.heap)
+                meta["pretrain"] = pretrain(model, cfg, pre, progress=cfg.progress_bar)
             _write_json(run_dir / METADATA_FILE, meta)
             if eval_cb is not None:
                 eval_cb.init_callback(model)
@@ -284,8 +286,9 @@ def train(
         before = int(model.num_timesteps)
         t_learn = time.perf_counter()
         try:
-            model.learn(total_timesteps=int(remaining), callback=callbacks, reset_num_timesteps=resume is None,
-                        progress_bar=cfg.progress_bar, tb_log_name=TB_DIR)
+            with frozen_setup():  # the set-up's objects out of full GC scans: ~10% of a new env step
+                model.learn(total_timesteps=int(remaining), callback=callbacks, reset_num_timesteps=resume is None,
+                            progress_bar=cfg.progress_bar, tb_log_name=TB_DIR)
         except KeyboardInterrupt:  # keep what was learned: `--resume RUN` continues from here
             _save_last(model, run_dir)
             _write_json(run_dir / METADATA_FILE, {**meta, "status": "interrupted",

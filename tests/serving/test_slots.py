@@ -49,3 +49,34 @@ def test_pool_plans_what_replay_assigns(n_gpus, monkeypatch):
     finally:
         monkeypatch.undo()
         pool.close()
+
+
+def _rule(config, previous):  # type: ignore[no-untyped-def]
+    """The assignment rule written out plainly (what the planned, cached version must give)."""
+    remaining: dict[str, list[str]] = {}
+    for p, v in config.pairs:
+        remaining.setdefault(p, []).append(v)
+    chosen = {}
+    for s in config.partition(GPU).slices:
+        old = (previous or {}).get((s.profile, s.start))
+        if old is not None and old in remaining[s.profile]:
+            remaining[s.profile].remove(old)
+            chosen[s.start] = old
+    return tuple((s, chosen[s.start] if s.start in chosen else remaining[s.profile].pop(0))
+                 for s in config.partition(GPU).slices)
+
+
+def test_cached_assignment_plans_follow_the_rule_from_any_predecessor():
+    import numpy as np
+
+    from clover_rl.envs.actions import ActionCatalog
+
+    configs = ActionCatalog(GPU, SVC).configs
+    rng = np.random.default_rng(0)
+    previous = None
+    for i in rng.integers(0, len(configs), 400):
+        c = configs[int(i)]
+        got = slot_assignment(c, GPU, previous)
+        assert got == _rule(c, previous)
+        assert slot_assignment(c, GPU, previous) == got  # the second call reads the plan
+        previous = {(s.profile, s.start): v for s, v in got}
