@@ -16,6 +16,7 @@ _MODULES = [
     "clover_rl.commands.profile",
     "clover_rl.commands.serve",
     "clover_rl.commands.simulate",
+    "clover_rl.commands.store",
     "clover_rl.commands.traces",
     "clover_rl.commands.train",
 ]

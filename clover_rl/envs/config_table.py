@@ -48,3 +48,17 @@ def build_config_table(model: Any, catalog: Any, rate_rps: float, interval_s: fl
         acc[i] = m.accuracy
         p95[i] = m.p95_ms
     return ConfigTable(rate_rps, e, acc, p95, catalog.feasible.copy())
+
+
+def fill_tables(model: Any, rates: Any, tick: Any = None) -> int:
+    """Build ``model``'s configuration table (a ``ServiceModel``) at each of ``rates`` (req/s):
+    every feasible configuration's steady state there is computed, or read from the persistent
+    store (:mod:`clover_rl.serving.steady_store`), which keeps what was computed for every later
+    process. ``tick()`` after each rate. Returns the number of steady states asked for."""
+    n = 0
+    for r in rates:
+        model.config_table(float(r))
+        n += int(np.count_nonzero(model.catalog.feasible))
+        if tick is not None:
+            tick()
+    return n

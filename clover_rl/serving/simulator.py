@@ -171,13 +171,13 @@ def build_servers(
             order.append((r[0], g, slc.start, len(order), slc, v, r))
     order.sort()  # the dispatch tie rule: mean service time, then GPU index, then placement start
     rs = [o[6] for o in order]
-    ids = tuple(_slice_id(o[1], o[4]) for o in order)
-    shape = tuple(r[4] for r in rs)
+    ids = tuple([_slice_id(o[1], o[4]) for o in order])
+    shape = tuple([r[4] for r in rs])
     head = (profile.idle_power_w, int(n_gpus), frontend_s, dispatch_s)
-    key = head + (tuple((sid,) + r for sid, r in zip(ids, shape)),)
+    key = head + (tuple([(sid,) + r for sid, r in zip(ids, shape)]),)
     return Servers(
         ids=ids,
-        variants=tuple(o[5] for o in order),
+        variants=tuple([o[5] for o in order]),
         gpu_index=np.array([o[1] for o in order], dtype=np.int64),
         quantiles_s=np.array([r[3] for r in rs]),
         mean_s=np.array([r[0] for r in rs], dtype=np.float64),

@@ -151,3 +151,16 @@ class SteadyStore:
 
 STORE = SteadyStore()
 atexit.register(STORE.flush)
+
+
+def stored_rows(store: SteadyStore | None = None) -> int:
+    """Rows in the store's file (0 when it is off or unreadable)."""
+    store = store or STORE
+    store.flush()
+    conn = store._connect()
+    if conn is None:
+        return 0
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM steady").fetchone()[0])
+    except sqlite3.Error:
+        return 0
