@@ -276,7 +276,7 @@ def disturbed_interval(servers: Servers, rate_rps: float, seconds: float, downti
         _RESULTS.move_to_end(key)
         return hit
     available_at = servers.available_at(downtime_s)
-    worst = max(0.0, *(float(d) for d in downtime_s.values())) if downtime_s else 0.0  # available_at.max()
+    worst = float(available_at.max()) if downtime_s else 0.0  # the longest downtime (validated >= 0 there)
     return _cached(_RESULTS, key, lambda: _disturbed(servers, rate_rps, seconds, available_at, worst,
                                                      timeout_s, n_requests))
 

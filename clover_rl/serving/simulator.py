@@ -39,7 +39,6 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
@@ -96,14 +95,14 @@ class Servers:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @cached_property
+    @property
     def shape_digest(self) -> str:
         """A digest of what the simulation depends on, without the slice ids (stable across
-        processes: the key of the persistent steady-state store)."""
-        from clover_rl.serving.steady_store import digest
-
+        processes: the key of the persistent steady-state store; kept per shape)."""
         d = _SHAPE_DIGESTS.get(self.shape_id)
         if d is None:  # a digest of the rows' digests: a row's repr is the costly part, once per row
+            from clover_rl.serving.steady_store import digest
+
             rows = []
             for r in self.key[-1]:
                 rd = _ROW_DIGESTS.get(r[1:])
