@@ -30,6 +30,8 @@ from urllib.parse import unquote
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from clover_rl.serving.live.requests import ServerRecord
+
 log = logging.getLogger("clover_rl.serving.live")
 
 INFER_PATH = re.compile(rb"^/v2/models/([^/?#]+)(?:/versions/([^/?#]+))?/infer(?:\?.*)?$")
@@ -80,20 +82,26 @@ class FastRequest:
         return self.ended
 
     def set_result(self, result: Any) -> None:
-        self._end(result, None)
-
-    def set_exception(self, exc: BaseException) -> None:
-        self._end(None, exc)
-
-    def _end(self, result: Any, exc: BaseException | None) -> None:
         if self.ended:
             return
         self.ended = True
         try:
-            self.proto.done(self, result, exc)
+            self.proto.done(self, result, None)
         except Exception as e:  # a bug in the answer must neither stop the pool nor hang the client
-            log.exception("infer answer failed")
-            self.reply(500, b'{"error": "internal error: %s"}' % type(e).__name__.encode(), None, float("nan"))
+            self._failed(e)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            self.proto.done(self, None, exc)
+        except Exception as e:
+            self._failed(e)
+
+    def _failed(self, e: Exception) -> None:
+        log.exception("infer answer failed")
+        self.reply(500, b'{"error": "internal error: %s"}' % type(e).__name__.encode(), None, float("nan"))
 
     def reply(self, status: int, payload: bytes, extra: bytes | list[tuple[bytes, bytes]] | None,
               pool_s: float) -> None:
@@ -117,7 +125,8 @@ class FastRequest:
             transport.close()
         proto.on_response_complete()
         if proto.record is not None:
-            proto.record(status, self.t_accept, pool_s)
+            now = time.perf_counter()
+            proto.record(tuple.__new__(ServerRecord, (status, now, now - self.t_accept, pool_s)))
 
 
 class InferProtocol(HttpToolsProtocol):
@@ -127,7 +136,7 @@ class InferProtocol(HttpToolsProtocol):
 
     handler: Handler
     done: Done
-    record: Callable[[int, float, float], None] | None = None  # (status, t_accept, pool s)
+    record: Callable[[ServerRecord], None] | None = None  # e.g. a deque's append
     routes: dict[bytes, tuple[str, str] | None]  # url -> (model, version), None: not the infer route
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -157,6 +166,7 @@ class InferProtocol(HttpToolsProtocol):
         # uvicorn's per-request state, less the ASGI scope (built only for requests that need it)
         self.fast: FastRequest | None = None
         self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []  # uvicorn's (its upgrade check reads it): filled on fallback
         self.raw_headers.clear()
 
     def _route(self) -> tuple[str, str] | None:
@@ -259,12 +269,12 @@ class InferProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_handler()
 
 
-def protocol_for(handler: Handler, done: Done, record: Callable[[int, float, float], None] | None = None
+def protocol_for(handler: Handler, done: Done, record: Callable[[ServerRecord], None] | None = None
                  ) -> type[InferProtocol]:
     """An :class:`InferProtocol` class serving ``handler`` (for uvicorn's ``Config(http=...)``);
-    ``done(request, result, exc)`` answers a request the pool has ended; ``record(status,
-    t_accept, pool_s)`` is called after each response is written (``t_accept``:
-    ``time.perf_counter()`` when the request's headers were complete)."""
+    ``done(request, result, exc)`` answers a request the pool has ended; ``record`` gets a
+    :class:`ServerRecord` after each response is written (latency from when the request's
+    headers were complete)."""
     ns: dict[str, Any] = {"handler": staticmethod(handler), "done": staticmethod(done), "routes": {},
                           "record": staticmethod(record) if record is not None else None}
     return type("BoundInferProtocol", (InferProtocol,), ns)

@@ -1,6 +1,7 @@
 """A request's life inside the worker pool: what is queued (:class:`Pending`), how its end is
 delivered (a future, or a :class:`Reply` callback on the pool's loop), and what it ends as
-(:class:`InferResult`, :class:`RequestError`, a :class:`RequestRecord` for interval metrics).
+(:class:`InferResult`, :class:`RequestError`, a :class:`RequestRecord` for interval metrics), and
+how the front end saw it (:class:`ServerRecord`).
 
 The records are named tuples, not dataclasses: one of each is made per request on the hot path.
 """
@@ -48,6 +49,20 @@ class RequestRecord(NamedTuple):
     queue_s: float
     service_s: float
     latency_s: float
+
+
+class ServerRecord(NamedTuple):
+    """One infer request as the front end saw it (times from ``time.perf_counter()``)."""
+
+    status: int
+    done_at: float  # response handed to the HTTP transport
+    latency_s: float  # request accepted (route entered) to response sent: the server-side latency
+    pool_s: float  # the pool's part (enqueue to answer), NaN when the pool gave no answer
+
+    @property
+    def frontend_s(self) -> float:
+        """Front-end overhead: server-side latency minus the pool's part (NaN if unanswered)."""
+        return self.latency_s - self.pool_s
 
 
 class Reply:
@@ -109,4 +124,4 @@ def settle(fut: Any, result: Any = None, exc: BaseException | None = None) -> No
         pass
 
 
-__all__ = ["InferResult", "Pending", "Reply", "RequestError", "RequestRecord", "settle"]
+__all__ = ["InferResult", "Pending", "Reply", "RequestError", "RequestRecord", "ServerRecord", "settle"]

@@ -31,7 +31,7 @@ import time
 import zlib
 from bisect import bisect_left
 from collections import deque
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import unquote
 
 from fastapi import FastAPI
@@ -44,26 +44,12 @@ from clover_rl.serving.live.energy import EnergyMeter
 from clover_rl.serving.live.fastpath import FastRequest, protocol_for
 from clover_rl.serving.live.models import check_inputs, io_spec
 from clover_rl.serving.live.pool import InferResult, RequestError, WorkerPool
+from clover_rl.serving.live.requests import ServerRecord
 
 log = logging.getLogger("clover_rl.serving.live")
 
 NAN = float("nan")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-class ServerRecord(NamedTuple):
-    """One infer request as the front end saw it (times from ``time.perf_counter()``)."""
-
-    status: int
-    done_at: float  # response handed to the HTTP transport
-    latency_s: float  # request accepted (route entered) to response sent: the server-side latency
-    pool_s: float  # the pool's part (enqueue to answer), NaN when the pool gave no answer
-
-    @property
-    def frontend_s(self) -> float:
-        """Front-end overhead: server-side latency minus the pool's part (NaN if unanswered)."""
-        return self.latency_s - self.pool_s
-
 
 
 def _error(status: int, msg: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -344,17 +330,13 @@ def create_app(
         overhead.append(dt - res.service_s if dt > res.service_s else 0.0)
         fast.reply(200, payload, _JSON_CT if hlen is None else _BINARY_CT % hlen, res.latency_s)
 
-    def record(status: int, t_accept: float, pool_s: float) -> None:
-        done = time.perf_counter()
-        records_append(tuple.__new__(ServerRecord, (status, done, done - t_accept, pool_s)))
-
     overhead = app.state.overhead_s
     answered = requests.answered
     hist, bounds = requests.hist, requests.bounds
     records_append = app.state.server_records.append
     submit_to = pool.submit_fast
     # The callback path FrontEnd serves when it runs on the pool's loop (see fastpath).
-    app.state.fast_protocol = protocol_for(infer_now, done, record)
+    app.state.fast_protocol = protocol_for(infer_now, done, records_append)
 
     # Served outermost (FrontEnd), so an inference skips FastAPI's middleware stack entirely.
     app.state.asgi = _InferRoute(app, infer, record=app.state.server_records.append)

@@ -272,18 +272,18 @@ def serve_request(servable: Any, spec: WorkerSpec, rid: int, inputs: dict[str, n
                   throttle: Throttle | None = None) -> tuple:
     """One request: ``("done", rid, outputs, service_s, compute_s)``, or ``("fail", rid, message,
     service_s)`` when the model rejects it. CPU slices sleep the duty-cycle throttle (the
-    worker's ``throttle``, which carries short sleeps over; without one, every sleep is taken)."""
+    worker's ``throttle``, made for ``spec``, which carries short sleeps over; without one, every
+    sleep is taken)."""
     t0 = time.perf_counter()
     try:
         out = servable.infer(inputs)
     except Exception as e:
         return ("fail", rid, one_line(e), time.perf_counter() - t0)
     compute = time.perf_counter() - t0
-    if spec.throttle and not spec.on_cuda and spec.compute_slices < spec.total_slices:
-        if throttle is not None:
-            throttle.after(compute)
-        else:
-            time.sleep(throttle_sleep_s(compute, spec.compute_slices, spec.total_slices))
+    if throttle is not None:  # made for this spec: a no-op where the throttle does not apply
+        throttle.after(compute)
+    elif spec.throttle and not spec.on_cuda and spec.compute_slices < spec.total_slices:
+        time.sleep(throttle_sleep_s(compute, spec.compute_slices, spec.total_slices))
     return ("done", rid, out, time.perf_counter() - t0, compute)
 
 
@@ -304,7 +304,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
         return
     conn.send(("ready", info))
     reader = _SharedReader()
-    throttle = Throttle(spec.compute_slices, spec.total_slices)
+    throttle = Throttle(spec.compute_slices, spec.total_slices) if spec.throttle and not spec.on_cuda else Throttle(1, 1)
     fd = conn.fileno()
     frames = FrameReader(fd)
     while True:
