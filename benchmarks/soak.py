@@ -17,7 +17,9 @@ admission control or a drain), lost (no answer within 30 s: time-out or connecti
 p95 latency vs the SLA (client-side, answered requests) over the whole phase and outside its
 fault window (``p95 out``: requests sent before the fault, or more than ``SETTLE_S`` after the
 fault's injection ended), and RSS of the serving process tree (front end + workers +
-controller) vs the first phase. Targets (issue 14): lost = 0, refusals
+controller) vs the first phase, and of the front end's process alone (``FE MB``: the one
+serving process that lives through the whole soak; workers and the controller are restarted by
+the faults, and how many workers run follows the configuration the policy chose). Targets (issue 14): lost = 0, refusals
 only in burst phases, p95 within the SLA outside fault windows, RSS growth < 10%.
 The last line is ``sent=S ok=O refused=R lost=L``.
 
@@ -151,6 +153,7 @@ def main() -> int:
     n_phases = max(1, int(round(args.minutes * 60 / args.phase)))
     totals = np.zeros(4, dtype=int)
     rss0: float | None = None
+    fe0: float | None = None
     rows: list[str] = []
     try:
         if not wait_for(lambda: dep.backend is not None and dep.backend.pool.ready_count > 0
@@ -164,7 +167,8 @@ def main() -> int:
               f"measured in warm-up ({capacity:.2f} req/s, the slower configuration), "
               f"faults in rotation: {', '.join(FAULTS)}; state {state}", flush=True)
         print(f"{'phase':>5} {'fault':24s} {'rate':>6} {'sent':>6} {'ok':>6} {'refused':>7} {'lost':>5} "
-              f"{'p95 ms':>8} {'p95 out':>8} {'SLA ms':>7} {'RSS MB':>7} {'growth':>7}", flush=True)
+              f"{'p95 ms':>8} {'p95 out':>8} {'SLA ms':>7} {'RSS MB':>7} {'growth':>7} {'FE MB':>6} {'growth':>7}",
+              flush=True)
         for k in range(n_phases):
             fault = FAULTS[k % len(FAULTS)]
             ph = Phase()
@@ -178,10 +182,13 @@ def main() -> int:
             totals += (sent, ok, refused, lost)
             rss = rss_mb(tree_pids(os.getpid(), exclude={ld.proc.pid for ld in loads}))
             rss0 = rss0 if rss0 is not None else rss
+            fe = rss_mb([os.getpid()])
+            fe0 = fe0 if fe0 is not None else fe
             sla = float(dep.plane.published.get("sla_ms", float("nan")))
             p95 = float(np.percentile(lat, 95)) if lat.size else float("nan")
             row = (f"{k:5d} {fault:24s} {rate:6.2f} {sent:6d} {ok:6d} {refused:7d} {lost:5d} {p95:8.0f} "
-                   f"{ph.p95_outside():8.0f} {sla:7.0f} {rss:7.0f} {100 * (rss / rss0 - 1):6.1f}%  {note}")
+                   f"{ph.p95_outside():8.0f} {sla:7.0f} {rss:7.0f} {100 * (rss / rss0 - 1):6.1f}% {fe:6.0f} "
+                   f"{100 * (fe / fe0 - 1):6.1f}%  {note}")
             rows.append(row)
             print(row, flush=True)
     finally:
