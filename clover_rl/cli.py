@@ -29,7 +29,10 @@ def _register() -> None:
 def _conventional_help() -> None:
     """Help in the usual POSIX style: on/off flags as flags (``--dry-run``, not ``--dry-run
     <bool>`` as if they took a value) and required arguments as ``SOURCE`` (typer 0.2x writes
-    ``{SOURCE}``). Patches typer's help formatting once; a typer without these hooks is left as is."""
+    ``{SOURCE}``, ``{SCENARIO}...`` for a list), and a docstring's later paragraphs re-wrapped to
+    the terminal (typer 0.29 keeps their source line breaks, so they print ragged). Patches
+    typer's help formatting once; a typer without these hooks is left as is."""
+    from typer import rich_utils
     from typer.core import TyperArgument, TyperOption
 
     shown = getattr(TyperOption, "display_type_rich", None)
@@ -43,10 +46,21 @@ def _conventional_help() -> None:
     if usage is not None and not getattr(usage, "_clover", False):
         def _usage_display_name(self: TyperArgument) -> str:
             name = usage(self)
-            return name[1:-1] if name.startswith("{") and name.endswith("}") else name
+            stem, dots = (name[:-3], "...") if name.endswith("...") else (name, "")
+            return stem[1:-1].upper() + dots if stem.startswith("{") and stem.endswith("}") else name
 
         _usage_display_name._clover = True  # type: ignore[attr-defined]
         TyperArgument._usage_display_name = _usage_display_name  # type: ignore[method-assign]
+    linebreaks = getattr(rich_utils, "_fix_linebreaks", None)
+    if linebreaks is not None and not getattr(linebreaks, "_clover", False):
+        def _fix_linebreaks(paragraphs: list[str], markup_mode: str) -> str:
+            if markup_mode == getattr(rich_utils, "MARKUP_MODE_MARKDOWN", "markdown"):
+                return linebreaks(paragraphs, markup_mode)
+            return "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n"))
+                                 for p in paragraphs)
+
+        _fix_linebreaks._clover = True  # type: ignore[attr-defined]
+        rich_utils._fix_linebreaks = _fix_linebreaks  # type: ignore[assignment]
 
 
 def _one_line_warning(message: Any, category: type[Warning], filename: str, lineno: int,

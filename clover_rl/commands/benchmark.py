@@ -30,8 +30,10 @@ def benchmark(
     list_cases: Annotated[bool, typer.Option("--list", help="list the suite's cases and exit")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar on a terminal")] = True,
 ) -> None:
-    """Run the benchmark suite: one table per case (as each finishes), then each policy's median
-    and worst oracle gap."""
+    """Run the benchmark suite: a table per case, then each policy's median and worst oracle gap.
+
+    Each case's table prints as it finishes; --out DIR also writes benchmark.csv, .json, .png
+    and benchmark.md."""
     from clover_rl.errors import ConfigError
     from clover_rl.evaluation.benchmark import DEFAULT_POLICIES, CaseResult, run_suite
     from clover_rl.evaluation.benchmark_report import (

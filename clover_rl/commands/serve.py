@@ -52,6 +52,7 @@ def serve(
     model_path: str | None = typer.Option(None, help="LLM services with vllm: model path/repo instead of the variant's"),
 ) -> None:
     """Serve a configuration over KServe v2 HTTP (metrics at /metrics) until SIGINT/SIGTERM.
+
     LLM services (--service llm) answer the OpenAI API at /v1 and KServe v2 generate."""
     from clover_rl.serving.live.llm_plane import is_llm_service
 

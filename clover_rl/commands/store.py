@@ -13,7 +13,9 @@ def store(
                                            "planners' tables and of training, nominal x 1.1^k)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on a terminal"),
 ) -> None:
-    """Fill the steady-state store (clover_rl.serving.steady_store) with every feasible
+    """Precompute every configuration's replay steady states so later runs start warm.
+
+    Fills the steady-state store (clover_rl.serving.steady_store) with every feasible
     configuration's steady state at the scenario's nominal load and at the load levels that the
     oracle's and mpc's tables (objectives.table_rate) and training (randomization.load_levels)
     use, so that training runs, vectorised-env workers and evaluations on this machine start
