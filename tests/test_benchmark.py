@@ -113,6 +113,20 @@ def test_tables_fit_80_columns_and_files_are_written(tmp_path):
     assert any("shipped: median / worst oracle gap 2.5 / 4.0%" in x for x in md)
 
 
+def test_gap_plot_gives_each_case_a_slot_even_with_one_case(tmp_path, monkeypatch):
+    """One case's markers sit near its tick, not spread edge to edge by autoscaling."""
+    from matplotlib.figure import Figure
+
+    from clover_rl.evaluation.benchmark_report import plot_gaps
+
+    seen: list[tuple[float, float]] = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig",
+                        lambda self, *a, **k: (seen.append(self.axes[0].get_xlim()), real(self, *a, **k))[1])
+    plot_gaps(_fake({"shipped": [0.0], "clover": [30.0]}, {"shipped": [0], "clover": [1]}), tmp_path / "g.png")
+    assert seen == [(-0.5, 0.5)]
+
+
 def test_run_suite_rejects_unknown_policy_before_running():
     with pytest.raises(ConfigError, match="unknown policy"):
         run_suite(SUITE[:1], ["no-such-policy"], workers=1)

@@ -172,6 +172,7 @@ def plot_gaps(res: SuiteResult, path: Path) -> Path:
     ax.axhline(0, color="k", lw=0.8)
     ax.axhline(15, color="r", lw=0.8, ls="--", label="15% (worst-case target)")
     ax.axhline(100, color="grey", lw=0.8, ls=":", label="base (100%)")
+    ax.set_xlim(-0.5, len(res.cases) - 0.5)  # a slot per case (autoscale spreads 1 case's markers edge to edge)
     ax.set_xticks(x)
     ax.set_xticklabels([c.case.name for c in res.cases], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("oracle gap % (clipped to [-50, 200])")
