@@ -219,9 +219,10 @@ def load_scenario(name_or_path: str | Path | Scenario, **overrides: object) -> S
     else:
         path = resolve_named("scenarios", str(name_or_path))
         if not path.exists():
-            raise ConfigError(
-                f"unknown scenario {name_or_path!r} (shipped: {', '.join(list_scenarios())}; or a YAML path)"
-            )
+            text = str(name_or_path)
+            what = (f"scenario file not found: {text}" if text.endswith((".yaml", ".yml")) or "/" in text
+                    else f"unknown scenario {text!r}")
+            raise ConfigError(f"{what} (shipped: {', '.join(list_scenarios())}; or a YAML path)")
         sc = _load(path.resolve())
     if overrides:
         sc = parse_model(Scenario, {**sc.model_dump(by_alias=True), **overrides, "source_path": sc.source_path},

@@ -23,7 +23,7 @@ def benchmark(
         "--ray", metavar="auto|ADDRESS", help="run the cases on a Ray cluster: 'auto' joins RAY_ADDRESS or "
                                               "starts a local one; else HOST:6379 or ray://HOST:10001 "
                                               "(needs the 'ray' extra)")] = None,
-    seed: Annotated[int, typer.Option("--seed", metavar="S", help="seed of policies and backend")] = 0,
+    seed: Annotated[int, typer.Option("--seed", metavar="S", min=0, help="seed of policies and backend")] = 0,
     out: Annotated[Path | None, typer.Option(
         "--out", metavar="DIR", help="write benchmark.csv, .json, .md (Markdown table) and .png here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,

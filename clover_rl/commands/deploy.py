@@ -41,7 +41,7 @@ def deploy(
     deadline: str = typer.Option("2x", "--deadline", help="default request deadline: a multiple of the SLA (2x) "
                                  "or a duration (800ms); overloaded requests are refused with 503 at once"),
     drain_grace: str = typer.Option("30s", "--drain-grace", help="on SIGTERM: time accepted requests get to finish"),
-    seed: int = typer.Option(0, "--seed", help="seed of policies, learner and load generator"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of policies, learner and load generator"),
     fresh: bool = typer.Option(False, "--fresh", help="start a new deployment: move an existing --state folder "
                                                       "aside to STATE.<UTC time> instead of resuming it"),
     verbose: bool = typer.Option(False, "--verbose", help="serving-plane log lines (workers starting, ...)"),

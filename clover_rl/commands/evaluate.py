@@ -27,7 +27,7 @@ def evaluate(
     start: Annotated[int, typer.Option(
         "--start", metavar="I", help="first interval of the trace window (an index, not an hour)")] = 0,
     seed: Annotated[int, typer.Option(
-        "--seed", metavar="S", help="seed of policies and backend noise")] = 0,
+        "--seed", metavar="S", min=0, help="seed of policies and backend noise")] = 0,
     as_json: Annotated[bool, typer.Option(
         "--json", help="print one JSON object keyed by --policy")] = False,
     out: Annotated[Path | None, typer.Option(

@@ -45,7 +45,7 @@ def profile(
     overhead_sizes: str | None = typer.Option(
         None, help="image services: extra comma-separated image sides at which to measure the per-request overhead"),
     restart: bool = typer.Option(True, help="measure a worker restart (kills one worker once)"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
 ) -> None:
     """Sweep variants x slice profiles x loads on live workers and write a profile file."""
     from clover_rl.commands.serve import setup_logging

@@ -30,7 +30,7 @@ def simulate(
     duration: float = typer.Option(600.0, help="simulated seconds"),
     gpu: str | None = typer.Option(None, help="GPU model (default: the profile's, else a100-40gb)"),
     gpus: int = typer.Option(1, help="number of GPUs (each runs the configuration)"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
     profile: Path | None = typer.Option(None, help="profile file (default: the shipped estimate)"),
     carbon_intensity: float | None = typer.Option(None, help="g CO2/kWh, to report carbon"),
     pue: float = typer.Option(1.0, help="power usage effectiveness multiplier"),

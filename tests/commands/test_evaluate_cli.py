@@ -114,6 +114,7 @@ def test_tb_dir_uses_training_style_run_names(tiny, tmp_path, capsys):
     (["--policy", "base", "--start", "-1"], ["start"]),
     (["--policy", "base", "--policy", "base"], ["more than once"]),
     (["--policy", "base", "--hours", "x"], ["--hours"]),
+    (["--policy", "base", "--seed", "-1"], ["--seed"]),  # was gymnasium's traceback
 ])
 def test_bad_input_is_one_line_exit_2(tiny, capsys, extra, needles):
     scenario, trace = tiny
@@ -125,3 +126,17 @@ def test_bad_input_is_one_line_exit_2(tiny, capsys, extra, needles):
 
 def test_unknown_scenario(capsys):
     _one_line_error(capsys, ["evaluate", "--scenario", "nosuch", "--policy", "base"], "unknown scenario")
+
+
+def test_missing_scenario_file_is_called_a_file(capsys):
+    _one_line_error(capsys, ["evaluate", "--scenario", "my/nosuch.yaml", "--policy", "base"],
+                    "scenario file not found: my/nosuch.yaml")
+
+
+@pytest.mark.parametrize("argv", [
+    ["benchmark", "--case", "efficientnet/se/constant", "--policy", "mpc", "--seed", "-1"],
+    ["simulate", "--service", "efficientnet", "--config", "7g:b1", "--rate", "1", "--seed", "-1"],
+    ["deploy", "--scenario", "efficientnet", "--policy", "mpc", "--seed", "-1"],
+])
+def test_negative_seed_is_a_usage_error(capsys, argv):
+    _one_line_error(capsys, argv, "--seed")
