@@ -18,9 +18,12 @@ Listing = tuple[list[dict[str, Any]], tuple[Column, ...]]
 
 
 def _first_line(doc: str | None) -> str:
-    """A docstring's first sentence as plain text (no ``code`` marks, no parenthesised code)."""
+    """A docstring's first sentence as plain text: no ``code`` marks, no parenthesised code, no
+    Sphinx roles (:func:`x` -> x) and no "(see the module docstring)" pointers to source."""
     text = " ".join((doc or "").strip().split("\n\n")[0].split())
     text = re.sub(r"\s*\(``[^`]*``\)", "", text).replace("``", "")
+    text = re.sub(r":[a-z]+:`~?([^`]*)`", r"\1", text)
+    text = re.sub(r"\s*\(see the module docstring\)", "", text)
     return text.split(". ")[0].rstrip(".")
 
 
@@ -83,7 +86,8 @@ def policies() -> Listing:
     from clover_rl.agents.registry import builtin_policies
     from clover_rl.paths import checkpoints_dir
 
-    rows = [{"name": name, "kind": "built-in", "about": _first_line(f.__doc__)}
+    rows = [{"name": name, "kind": "built-in",
+             "about": _first_line(f.__doc__) + (" (the default controller)" if name == "mpc" else "")}
             for name, f in builtin_policies().items()]
     d = checkpoints_dir()
     for run in sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []:

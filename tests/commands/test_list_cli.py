@@ -39,6 +39,15 @@ def test_every_listed_name_is_accepted_where_it_is_used(capsys):
     assert json.loads(capsys.readouterr().out)["n"] > 1000
 
 
+def test_policy_descriptions_are_plain_text_and_name_the_default(capsys):
+    assert main(["list", "policies", "--json"]) == 0
+    about = {r["name"]: r["about"] for r in json.loads(capsys.readouterr().out)}
+    for name, text in about.items():
+        assert ":func:" not in text and ":mod:" not in text and "`" not in text, (name, text)
+        assert "module docstring" not in text, (name, text)
+    assert about["mpc"].endswith("(the default controller)")
+
+
 def test_unknown_kind_is_one_line_exit_2(capsys):
     assert main(["list", "models"]) == 2
     err = capsys.readouterr().err.strip()
