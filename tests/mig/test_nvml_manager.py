@@ -394,13 +394,11 @@ def test_query_report_with_mig_disabled_does_not_raise(fakemod) -> None:
 
 def test_cli_gpu_query(fakemod, monkeypatch, capsys) -> None:
     import clover_rl.mig.nvml as nvml_mod
-    from clover_rl import cli, commands
-    from clover_rl.commands import gpu
+    from clover_rl import cli
 
     fake = fakemod.FakeNvml()
     fake.seed([("7g.40gb", 0)])
     monkeypatch.setattr(nvml_mod, "load_nvml", lambda module=None: module or fake)
-    monkeypatch.setattr(commands, "register_all", gpu.register)
     assert cli.main(["gpu", "query", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["partition"] == "7g.40gb@0"
     assert cli.main(["gpu", "query"]) == 0
