@@ -24,6 +24,15 @@ configuration's index.
 
 The actor's latent is the MLP output followed by the raw observation (``ObsPassExtractor``),
 which is how the head reads the load, the intensity and the current configuration.
+
+``value_scale`` (policy kwarg, default 1: the head as first shipped) multiplies the value
+features (``v0``, ``slope`` and the two value products) before the weights apply. Objective
+values per interval are ~0.1 and the differences that decide a switch ~1e-3 (an LLM on H100:
+three partitions of one model within 0.002 of each other), so at scale 1 the weights must reach
+~1e4 to tell them apart by a logit or two; a fit of a few thousand Adam steps gets them to ~200
+(measured on checkpoints/llm-h100: value weights 27-115 against a stay bonus of 2.3), and the
+clone falls back on proxies (accuracy, carbon, p95) that miss close calls. Scale 100 puts those
+differences in logit range from the start.
 """
 from __future__ import annotations
 
@@ -71,9 +80,12 @@ class ProfileActionHead(nn.Module):
     def __init__(self, hidden_dim: int, obs_dim: int, n_actions: int, n_graph: int, n_levels: int,
                  n_profile: int, layout: dict[str, Any], graph: np.ndarray | None = None,
                  table: np.ndarray | None = None, levels: np.ndarray | None = None,
-                 embed_dim: int = 16, hidden: int = 32) -> None:
+                 embed_dim: int = 16, hidden: int = 32, value_scale: float = 1.0) -> None:
         super().__init__()
+        if not (np.isfinite(value_scale) and value_scale > 0):
+            raise ConfigError(f"{PROFILE_POLICY}: value_scale must be a positive number (got {value_scale!r})")
         self.hidden_dim, self.obs_dim = hidden_dim, obs_dim
+        self.value_scale = float(value_scale)
         self.rate_index = int(layout["rate"])
         # with layout["ci"] = [now, stop]: the features at the observed intensity now and at the
         # forecast's mean (value v0 + x slope, carbon x carbon-at-1), 4 per configuration
@@ -105,6 +117,8 @@ class ProfileActionHead(nn.Module):
     def forward(self, latent: th.Tensor) -> th.Tensor:
         h, obs = latent[..., : self.hidden_dim], latent[..., self.hidden_dim:]
         feats = self.table[self.level_index(obs[..., self.rate_index])]  # (B, A, P)
+        if self.value_scale != 1.0:  # v0 and slope (the products below scale with them)
+            feats = th.cat([feats[..., :2] * self.value_scale, feats[..., 2:]], -1)
         if self.ci is not None:
             x = obs[..., self.ci[0], None]  # (B, 1): intensity now / the reference
             xf = obs[..., self.ci[0] + 1:self.ci[1]].mean(-1, keepdim=True) if self.ci[1] > self.ci[0] + 1 else x
@@ -135,11 +149,11 @@ class _ProfileHeadMixin:
     """Shared by the PPO and MaskablePPO policies (first in the bases, so it wraps both)."""
 
     def __init__(self, *args: Any, profile: dict[str, Any] | None = None, action_embed_dim: int = 16,
-                 action_hidden: int = 32, **kwargs: Any) -> None:
+                 action_hidden: int = 32, value_scale: float = 1.0, **kwargs: Any) -> None:
         if not profile:
             raise ConfigError(f"{PROFILE_POLICY} needs profile features (set by the training code)")
         self._profile = dict(profile)
-        self._embed_dim, self._hidden = action_embed_dim, action_hidden
+        self._embed_dim, self._hidden, self._value_scale = action_embed_dim, action_hidden, value_scale
         super().__init__(*args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
@@ -154,7 +168,7 @@ class _ProfileHeadMixin:
         self.action_net = ProfileActionHead(
             hidden_dim, int(self.features_dim), n, int(p["n_graph"]), int(p["n_levels"]),  # type: ignore[attr-defined]
             int(p["n_profile"]), p["layout"], p.get("graph"), p.get("table"), p.get("levels"),
-            self._embed_dim, self._hidden)
+            self._embed_dim, self._hidden, self._value_scale)
         for k in ("graph", "table", "levels"):  # they live in the state dict from now on
             p.pop(k, None)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),  # type: ignore[attr-defined]

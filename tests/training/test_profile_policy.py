@@ -126,6 +126,41 @@ def test_a_constant_weight_on_value_now_ranks_by_the_objective_at_the_observed_i
     np.testing.assert_allclose(logits, want, atol=1e-5)
 
 
+def test_value_scale_multiplies_only_the_value_features() -> None:
+    """value_scale s: v0, slope and the value products enter the logits x s; carbon, accuracy,
+    p95, meets and the stay bonus do not (s = 1: the head as before)."""
+    rng = np.random.default_rng(2)
+    table = rng.normal(size=(1, 6, len(FEATURES))).astype(np.float32)
+    graph = rng.integers(1, 4, size=(6, 3))
+    obs = th.zeros((2, 9))
+    obs[:, 5] = th.tensor([0.3, 1.7])
+    obs[:, 6:8] = th.tensor([[0.5, 0.9], [2.0, 1.0]])
+    obs[:, 2:5] = th.as_tensor(graph[2] / 7.0)
+    out = {}
+    for scale in (1.0, 100.0):
+        head = ProfileActionHead(4, 9, 6, 3, 1, len(FEATURES), {"rate": 1, "graph": [2, 5], "ci": [5, 8]},
+                                 graph, table, np.array([1.0]), value_scale=scale)
+        with th.no_grad():
+            for lin in (head.coef_lin, head.coef_mlp[2], head.proj):
+                lin.weight.zero_()
+                lin.bias.zero_()
+            head.coef_lin.bias[:] = th.arange(1.0, len(FEATURES) + 6)  # every feature and the stay bonus
+        out[scale] = head(th.cat([th.zeros((2, 4)), obs], dim=1)).detach().numpy()
+    n = len(FEATURES)
+    x, xf = obs[:, 5:6].numpy(), obs[:, 6:8].mean(-1, keepdim=True).numpy()
+    v0, slope, carbon = table[0, :, 0][None], table[0, :, 1][None], table[0, :, 2][None]
+    value = 1 * v0 + 2 * slope + (n + 1) * (v0 + x * slope) + (n + 2) * (v0 + xf * slope)
+    np.testing.assert_allclose(out[100.0] - out[1.0], 99.0 * value, rtol=1e-4, atol=1e-3)
+    rest = out[1.0] - value
+    assert np.abs(rest).max() > 1.0  # the other features and the stay bonus contribute, unscaled
+    np.testing.assert_allclose(rest[:, 2], (table[0, 2, 2:n] * np.arange(3, n + 1)).sum()
+                               + (n + 3) * x[:, 0] * carbon[0, 2] + (n + 4) * xf[:, 0] * carbon[0, 2] + (n + 5),
+                               rtol=1e-4)
+    with pytest.raises(ConfigError, match="value_scale"):
+        ProfileActionHead(4, 9, 6, 3, 1, len(FEATURES), {"rate": 1, "graph": [2, 5]}, graph, table,
+                          np.array([1.0]), value_scale=0.0)
+
+
 def test_head_rejects_a_wrong_table_shape() -> None:
     with pytest.raises(ConfigError, match="table must have shape"):
         ProfileActionHead(4, 7, 5, 3, 2, 6, {"rate": 1, "graph": [2, 5]}, np.zeros((5, 3)), np.zeros((2, 4, 6)),
@@ -144,7 +179,8 @@ def test_save_load_round_trip_acts_within_the_mask(yolo_env: CloverServingEnv, t
     np.testing.assert_array_equal(again["table"], prof["table"])
     policy = resolve_policy("ProfileGraphPolicy", "maskable_ppo")
     model = algo_class("maskable_ppo")(policy, yolo_env, seed=0, n_steps=16, batch_size=16, device="cpu",
-                                       policy_kwargs={"net_arch": [8], "profile": prof, "action_hidden": 8})
+                                       policy_kwargs={"net_arch": [8], "profile": prof, "action_hidden": 8,
+                                                      "value_scale": 50.0})
     model.learn(32)
     strip_profile(model)
     run = tmp_path / "run"
@@ -160,6 +196,7 @@ def test_save_load_round_trip_acts_within_the_mask(yolo_env: CloverServingEnv, t
         assert a == int(model.predict(obs, deterministic=True, action_masks=yolo_env.action_masks())[0])
         obs, _, _, _, info = yolo_env.step(a)
     np.testing.assert_array_equal(loaded.model.policy.action_net.table.numpy(), prof["table"])
+    assert loaded.model.policy.action_net.value_scale == 50.0  # kept in the saved policy kwargs
 
 
 def test_synthetic_levels_span_the_range() -> None:
