@@ -94,7 +94,7 @@ def _gap(g: float) -> str:
 def train_times(metas: dict[str, dict]) -> str:
     """README sentence: retraining wall times, as recorded."""
     parts = [f"{name} {_train(m)[1]:.0f} s" for name, m in metas.items()]
-    return "Recorded training wall times (2 shared CPU cores): " + ", ".join(parts) + "."
+    return "Recorded training wall times of these graph-v1 policies (2 shared CPU cores): " + ", ".join(parts) + "."
 
 
 BLOCKS = {
