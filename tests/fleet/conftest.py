@@ -20,3 +20,13 @@ def tiny_fleet(tmp_path_factory: pytest.TempPathFactory) -> str:
           "objective": {"kind": "accuracy_floor", "floor": 0.98}}
     (d / "tiny-fleet.yaml").write_text(yaml.safe_dump(sc))
     return str(d / "tiny-fleet.yaml")
+
+
+@pytest.fixture(scope="module")
+def env(tiny_fleet: str):
+    """The tiny fleet's env on the CAISO trace, one per module (the fleet tables take seconds)."""
+    from clover_rl.envs.serving_env import CloverServingEnv
+
+    e = CloverServingEnv(tiny_fleet, carbon_trace="caiso_pge")
+    yield e
+    e.close()

@@ -15,13 +15,6 @@ from clover_rl.fleet.replay import FleetReplayBackend
 from clover_rl.objectives import table_rate
 
 
-@pytest.fixture(scope="module")
-def env(tiny_fleet: str):
-    e = CloverServingEnv(tiny_fleet, carbon_trace="caiso_pge")
-    yield e
-    e.close()
-
-
 def test_fleet_env_wires_the_fleet_catalog_and_backend(env) -> None:
     cat = env.catalog
     assert isinstance(cat, FleetCatalog) and isinstance(env.backend, FleetReplayBackend)

@@ -6,19 +6,11 @@ import numpy as np
 import pytest
 import torch as th
 
-from clover_rl.envs.serving_env import CloverServingEnv
 from clover_rl.training.pretrain import Dataset, PretrainConfig, fit, make_expert, rollout
 from clover_rl.training.profile_features import FEATURES, profile_features
 from clover_rl.training.profile_policy import profile_kwargs
 
 LEVELS = np.array([1.0])
-
-
-@pytest.fixture(scope="module")
-def env(tiny_fleet: str):
-    e = CloverServingEnv(tiny_fleet, carbon_trace="caiso_pge")
-    yield e
-    e.close()
 
 
 def test_profile_features_score_mixes_from_the_fleet_table(env) -> None:

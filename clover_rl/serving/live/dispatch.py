@@ -203,16 +203,7 @@ class Dispatcher:
         self.records.append(tuple.__new__(RequestRecord, (status, w.plan.slot_id if w else None,
                                                           w.plan.variant if w else None, now, queued, service_s,
                                                           now - p.enqueued)))
-        fut = p.future
-        if fut.done():
-            return
-        try:
-            if result is not None:
-                fut.set_result(result)
-            else:
-                fut.set_exception(RequestError(status, message, retry_after_s))
-        except (concurrent.futures.InvalidStateError, asyncio.InvalidStateError):  # cancelled meanwhile
-            pass
+        settle(p.future, result, None if result is not None else RequestError(status, message, retry_after_s))
 
     def service_rate(self) -> tuple[float, float] | None:
         """(requests/s the ready workers complete: sum of seats / EWMA service s, mean service s)."""
